@@ -1,0 +1,107 @@
+"""``python -m infra.stack up|stop|status`` — what ``make run`` and ``make stop`` call.
+
+``up`` starts everything in the run folder (default ``.tollgate/``, fixed ports, data kept across
+runs), prints how to call the platform, and stays in the foreground: Ctrl-C or SIGTERM stops all it
+started, by PID. ``stop`` does the same from another terminal, using the PID files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, fields
+
+from infra.stack.paths import default_run_dir
+from infra.stack.platform import Platform, PlatformConfig, Ports
+from infra.stack.process import StackError
+
+
+def _config() -> PlatformConfig:
+    run_dir = default_run_dir()
+    ports = Ports()
+    saved = run_dir / "ports.json"
+    if saved.exists():
+        known = {f.name for f in fields(Ports)}
+        ports = Ports(**{k: v for k, v in json.loads(saved.read_text()).items() if k in known})
+    if "TOLLGATE_PORT" in os.environ:
+        ports.edge = int(os.environ["TOLLGATE_PORT"])
+    bus = os.environ.get("TOLLGATE_BUS", "kafka")
+    if bus not in ("kafka", "tansu"):
+        raise SystemExit(f"invalid setting TOLLGATE_BUS: expected 'kafka' or 'tansu' (got {bus!r})")
+    return PlatformConfig(run_dir=run_dir, ports=ports, bus=bus)
+
+
+def _banner(platform: Platform, seconds: float) -> str:
+    base = f"http://127.0.0.1:{platform.config.ports.edge}"
+    services = "\n".join(
+        f"  {name:<9} {svc.base_url}/readyz" for name, svc in platform.services.items()
+    )
+    return f"""
+Tollgate is up ({seconds:.1f}s). Run folder: {platform.config.run_dir}
+
+  Base URL   {base}/v1
+  Admin key  {platform.admin_key}
+             (also in {platform.config.run_dir / 'admin_key'}; set TOLLGATE_ADMIN_KEY to choose it)
+  Bus        {platform.config.bus} at {platform.bus.bootstrap}
+  Triton     {platform.triton.grpc_url} (model {platform.config.model}, TensorRT-LLM ensemble contract)
+
+Every service answers readiness:
+{services}
+
+Try it:
+  curl -s {base}/readyz
+  curl -s {base}/metrics | head
+  python -c "import urllib.request; print(urllib.request.urlopen('{base}/readyz').read().decode())"
+
+Ctrl-C (or `make stop` from another terminal) stops everything this started.
+"""
+
+
+def up() -> int:
+    config = _config()
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    platform = Platform(config)
+    stopping = threading.Event()
+
+    def on_signal(_sig: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    started = time.monotonic()
+    try:
+        platform.up()
+    except (StackError, RuntimeError) as exc:
+        print(f"start-up failed: {exc}", file=sys.stderr)
+        platform.down()
+        return 1
+    print(_banner(platform, time.monotonic() - started), flush=True)
+    while not stopping.wait(1.0):
+        pass
+    print("stopping ...", flush=True)
+    platform.down()
+    print("stopped.", flush=True)
+    return 0
+
+
+def stop() -> int:
+    Platform(_config()).down()
+    return 0
+
+
+def status() -> int:
+    platform = Platform(_config())
+    report = {name: svc.ready() for name, svc in platform.services.items()}
+    print(json.dumps({"ports": asdict(platform.config.ports), "ready": report}, indent=2))
+    return 0 if all(report.values()) else 1
+
+
+if __name__ == "__main__":
+    commands = {"up": up, "stop": stop, "status": status}
+    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+        raise SystemExit(f"usage: python -m infra.stack {{{'|'.join(commands)}}}")
+    raise SystemExit(commands[sys.argv[1]]())

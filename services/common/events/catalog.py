@@ -1,0 +1,70 @@
+"""catalog.v1 — compacted; key = ``<kind>:<id>``; value = the current state of one catalog entity.
+
+Edge and router keep snapshots. Prices are integer micro-USD per 1M tokens (exact for any public
+price quoted to 6 decimals per 1M tokens) and each carries the version that usage is priced at.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from services.common.events.base import Event, Id, NonNegative, UtcDatetime
+
+
+class ModelEntry(Event):
+    kind: Literal["model"] = "model"
+    id: Id
+    display_name: str = Field(max_length=200)
+    context_length: int = Field(gt=0)
+    max_output_tokens: int = Field(gt=0)
+    capabilities: tuple[str, ...] = ()
+    chat_template: str | None = None
+    deprecated_at: UtcDatetime | None = None
+    sunset_at: UtcDatetime | None = None
+    replacement: Id | None = None
+
+
+class DeploymentEntry(Event):
+    kind: Literal["deployment"] = "deployment"
+    id: Id
+    model_id: Id
+    backend: Literal["triton", "openai", "anthropic"]
+    endpoint: str = Field(min_length=1, max_length=512)
+    upstream_model: str = Field(min_length=1, max_length=256)
+    weight: NonNegative = 1
+    fallback: tuple[Id, ...] = ()
+    credentials_env: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
+
+
+class PriceEntry(Event):
+    kind: Literal["price"] = "price"
+    id: Id  # the price version id
+    model_id: Id
+    effective_from: UtcDatetime
+    input_micros_per_mtok: NonNegative
+    cached_input_micros_per_mtok: NonNegative
+    cache_write_micros_per_mtok: NonNegative
+    output_micros_per_mtok: NonNegative
+
+
+class AliasEntry(Event):
+    kind: Literal["alias"] = "alias"
+    id: Id
+    target: Id
+
+
+Entity = Annotated[ModelEntry | DeploymentEntry | PriceEntry | AliasEntry, Field(discriminator="kind")]
+
+
+class CatalogEventV1(Event):
+    schema_: Literal["catalog.v1"] = Field(default="catalog.v1", alias="schema")
+    version: NonNegative
+    deleted: bool = False
+    entity: Entity
+    updated_at: UtcDatetime
+
+    @property
+    def record_key(self) -> str:
+        return f"{self.entity.kind}:{self.entity.id}"

@@ -1,0 +1,66 @@
+"""The one way services publish events: acks=all and, on Kafka, the idempotent producer.
+
+Idempotence makes broker-side retries safe (no duplicate on a lost ack); consumers are idempotent by
+event id as well, so a publish retried by us is also harmless. Tansu (light mode) does not support
+InitProducerId, so idempotence is switched off there — one of the reasons it is not durable mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from services.common.events.base import Event
+from services.common.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+
+class EventProducer:
+    def __init__(self, settings: ServiceSettings, client_id: str) -> None:
+        self._settings = settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=settings.bus == "kafka",
+            linger_ms=5,
+            request_timeout_ms=15000,
+            retry_backoff_ms=200,
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        await self._producer.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        """Flush what is buffered, then close: nothing accepted by ``publish`` is dropped."""
+        if self._started:
+            await self._producer.stop()
+            self._started = False
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    async def publish(self, topic: str, key: str, event: Event | None) -> None:
+        """Send and wait for the broker's ack. ``None`` publishes a tombstone (compacted topics)."""
+        value = event.to_bytes() if event is not None else None
+        await self._producer.send_and_wait(
+            self._settings.topic(topic), value=value, key=key.encode()
+        )
+
+    async def publish_raw(self, full_topic: str, key: bytes | None, value: bytes) -> None:
+        """For dead-letter copies of records that never parsed into an event."""
+        await self._producer.send_and_wait(full_topic, value=value, key=key)
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """Readiness: the cluster answers a metadata request."""
+        try:
+            await asyncio.wait_for(self._producer.client.force_metadata_update(), timeout)
+        except (TimeoutError, OSError):
+            return False
+        return bool(self._producer.client.cluster.brokers())

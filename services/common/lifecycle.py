@@ -1,0 +1,76 @@
+"""How a service process lives: one asyncio loop, SIGTERM/SIGINT set a stop event, the service drains.
+
+Every ``__main__`` calls ``run_service(name, settings, main)``; ``main(stop)`` starts its work, waits
+for ``stop`` and then drains in-flight work and commits what was written before returning. We own the
+signal handlers (uvicorn's are disabled) so that HTTP, gRPC and consumers stop in one order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Generator
+
+import structlog
+import uvicorn
+from starlette.types import ASGIApp
+
+from services.common.logging import configure_logging
+from services.common.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+ServiceMain = Callable[[asyncio.Event], Awaitable[None]]
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # signals belong to run_service, not to uvicorn
+
+
+async def serve_http(
+    app: ASGIApp, host: str, port: int, stop: asyncio.Event, grace_seconds: float = 10.0
+) -> None:
+    """Serve ``app`` until ``stop``; in-flight requests get ``grace_seconds`` to finish."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=int(grace_seconds),
+        server_header=False,
+        date_header=False,
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    stopped = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        stopped.cancel()
+        task.result()
+        raise RuntimeError(f"http server on {host}:{port} exited on its own")
+    server.should_exit = True
+    await task
+
+
+def run_service(name: str, settings: ServiceSettings, main: ServiceMain) -> None:
+    configure_logging(name, settings.log_level)
+
+    async def _runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("service_starting")
+        await main(stop)
+        log.info("service_stopped")
+
+    try:
+        import uvloop
+
+        uvloop.run(_runner())
+    except ImportError:  # pragma: no cover - uvloop is a pinned dependency
+        asyncio.run(_runner())

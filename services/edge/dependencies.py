@@ -1,0 +1,78 @@
+"""The edge's live connections and snapshots, created once per process and passed down."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+import redis.asyncio as redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.events.catalog import CatalogEventV1
+from services.common.events.keys import KeyEventV1
+from services.common.kafka.producer import EventProducer
+from services.common.kafka.snapshot import CompactedSnapshot
+from services.common.ops import ReadinessCheck
+from services.common.retry import keep_trying
+from services.edge.settings import EdgeSettings
+
+
+@dataclass
+class EdgeDeps:
+    settings: EdgeSettings
+    redis: redis.Redis
+    producer: EventProducer
+    keys: CompactedSnapshot[KeyEventV1]
+    catalog: CompactedSnapshot[CatalogEventV1]
+    router_channel: grpc.aio.Channel
+
+    @classmethod
+    def create(cls, settings: EdgeSettings) -> EdgeDeps:
+        return cls(
+            settings=settings,
+            redis=redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
+            producer=EventProducer(settings, client_id=settings.edge_id),
+            keys=CompactedSnapshot(settings, "keys.v1", KeyEventV1.from_bytes),
+            catalog=CompactedSnapshot(settings, "catalog.v1", CatalogEventV1.from_bytes),
+            router_channel=grpc.aio.insecure_channel(settings.router_address),
+        )
+
+    async def connect(self, stop: asyncio.Event) -> None:
+        """Kafka-side clients, retried in the background until they connect."""
+        await keep_trying(self.producer.start, "kafka producer", stop)
+        await keep_trying(self.keys.start, "keys.v1 snapshot", stop)
+        await keep_trying(self.catalog.start, "catalog.v1 snapshot", stop)
+
+    def readiness(self) -> dict[str, ReadinessCheck]:
+        async def redis_ok() -> bool:
+            return bool(await self.redis.ping())
+
+        async def kafka_ok() -> bool:
+            return self.producer.started and await self.producer.ping()
+
+        async def keys_ok() -> bool:
+            return self.keys.ready.is_set()
+
+        async def catalog_ok() -> bool:
+            return self.catalog.ready.is_set()
+
+        async def router_ok() -> bool:
+            stub = health_pb2_grpc.HealthStub(self.router_channel)
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+        return {
+            "redis": redis_ok,
+            "kafka": kafka_ok,
+            "keys_snapshot": keys_ok,
+            "catalog_snapshot": catalog_ok,
+            "router": router_ok,
+        }
+
+    async def close(self) -> None:
+        await self.keys.stop()
+        await self.catalog.stop()
+        await self.producer.stop()
+        await self.redis.aclose()
+        await self.router_channel.close(None)

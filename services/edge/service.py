@@ -1,0 +1,22 @@
+"""Edge's process: public HTTP app, Kafka producer and snapshots, Redis, router channel."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.common.lifecycle import serve_http
+from services.edge.app import build_app
+from services.edge.dependencies import EdgeDeps
+from services.edge.settings import EdgeSettings
+
+
+async def main(settings: EdgeSettings, stop: asyncio.Event) -> None:
+    deps = EdgeDeps.create(settings)
+    connecting = asyncio.create_task(deps.connect(stop))
+    try:
+        await serve_http(
+            build_app(deps), settings.http_host, settings.http_port, stop, settings.shutdown_grace_seconds
+        )
+    finally:
+        await connecting
+        await deps.close()  # producer.stop() flushes every buffered event before exit

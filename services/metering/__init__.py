@@ -1,0 +1,1 @@
+"""Metering: the only owner of ClickHouse. Consumes usage.v1 into raw rows and rollups; serves usage."""

@@ -1,0 +1,68 @@
+"""Triton client over KServe v2 gRPC, always streaming (decoupled models reject unary ModelInfer).
+
+We speak the generated KServe stub directly rather than ``tritonclient.grpc.aio.stream_infer``,
+because only the raw request lets us ask for the empty final response that marks the end of a
+decoupled stream. Closing the generator cancels the gRPC call, which cancels the Triton request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from services.common.errors import UpstreamError, UpstreamTimeout
+from services.router.backends import Outcome, Sampling
+from services.router.backends.triton_tensors import build_request, decode_outputs, is_final
+
+
+class TritonBackend:
+    def __init__(self, url: str, model: str = "ensemble") -> None:
+        self._channel = grpc.aio.insecure_channel(url)
+        self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
+        self.model = model
+
+    async def ready(self) -> bool:
+        server = await self._stub.ServerReady(service_pb2.ServerReadyRequest(), timeout=2)
+        if not server.ready:
+            return False
+        model = await self._stub.ModelReady(service_pb2.ModelReadyRequest(name=self.model), timeout=2)
+        return bool(model.ready)
+
+    async def generate(
+        self, request_id: str, prompt: str, sampling: Sampling, outcome: Outcome
+    ) -> AsyncIterator[str]:
+        """Yield text deltas; fill ``outcome`` with the backend's token counts as they arrive."""
+        request = build_request(self.model, request_id, prompt, sampling)
+        call = self._stub.ModelStreamInfer(iter([request]))
+        try:
+            async for message in call:
+                if message.error_message:
+                    raise UpstreamError(f"triton: {message.error_message}")
+                response = message.infer_response
+                outputs = decode_outputs(response)
+                counts_in = outputs.get("num_input_tokens")
+                counts_out = outputs.get("num_output_tokens")
+                if counts_in:
+                    outcome.input_tokens = int(counts_in[0])
+                if counts_out:
+                    outcome.output_tokens = int(counts_out[0])
+                texts = outputs.get("text_output")
+                if texts:
+                    text = bytes(texts[0]).decode("utf-8", errors="replace")
+                    if text:
+                        yield text
+                if is_final(response):
+                    break
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise UpstreamTimeout(f"triton: {exc.details()}") from exc
+            raise UpstreamError(f"triton: {exc.code().name}: {exc.details()}") from exc
+        finally:
+            call.cancel()
+        if outcome.output_tokens >= sampling.max_tokens:
+            outcome.finish_reason = "length"
+
+    async def close(self) -> None:
+        await self._channel.close(None)

@@ -1,0 +1,81 @@
+"""The TensorRT-LLM ``ensemble`` tensor contract, encoded as KServe v2 ``ModelInferRequest`` tensors.
+
+Names and dtypes follow TensorRT-LLM's triton_backend ``ensemble`` model: batch dimension present,
+so every scalar is shape [1, 1] and word lists are [1, n]. The CPU stand-in model speaks the same
+contract, so this module is the same for CPU and GPU deployments.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import TypeAlias
+
+from tritonclient.grpc import service_pb2
+
+from services.router.backends import Sampling
+
+Tensor: TypeAlias = service_pb2.ModelInferRequest.InferInputTensor
+
+
+def _bytes_tensor(name: str, values: Sequence[str], shape: list[int]) -> tuple[Tensor, bytes]:
+    raw = b"".join(struct.pack("<I", len(b)) + b for b in (v.encode() for v in values))
+    return Tensor(name=name, datatype="BYTES", shape=shape), raw
+
+
+def _scalar(name: str, datatype: str, fmt: str, value: float | int | bool) -> tuple[Tensor, bytes]:
+    return Tensor(name=name, datatype=datatype, shape=[1, 1]), struct.pack(fmt, value)
+
+
+def build_request(
+    model: str, request_id: str, prompt: str, sampling: Sampling
+) -> service_pb2.ModelInferRequest:
+    tensors: list[tuple[Tensor, bytes]] = [
+        _bytes_tensor("text_input", [prompt], [1, 1]),
+        _scalar("max_tokens", "INT32", "<i", sampling.max_tokens),
+        _scalar("stream", "BOOL", "<?", True),
+        _scalar("return_num_input_tokens", "BOOL", "<?", True),
+        _scalar("return_num_output_tokens", "BOOL", "<?", True),
+        _scalar("exclude_input_in_output", "BOOL", "<?", True),
+    ]
+    if sampling.temperature is not None:
+        tensors.append(_scalar("temperature", "FP32", "<f", sampling.temperature))
+    if sampling.top_p is not None:
+        tensors.append(_scalar("top_p", "FP32", "<f", sampling.top_p))
+    if sampling.top_k is not None:
+        tensors.append(_scalar("top_k", "INT32", "<i", sampling.top_k))
+    if sampling.seed is not None:
+        tensors.append(_scalar("seed", "UINT64", "<Q", sampling.seed))
+    if sampling.stop:
+        tensors.append(_bytes_tensor("stop_words", list(sampling.stop), [1, len(sampling.stop)]))
+    request = service_pb2.ModelInferRequest(model_name=model, id=request_id)
+    for tensor, raw in tensors:
+        request.inputs.append(tensor)
+        request.raw_input_contents.append(raw)
+    for name in ("text_output", "num_input_tokens", "num_output_tokens"):
+        request.outputs.append(service_pb2.ModelInferRequest.InferRequestedOutputTensor(name=name))
+    # Decoupled models end with a response flagged final; ask for it even when it carries no data.
+    request.parameters["triton_enable_empty_final_response"].bool_param = True
+    return request
+
+
+def decode_outputs(response: service_pb2.ModelInferResponse) -> dict[str, list[bytes] | list[int]]:
+    """Output tensors by name: BYTES as a list of byte strings, INT32 as a list of ints."""
+    out: dict[str, list[bytes] | list[int]] = {}
+    for tensor, raw in zip(response.outputs, response.raw_output_contents, strict=False):
+        if tensor.datatype == "BYTES":
+            items: list[bytes] = []
+            pos = 0
+            while pos + 4 <= len(raw):
+                (size,) = struct.unpack_from("<I", raw, pos)
+                items.append(raw[pos + 4 : pos + 4 + size])
+                pos += 4 + size
+            out[tensor.name] = items
+        elif tensor.datatype == "INT32":
+            out[tensor.name] = [v for (v,) in struct.iter_unpack("<i", raw)]
+    return out
+
+
+def is_final(response: service_pb2.ModelInferResponse) -> bool:
+    param = response.parameters.get("triton_final_response")
+    return bool(param is not None and param.bool_param)

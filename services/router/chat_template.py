@@ -1,0 +1,15 @@
+"""Chat templates applied by the router (self-hosted models take a prompt string, not messages).
+
+Only ChatML for now (SmolLM2, Qwen, ...); the catalog entry names the template a model uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tollgate.router.v1 import router_pb2
+
+
+def chatml(messages: Sequence[router_pb2.ChatMessage]) -> str:
+    parts = [f"<|im_start|>{m.role}\n{m.content}<|im_end|>\n" for m in messages]
+    return "".join(parts) + "<|im_start|>assistant\n"
