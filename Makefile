@@ -25,6 +25,7 @@ help:
 
 $(VENV_STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip -q
 	@$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	$(UV) pip sync -q --python $(PY) requirements.lock
 	$(UV) pip install -q --python $(PY) --no-deps -r requirements-nodeps.txt
@@ -62,7 +63,7 @@ lint: venv
 	$(VENV)/bin/ruff check services infra tests
 
 typecheck: proto
-	$(VENV)/bin/mypy services infra/stack infra/gen_proto.py
+	$(VENV)/bin/mypy services infra
 
 pytest: proto assets
 	$(PY) -m pytest $(PYTEST_ARGS)

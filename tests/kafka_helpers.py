@@ -6,22 +6,22 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.stack.topics import ensure_topics
 from services.common.settings import ServiceSettings
 
 
-class TestSettings(ServiceSettings):
+class ClientSettings(ServiceSettings):
     http_port: int = 0
 
 
-async def fresh_topics(bootstrap: str) -> TestSettings:
+async def fresh_topics(bootstrap: str) -> ClientSettings:
     """All declared topics under a prefix no other test uses, and settings that point at them."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     await ensure_topics(bootstrap, prefix=prefix)
-    return TestSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
+    return ClientSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
 
 
 async def committed_offsets(bootstrap: str, group: str) -> dict[int, int]:

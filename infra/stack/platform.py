@@ -19,8 +19,8 @@ from typing import Protocol
 
 from infra.stack.kafka import KafkaServer
 from infra.stack.paths import REPO_ROOT
-from infra.stack.postgres import PostgresServer
 from infra.stack.ports import free_port
+from infra.stack.postgres import PostgresServer
 from infra.stack.redis import RedisServer
 from infra.stack.services import SERVICES, ServiceProcess
 from infra.stack.tansu import TansuServer
@@ -140,7 +140,7 @@ class Platform:
         """PostgreSQL (billing, catalog) and ClickHouse (metering) migrations, then topics."""
         for name in ("billing", "catalog", "metering"):
             env = {**os.environ, **self.service_env(name)}
-            done = subprocess.run(  # noqa: S603
+            done = subprocess.run(
                 [sys.executable, "-m", f"services.{name}", "migrate"],
                 cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
             )

@@ -68,7 +68,7 @@ def pg_bin_dir() -> Path:
 class PostgresServer:
     """One PostgreSQL cluster: data dir, port, and a superuser ``postgres`` with a password."""
 
-    def __init__(self, run_dir: Path, port: int, password: str = "tollgate") -> None:
+    def __init__(self, run_dir: Path, port: int, password: str = "tollgate") -> None:  # noqa: S107 - loopback dev cluster
         self.run_dir = run_dir
         self.port = port
         self.password = password
@@ -101,7 +101,7 @@ class PostgresServer:
     def _run_as(self, argv: list[str]) -> None:
         if _is_root():
             argv = ["runuser", "-u", RUN_AS, "--", *argv]
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise StackError(f"{argv[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
 
@@ -134,7 +134,7 @@ class PostgresServer:
         def ready() -> bool:
             if self._proc.exited():
                 raise StackError(f"postgres exited:\n{self._proc.log_tail()}")
-            done = subprocess.run(  # noqa: S603
+            done = subprocess.run(
                 [str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER],
                 capture_output=True, check=False,
             )

@@ -62,7 +62,9 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - a not-yet-ready server raises all kinds of things
+        except StackError:
+            raise  # the check saw the server die: no point waiting any longer
+        except Exception:  # noqa: BLE001, S110 - a not-yet-ready server raises all kinds of things
             pass
         time.sleep(interval)
     raise StackError(f"{what} not ready after {timeout:.0f}s")
@@ -100,7 +102,7 @@ class ManagedProcess:
             argv = ["runuser", "-u", self.user, "--", *argv]
         env = {**os.environ, **self.env}
         with self.log_path.open("ab") as log:
-            proc = subprocess.Popen(  # noqa: S603 - argv is built by us, never from input
+            proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

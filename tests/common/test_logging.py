@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -34,6 +35,14 @@ def test_redact_masks_secrets_wherever_they_appear() -> None:
     assert out["event"].startswith("auth with tg-")
 
 
+@pytest.fixture
+def reset_logging() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()  # later tests must not log into this test's captured (closed) stderr
+    structlog.contextvars.clear_contextvars()
+
+
+@pytest.mark.usefixtures("reset_logging")
 def test_configured_logger_never_prints_prompt_text(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("test", "info")
     structlog.get_logger("t").info(

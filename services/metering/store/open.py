@@ -13,5 +13,5 @@ async def open_store(settings: MeteringSettings) -> UsageStore:
         return await ClickHouseServerStore.connect(settings.clickhouse_url)
     from services.metering.store.chdb_store import ChdbStore
 
-    Path(settings.chdb_path).mkdir(parents=True, exist_ok=True)
+    Path(settings.chdb_path).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start-up
     return ChdbStore(settings.chdb_path)

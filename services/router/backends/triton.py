@@ -47,7 +47,8 @@ class TritonBackend:
                 if counts_in:
                     outcome.input_tokens = int(counts_in[0])
                 if counts_out:
-                    outcome.output_tokens = int(counts_out[0])
+                    # as in TensorRT-LLM: each streamed response counts its own tokens
+                    outcome.output_tokens += int(counts_out[0])
                 texts = outputs.get("text_output")
                 if texts:
                     text = bytes(texts[0]).decode("utf-8", errors="replace")
