@@ -14,10 +14,11 @@ import sys
 import threading
 import time
 from dataclasses import asdict, fields
+from pathlib import Path
 
 from infra.stack.paths import default_run_dir
 from infra.stack.platform import Platform, PlatformConfig, Ports
-from infra.stack.process import StackError
+from infra.stack.process import ManagedProcess, StackError, read_pid
 
 
 def _config() -> PlatformConfig:
@@ -72,6 +73,12 @@ def up() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    pid_file = _supervisor_pid_file()
+    if read_pid(pid_file) is not None:
+        print(f"already running (PID {read_pid(pid_file)}); `make stop` first", file=sys.stderr)
+        return 1
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(str(os.getpid()))
     started = time.monotonic()
     try:
         platform.up()
@@ -84,12 +91,21 @@ def up() -> int:
         pass
     print("stopping ...", flush=True)
     platform.down()
+    pid_file.unlink(missing_ok=True)
     print("stopped.", flush=True)
     return 0
 
 
+def _supervisor_pid_file() -> Path:
+    return default_run_dir() / "pids" / "stack.pid"
+
+
 def stop() -> int:
-    Platform(_config()).down()
+    """Ask the foreground ``up`` to stop (it owns the children); stop by PID files if it is gone."""
+    supervisor = ManagedProcess("stack", [], Path("/dev/null"), _supervisor_pid_file())
+    if supervisor.running_pid() is not None:
+        supervisor.stop(timeout=120.0)
+    Platform(_config()).down()  # anything left over (an `up` that was SIGKILLed): by PID files
     return 0
 
 

@@ -32,7 +32,7 @@ class EdgeDeps:
         return cls(
             settings=settings,
             redis=redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
-            producer=EventProducer(settings, client_id=settings.edge_id),
+            producer=EventProducer(settings, client_id=settings.instance_id),
             keys=CompactedSnapshot(settings, "keys.v1", KeyEventV1.from_bytes),
             catalog=CompactedSnapshot(settings, "catalog.v1", CatalogEventV1.from_bytes),
             router_channel=grpc.aio.insecure_channel(settings.router_address),

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
@@ -13,6 +13,12 @@ class EdgeSettings(ServiceSettings):
     http_port: int = Field(
         default=8080, ge=0, le=65535, validation_alias=AliasChoices("TOLLGATE_PORT", "EDGE_HTTP_PORT")
     )
-    edge_id: str = Field(default="edge-1", min_length=1, max_length=128)
+    instance_id: str = Field(
+        default="edge-1", min_length=1, max_length=128, description="names this edge in events and logs"
+    )
+    admin_key: SecretStr | None = Field(
+        default=None, min_length=24, validation_alias="TOLLGATE_ADMIN_KEY",
+        description="the operator's management key (Bearer); never logged",
+    )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", pattern=r"^rediss?://")
     router_address: str = Field(default="127.0.0.1:50051", min_length=3)
