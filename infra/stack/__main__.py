@@ -30,7 +30,8 @@ def _config() -> PlatformConfig:
         ports = Ports(**{k: v for k, v in json.loads(saved.read_text()).items() if k in known})
     if "TOLLGATE_PORT" in os.environ:
         ports.edge = int(os.environ["TOLLGATE_PORT"])
-    bus = os.environ.get("TOLLGATE_BUS", "kafka")
+    saved_bus = run_dir / "bus"
+    bus = os.environ.get("TOLLGATE_BUS") or (saved_bus.read_text().strip() if saved_bus.exists() else "kafka")
     if bus not in ("kafka", "tansu"):
         raise SystemExit(f"invalid setting TOLLGATE_BUS: expected 'kafka' or 'tansu' (got {bus!r})")
     return PlatformConfig(run_dir=run_dir, ports=ports, bus=bus)
@@ -79,6 +80,7 @@ def up() -> int:
         return 1
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()))
+    (config.run_dir / "bus").write_text(config.bus)  # so that `make stop` finds the same broker
     started = time.monotonic()
     try:
         platform.up()
