@@ -40,7 +40,7 @@ def platform(run_dir: Path, topic_prefix: str) -> Iterator[Platform]:
     """
     config = PlatformConfig(
         run_dir=run_dir, ports=Ports.free(), topic_prefix=topic_prefix, model="tiny-random-llama",
-        admin_key="tg-admin-test-" + RUN_ID,
+        admin_key="tg-admin-test-" + RUN_ID * 4,
     )
     plat = Platform(config)
     try:

@@ -61,13 +61,22 @@ def env_name(cls: type[BaseSettings], field: str) -> str:
     return f"{prefix}{field}".upper()
 
 
+def _is_secret(cls: type[BaseSettings], loc: str) -> bool:
+    for field, info in cls.model_fields.items():
+        if loc in (field, env_name(cls, field)) and "SecretStr" in str(info.annotation):
+            return True
+    return False
+
+
 def describe_errors(cls: type[BaseSettings], exc: ValidationError) -> str:
+    """One line per bad variable; the offending value is shown unless the field holds a secret."""
     lines = []
     for err in exc.errors():
         loc = err["loc"][0] if err["loc"] else "?"
         name = str(loc) if str(loc).isupper() else env_name(cls, str(loc))
         got = err.get("input")
-        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        hidden = isinstance(got, dict) or _is_secret(cls, str(loc))
+        shown = "" if hidden else f" (got {got!r})"
         lines.append(f"invalid setting {name}: {err['msg']}{shown}")
     return "\n".join(lines)
 

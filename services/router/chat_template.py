@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tollgate.router.v1 import router_pb2
+from services.router.backends import ChatTurn
 
 
-def chatml(messages: Sequence[router_pb2.ChatMessage]) -> str:
+def chatml(messages: Sequence[ChatTurn]) -> str:
     parts = [f"<|im_start|>{m.role}\n{m.content}<|im_end|>\n" for m in messages]
     return "".join(parts) + "<|im_start|>assistant\n"

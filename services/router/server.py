@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import grpc
@@ -10,9 +11,8 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.errors import InvalidRequest, TollgateError
-from services.router.backends import Outcome, Sampling
+from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling
 from services.router.backends.triton import TritonBackend
-from services.router.chat_template import chatml
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -31,6 +31,26 @@ def _sampling(params: router_pb2.SamplingParams) -> Sampling:
     )
 
 
+def _generation(request: router_pb2.GenerateRequest) -> GenerationRequest:
+    if request.provider_options_json:
+        options = json.loads(request.provider_options_json)
+        if not isinstance(options, dict):
+            raise InvalidRequest("provider_options_json must be a JSON object")
+    else:
+        options = {}
+    chat = request.WhichOneof("input") == "chat"
+    return GenerationRequest(
+        request_id=request.request_id,
+        upstream_model=request.model,
+        sampling=_sampling(request.sampling),
+        messages=tuple(
+            ChatTurn(m.role, m.content, m.name, m.tool_call_id) for m in request.chat.messages
+        ) if chat else None,
+        prompt=None if chat else request.prompt,
+        provider_options=options,
+    )
+
+
 class RouterService(router_pb2_grpc.RouterServiceServicer):
     def __init__(self, triton: TritonBackend, model_id: str) -> None:
         self._triton = triton
@@ -44,16 +64,13 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         try:
             if request.model != self._model_id:
                 raise InvalidRequest(f"model {request.model!r} is not served here", param="model")
-            sampling = _sampling(request.sampling)
-            prompt = request.prompt if request.WhichOneof("input") == "prompt" else chatml(
-                request.chat.messages
-            )
+            generation = _generation(request)
         except TollgateError as exc:
             await context.abort(exc.grpc_code, exc.message)
         outcome = Outcome()
         sent_any = False
         try:
-            async for text in self._triton.generate(request.request_id, prompt, sampling, outcome):
+            async for text in self._triton.generate(generation, outcome):
                 sent_any = True
                 yield router_pb2.GenerateResponse(delta=router_pb2.Delta(text=text))
         except TollgateError as exc:

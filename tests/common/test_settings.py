@@ -53,3 +53,15 @@ def test_bad_setting_fails_start_up_naming_the_variable(service: str, variable: 
     assert done.returncode == 2
     assert f"invalid setting {variable}:" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_bad_secret_is_named_but_never_echoed() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOLLGATE_", "EDGE_"))}
+    env["TOLLGATE_ADMIN_KEY"] = "tg-short-secret"
+    done = subprocess.run(
+        [sys.executable, "-m", "services.edge"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert "invalid setting TOLLGATE_ADMIN_KEY:" in done.stderr
+    assert "tg-short-secret" not in done.stderr

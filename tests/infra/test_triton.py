@@ -11,7 +11,7 @@ import pytest
 from infra.stack.ports import free_port
 from infra.stack.triton import TritonServer
 from services.common.errors import UpstreamError
-from services.router.backends import Outcome, Sampling
+from services.router.backends import GenerationRequest, Outcome, Sampling
 from services.router.backends.triton import TritonBackend
 
 FRANCE = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
@@ -32,7 +32,8 @@ async def smollm2(run_dir: Path) -> AsyncIterator[TritonBackend]:
 
 async def generate(backend: TritonBackend, prompt: str, sampling: Sampling) -> tuple[list[str], Outcome]:
     outcome = Outcome()
-    deltas = [d async for d in backend.generate("req_triton_test", prompt, sampling, outcome)]
+    request = GenerationRequest("req_triton_test", "ensemble", sampling, prompt=prompt)
+    deltas = [d async for d in backend.generate(request, outcome)]
     return deltas, outcome
 
 
@@ -68,7 +69,8 @@ async def test_backend_error_surfaces_as_a_typed_error(smollm2: TritonBackend) -
 
 async def test_closing_the_stream_cancels_generation_and_frees_the_model(smollm2: TritonBackend) -> None:
     outcome = Outcome()
-    stream = smollm2.generate("req_cancel", FRANCE, Sampling(max_tokens=200, temperature=0.7, seed=1), outcome)
+    request = GenerationRequest("req_cancel", "ensemble", Sampling(max_tokens=200, temperature=0.7, seed=1), prompt=FRANCE)
+    stream = smollm2.generate(request, outcome)
     received = [await anext(stream), await anext(stream)]
     await stream.aclose()  # what the router does when the client goes away
     assert len(received) == 2

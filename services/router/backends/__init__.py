@@ -1,8 +1,15 @@
-"""Backends the router can send a generation to. Each yields text deltas and ends with usage."""
+"""Backends the router can send a generation to (Triton, OpenAI-compatible providers, Anthropic).
+
+Each backend turns one ``GenerationRequest`` into a stream of text deltas and fills an ``Outcome``
+with the usage the backend itself reported (never counted from string length). Errors are raised as
+``services.common.errors`` types so that fallback can decide what is retryable.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -15,11 +22,46 @@ class Sampling:
     stop: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ChatTurn:
+    role: str  # system | user | assistant | tool
+    content: str
+    name: str = ""
+    tool_call_id: str = ""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What one backend attempt needs; exactly one of ``messages`` and ``prompt`` is set."""
+
+    request_id: str
+    upstream_model: str
+    sampling: Sampling
+    messages: tuple[ChatTurn, ...] | None = None
+    prompt: str | None = None
+    provider_options: Mapping[str, Any] = field(default_factory=dict)  # tools, response_format, ...
+
+
 @dataclass
 class Outcome:
-    """What a finished generation reports: backend-counted tokens and why it stopped."""
+    """Normalised usage as the backend reported it, and why generation stopped.
+
+    ``input_tokens`` excludes cached and cache-write tokens; ``reasoning_tokens`` is part of
+    ``output_tokens`` (reported separately, never added twice).
+    """
 
     input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
     output_tokens: int = 0
-    finish_reason: str = "stop"
-    extra: dict[str, int] = field(default_factory=dict)
+    reasoning_tokens: int = 0
+    finish_reason: str = "stop"  # stop | length | tool_calls | error | cancelled
+    usage_reported: bool = False  # False when the upstream omitted usage
+
+
+class Backend(Protocol):
+    async def ready(self) -> bool: ...
+
+    def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncIterator[str]: ...
+
+    async def close(self) -> None: ...

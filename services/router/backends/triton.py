@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from services.common.errors import UpstreamError, UpstreamTimeout
-from services.router.backends import Outcome, Sampling
+from services.common.errors import InvalidRequest, UpstreamError, UpstreamTimeout
+from services.router.backends import GenerationRequest, Outcome
 from services.router.backends.triton_tensors import build_request, decode_outputs, is_final
+from services.router.chat_template import chatml
 
 
 class TritonBackend:
@@ -30,12 +31,15 @@ class TritonBackend:
         model = await self._stub.ModelReady(service_pb2.ModelReadyRequest(name=self.model), timeout=2)
         return bool(model.ready)
 
-    async def generate(
-        self, request_id: str, prompt: str, sampling: Sampling, outcome: Outcome
-    ) -> AsyncIterator[str]:
+    async def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncIterator[str]:
         """Yield text deltas; fill ``outcome`` with the backend's token counts as they arrive."""
-        request = build_request(self.model, request_id, prompt, sampling)
-        call = self._stub.ModelStreamInfer(iter([request]))
+        if request.provider_options:
+            names = ", ".join(sorted(request.provider_options))
+            raise InvalidRequest(f"parameters not supported by this self-hosted model: {names}")
+        prompt = chatml(request.messages) if request.messages is not None else request.prompt or ""
+        sampling = request.sampling
+        infer = build_request(self.model, request.request_id, prompt, sampling)
+        call = self._stub.ModelStreamInfer(iter([infer]))
         try:
             async for message in call:
                 if message.error_message:
@@ -46,6 +50,7 @@ class TritonBackend:
                 counts_out = outputs.get("num_output_tokens")
                 if counts_in:
                     outcome.input_tokens = int(counts_in[0])
+                    outcome.usage_reported = True
                 if counts_out:
                     # as in TensorRT-LLM: each streamed response counts its own tokens
                     outcome.output_tokens += int(counts_out[0])
