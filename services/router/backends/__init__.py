@@ -7,7 +7,7 @@ with the usage the backend itself reported (never counted from string length). E
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -62,6 +62,8 @@ class Outcome:
 class Backend(Protocol):
     async def ready(self) -> bool: ...
 
-    def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncIterator[str]: ...
+    def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncGenerator[str, None]:
+        """An async generator, so callers can ``aclose()`` it: closing cancels the upstream call."""
+        ...
 
     async def close(self) -> None: ...

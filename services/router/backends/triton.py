@@ -7,7 +7,7 @@ decoupled stream. Closing the generator cancels the gRPC call, which cancels the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
@@ -31,7 +31,7 @@ class TritonBackend:
         model = await self._stub.ModelReady(service_pb2.ModelReadyRequest(name=self.model), timeout=2)
         return bool(model.ready)
 
-    async def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncIterator[str]:
+    async def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncGenerator[str, None]:
         """Yield text deltas; fill ``outcome`` with the backend's token counts as they arrive."""
         if request.provider_options:
             names = ", ".join(sorted(request.provider_options))

@@ -1,0 +1,110 @@
+"""Fallback along a deployment chain, with the one rule that keeps billing honest:
+
+retries and fallback happen only BEFORE the first byte reaches the client. Once a deployment has
+produced its first delta the request is committed to it: a later failure ends the stream with an
+error (the caller turns it into an explicit error event), never a silent switch to another backend
+that would generate — and bill — a second answer.
+
+Each attempt gets its own ``Outcome``; only the committed attempt's usage is reported, so a failed
+attempt is never billed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, replace
+
+import structlog
+
+from services.common.errors import (
+    DependencyUnavailable,
+    Overloaded,
+    TollgateError,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from services.router.backends import Backend, GenerationRequest, Outcome
+from services.router.breaker import CircuitBreaker
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    provider: str
+    upstream_model: str
+    backend: Backend
+
+
+@dataclass
+class Served:
+    """Who served the request, after how many attempts, with what usage."""
+
+    outcome: Outcome
+    deployment_id: str = ""
+    provider: str = ""
+    attempts: int = 0
+
+
+def retryable(exc: BaseException) -> bool:
+    """Backend-side trouble is worth another deployment; a client's bad request is not."""
+    return isinstance(exc, UpstreamError | Overloaded | UpstreamTimeout | DependencyUnavailable)
+
+
+async def generate_with_fallback(
+    chain: Sequence[Deployment],
+    request: GenerationRequest,
+    breakers: dict[str, CircuitBreaker],
+    served: Served,
+) -> AsyncGenerator[str, None]:
+    """Yield the deltas of the first deployment that starts answering; fill ``served``."""
+    last_error: TollgateError | None = None
+    for deployment in chain:
+        breaker = breakers.setdefault(deployment.id, CircuitBreaker(deployment.id))
+        if not breaker.allow():
+            continue
+        served.attempts += 1
+        outcome = Outcome()
+        attempt = replace(request, upstream_model=deployment.upstream_model)
+        stream = deployment.backend.generate(attempt, outcome)
+        try:
+            first = await anext(stream)
+        except StopAsyncIteration:
+            first = None  # a complete, empty answer is still an answer
+        except TollgateError as exc:
+            await stream.aclose()
+            if not retryable(exc):
+                breaker.release()
+                raise
+            breaker.record_failure()
+            log.warning("deployment_failed", deployment=deployment.id, error=exc.code)
+            last_error = exc
+            continue
+        except BaseException:  # cancelled while waiting for the first byte
+            breaker.release()
+            await stream.aclose()
+            raise
+        # Committed: from here on there is no other deployment for this request.
+        served.deployment_id, served.provider, served.outcome = deployment.id, deployment.provider, outcome
+        try:
+            if first is not None:
+                yield first
+                async for delta in stream:
+                    yield delta
+        except TollgateError as exc:
+            if retryable(exc):
+                breaker.record_failure()
+            else:
+                breaker.release()
+            raise
+        except BaseException:  # the client went away mid-stream: no verdict on the backend
+            breaker.release()
+            raise
+        finally:
+            await stream.aclose()
+        breaker.record_success()
+        return
+    if last_error is not None:
+        raise last_error
+    raise Overloaded("no healthy deployment is available for this model; try again shortly")
