@@ -78,21 +78,22 @@ class Platform:
         self.triton = TritonServer(
             run, ports.triton_grpc, ports.triton_http, ports.triton_metrics, model=config.model
         )
-        self.admin_key = config.admin_key or self._admin_key()
+        self.admin_key = config.admin_key or self._secret("TOLLGATE_ADMIN_KEY", "admin_key", "tg-admin-")
+        self.key_hash_secret = self._secret("TOLLGATE_KEY_HASH_SECRET", "key_hash_secret", "")
         self.services = {
             name: ServiceProcess(name, getattr(ports, name), self.service_env(name), run)
             for name in SERVICES
         }
 
-    def _admin_key(self) -> str:
-        """TOLLGATE_ADMIN_KEY if set, else the one generated on the first run (kept, mode 0600)."""
-        from_env = os.environ.get("TOLLGATE_ADMIN_KEY")
+    def _secret(self, variable: str, filename: str, prefix: str) -> str:
+        """``variable`` if set, else the value generated on the first run (kept, mode 0600)."""
+        from_env = os.environ.get(variable)
         if from_env:
             return from_env
-        path = self.config.run_dir / "admin_key"
+        path = self.config.run_dir / filename
         if path.exists():
             return path.read_text().strip()
-        key = "tg-admin-" + secrets.token_urlsafe(32)
+        key = prefix + secrets.token_urlsafe(32)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(key + "\n")
@@ -116,12 +117,11 @@ class Platform:
             env["METERING_CHDB_PATH"] = str(self.config.run_dir / "chdb")
         if name == "router":
             env["ROUTER_GRPC_PORT"] = str(ports.router_grpc)
-            env["ROUTER_TRITON_URL"] = self.triton.grpc_url
-            env["ROUTER_DEFAULT_MODEL"] = self.config.model
         if name == "edge":
             env["EDGE_REDIS_URL"] = self.redis.url
             env["EDGE_ROUTER_ADDRESS"] = f"127.0.0.1:{ports.router_grpc}"
             env["TOLLGATE_ADMIN_KEY"] = self.admin_key
+            env["TOLLGATE_KEY_HASH_SECRET"] = self.key_hash_secret
             env.pop("EDGE_HTTP_PORT")
             env["TOLLGATE_PORT"] = str(ports.edge)
         return env
@@ -136,17 +136,21 @@ class Platform:
         for server in servers:
             server.wait_ready()
 
+    def _run(self, name: str, *args: str, **extra_env: str) -> None:
+        env = {**os.environ, **self.service_env(name), **extra_env}
+        done = subprocess.run(
+            [sys.executable, "-m", f"services.{name}", *args],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{name} {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+
     def migrate(self) -> None:
-        """PostgreSQL (billing, catalog) and ClickHouse (metering) migrations, then topics."""
+        """PostgreSQL (billing, catalog) and ClickHouse (metering) migrations, topics, catalog seed."""
         for name in ("billing", "catalog", "metering"):
-            env = {**os.environ, **self.service_env(name)}
-            done = subprocess.run(
-                [sys.executable, "-m", f"services.{name}", "migrate"],
-                cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(f"{name} migrate failed:\n{done.stderr[-3000:]}")
+            self._run(name, "migrate")
         asyncio.run(ensure_topics(self.bus.bootstrap, prefix=self.config.topic_prefix))
+        self._run("catalog", "seed", TOLLGATE_TRITON_URL=self.triton.grpc_url)
 
     def start_services(self, names: tuple[str, ...] = SERVICES) -> None:
         for name in names:

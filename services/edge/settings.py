@@ -16,6 +16,10 @@ class EdgeSettings(ServiceSettings):
     instance_id: str = Field(
         default="edge-1", min_length=1, max_length=128, description="names this edge in events and logs"
     )
+    key_hash_secret: SecretStr = Field(
+        min_length=32, validation_alias="TOLLGATE_KEY_HASH_SECRET",
+        description="server secret of the keyed hash of API keys; the same value in billing and edge",
+    )
     admin_key: SecretStr | None = Field(
         default=None, min_length=24, validation_alias="TOLLGATE_ADMIN_KEY",
         description="the operator's management key (Bearer); never logged",

@@ -1,4 +1,11 @@
-"""The router's gRPC server: ``RouterService.Generate`` and the standard gRPC health service."""
+"""The router's gRPC server: ``RouterService.Generate`` and the standard gRPC health service.
+
+Generate resolves the model's deployment chain from the catalog snapshot, runs it through
+fallback (retries only before the first byte), and streams deltas followed by exactly one Finish.
+An error before the first delta is a gRPC error (so the edge can answer with a proper status); an
+error after it is a Finish with ``finish_reason="error"`` (the edge ends the stream with an error
+event). The error's code travels in the ``tollgate-error-code`` trailing metadata.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,16 @@ import structlog
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common.errors import InvalidRequest, TollgateError
+from services.common.errors import InvalidRequest, NotFound, TollgateError
+from services.router.backend_pool import BackendPool
 from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling
-from services.router.backends.triton import TritonBackend
+from services.router.breaker import CircuitBreaker
+from services.router.fallback import Deployment, Served, generate_with_fallback
+from services.router.routing import RoutingTable
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
 
 log = structlog.get_logger(__name__)
+Context = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.GenerateResponse]
 
 
 def _sampling(params: router_pb2.SamplingParams) -> Sampling:
@@ -32,12 +43,9 @@ def _sampling(params: router_pb2.SamplingParams) -> Sampling:
 
 
 def _generation(request: router_pb2.GenerateRequest) -> GenerationRequest:
-    if request.provider_options_json:
-        options = json.loads(request.provider_options_json)
-        if not isinstance(options, dict):
-            raise InvalidRequest("provider_options_json must be a JSON object")
-    else:
-        options = {}
+    options: object = json.loads(request.provider_options_json) if request.provider_options_json else {}
+    if not isinstance(options, dict):
+        raise InvalidRequest("provider_options_json must be a JSON object")
     chat = request.WhichOneof("input") == "chat"
     return GenerationRequest(
         request_id=request.request_id,
@@ -51,49 +59,65 @@ def _generation(request: router_pb2.GenerateRequest) -> GenerationRequest:
     )
 
 
+async def _abort(context: Context, exc: TollgateError) -> None:
+    context.set_trailing_metadata((("tollgate-error-code", exc.code or ""),))
+    await context.abort(exc.grpc_code, exc.message)
+
+
 class RouterService(router_pb2_grpc.RouterServiceServicer):
-    def __init__(self, triton: TritonBackend, model_id: str) -> None:
-        self._triton = triton
-        self._model_id = model_id
+    def __init__(self, table: RoutingTable, pool: BackendPool) -> None:
+        self._table = table
+        self._pool = pool
+        self._breakers: dict[str, CircuitBreaker] = {}
+
+    def _chain(self, model: str) -> list[Deployment]:
+        entries = self._table.chain(model)
+        if not entries:
+            raise NotFound(f"The model `{model}` does not exist or is not served", code="model_not_found")
+        return [Deployment(e.id, e.backend, e.upstream_model, self._pool.get(e)) for e in entries]
 
     async def Generate(  # noqa: N802 - gRPC method name
-        self, request: router_pb2.GenerateRequest, context: grpc.aio.ServicerContext[
-            router_pb2.GenerateRequest, router_pb2.GenerateResponse]
+        self, request: router_pb2.GenerateRequest, context: Context
     ) -> AsyncIterator[router_pb2.GenerateResponse]:
         structlog.contextvars.bind_contextvars(request_id=request.request_id)
         try:
-            if request.model != self._model_id:
-                raise InvalidRequest(f"model {request.model!r} is not served here", param="model")
             generation = _generation(request)
-        except TollgateError as exc:
-            await context.abort(exc.grpc_code, exc.message)
-        outcome = Outcome()
+            chain = self._chain(request.model)
+        except (TollgateError, ValueError) as exc:
+            await _abort(context, exc if isinstance(exc, TollgateError) else InvalidRequest(str(exc)))
+            return
+        served = Served(Outcome())
         sent_any = False
         try:
-            async for text in self._triton.generate(generation, outcome):
+            async for text in generate_with_fallback(chain, generation, self._breakers, served):
                 sent_any = True
                 yield router_pb2.GenerateResponse(delta=router_pb2.Delta(text=text))
         except TollgateError as exc:
             if not sent_any:
-                await context.abort(exc.grpc_code, exc.message)
-            outcome.finish_reason = "error"
-            yield _finish(outcome, self._model_id, exc)
+                await _abort(context, exc)
+                return
+            served.outcome.finish_reason = "error"
+            log.warning("generation_failed_after_first_byte", deployment=served.deployment_id, error=exc.code)
+            yield _finish(served, request.model, exc)
             return
-        yield _finish(outcome, self._model_id, None)
+        yield _finish(served, request.model, None)
 
 
-def _finish(outcome: Outcome, model: str, error: TollgateError | None) -> router_pb2.GenerateResponse:
+def _finish(served: Served, model: str, error: TollgateError | None) -> router_pb2.GenerateResponse:
+    o = served.outcome
     return router_pb2.GenerateResponse(
         finish=router_pb2.Finish(
-            finish_reason=outcome.finish_reason,
+            finish_reason=o.finish_reason,
             usage=router_pb2.Usage(
-                input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens
+                input_tokens=o.input_tokens, cached_input_tokens=o.cached_input_tokens,
+                cache_write_tokens=o.cache_write_tokens, output_tokens=o.output_tokens,
+                reasoning_tokens=o.reasoning_tokens,
             ),
-            deployment_id="triton",
-            provider="triton",
+            deployment_id=served.deployment_id,
+            provider=served.provider,
             model_served=model,
-            attempts=1,
-            error_code=error.code or "" if error else "",
+            attempts=served.attempts,
+            error_code=(error.code or "") if error else "",
             error_message=error.message if error else "",
         )
     )

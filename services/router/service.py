@@ -1,4 +1,4 @@
-"""Router's process: the gRPC server, its backend clients, its ops endpoints."""
+"""Router's process: the catalog snapshot, the backend pool, the gRPC server, its ops endpoints."""
 
 from __future__ import annotations
 
@@ -6,48 +6,55 @@ import asyncio
 
 from grpc_health.v1 import _async as health_aio
 
+from services.common.events.catalog import CatalogEventV1
+from services.common.kafka.snapshot import CompactedSnapshot
 from services.common.lifecycle import serve_http
 from services.common.ops import ops_app
-from services.router.backends.triton import TritonBackend
+from services.common.retry import keep_trying
+from services.router.backend_pool import BackendPool
+from services.router.routing import RoutingTable
 from services.router.server import NOT_SERVING, SERVING, RouterService, build_server
 from services.router.settings import RouterSettings
 
-HEALTH_POLL_SECONDS = 1.0
 
-
-async def _track_health(
-    triton: TritonBackend, servicer: health_aio.HealthServicer, stop: asyncio.Event
+async def _watch(
+    catalog: CompactedSnapshot[CatalogEventV1], table: RoutingTable, pool: BackendPool,
+    servicer: health_aio.HealthServicer, settings: RouterSettings, stop: asyncio.Event,
 ) -> None:
-    """Active health check: the gRPC health status follows Triton's readiness."""
+    """gRPC health follows the catalog snapshot; deployments get active health checks."""
+    if not await keep_trying(catalog.start, "catalog.v1 snapshot", stop):
+        return
     while not stop.is_set():
+        ready = catalog.ready.is_set()
+        await servicer.set("", SERVING if ready else NOT_SERVING)
+        if ready:
+            await pool.check_health(list(table.deployments.values()))
         try:
-            ok = await triton.ready()
-        except Exception:  # noqa: BLE001 - an unreachable backend is simply not serving
-            ok = False
-        await servicer.set("", SERVING if ok else NOT_SERVING)
-        try:
-            await asyncio.wait_for(stop.wait(), HEALTH_POLL_SECONDS)
+            await asyncio.wait_for(stop.wait(), settings.health_check_seconds if ready else 0.2)
         except TimeoutError:
             pass
 
 
 async def main(settings: RouterSettings, stop: asyncio.Event) -> None:
-    triton = TritonBackend(settings.triton_url, settings.triton_model)
+    pool = BackendPool(settings.provider_timeout_seconds)
+    table = RoutingTable(pool.is_healthy)
+    catalog = CompactedSnapshot(settings, "catalog.v1", CatalogEventV1.from_bytes, on_change=table.apply)
     servicer = health_aio.HealthServicer()
     await servicer.set("", NOT_SERVING)
-    server = build_server(RouterService(triton, settings.default_model), servicer)
+    server = build_server(RouterService(table, pool), servicer)
     server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
     await server.start()
-    tracking = asyncio.create_task(_track_health(triton, servicer, stop))
+    watching = asyncio.create_task(_watch(catalog, table, pool, servicer, settings, stop))
 
-    async def triton_ready() -> bool:
-        return await triton.ready()
+    async def catalog_ready() -> bool:
+        return catalog.ready.is_set()
 
-    app = ops_app("router", {"triton": triton_ready})
+    app = ops_app("router", {"catalog_snapshot": catalog_ready})
     try:
         await serve_http(app, settings.http_host, settings.http_port, stop, settings.shutdown_grace_seconds)
     finally:
         await servicer.enter_graceful_shutdown()
         await server.stop(grace=settings.shutdown_grace_seconds)  # in-flight streams finish
-        await tracking
-        await triton.close()
+        await watching
+        await catalog.stop()
+        await pool.close()

@@ -12,6 +12,9 @@ class RouterSettings(ServiceSettings):
     http_port: int = Field(default=8091, ge=0, le=65535)
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(default=50051, ge=0, le=65535)
-    triton_url: str = Field(default="127.0.0.1:8001", min_length=3)
-    triton_model: str = Field(default="ensemble", min_length=1)
-    default_model: str = Field(default="smollm2-135m-instruct", min_length=1)
+    health_check_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="interval of the active health checks of deployments"
+    )
+    provider_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="read timeout towards external providers"
+    )

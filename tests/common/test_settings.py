@@ -28,6 +28,7 @@ def test_shared_settings_use_one_name_and_service_settings_their_prefix(
 
 def test_tollgate_port_sets_the_edge_port(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOLLGATE_PORT", "9999")
+    monkeypatch.setenv("TOLLGATE_KEY_HASH_SECRET", "k" * 32)
     assert load_settings(EdgeSettings).http_port == 9999
 
 

@@ -62,7 +62,8 @@ async def test_router_streams_a_generation_from_triton(running: Platform) -> Non
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.config.ports.router_grpc}") as channel:
         stub = router_pb2_grpc.RouterServiceStub(channel)
         request = router_pb2.GenerateRequest(
-            request_id="req_router_test", account_id="acct", model=running.config.model,
+            # the catalog's self-hosted model; in tests its Triton runs the tiny random Llama
+            request_id="req_router_test", account_id="acct", model="smollm2-135m-instruct",
             chat=router_pb2.ChatInput(messages=[router_pb2.ChatMessage(role="user", content="Hi")]),
             sampling=router_pb2.SamplingParams(max_tokens=8, temperature=0.0),
         )
@@ -73,13 +74,14 @@ async def test_router_streams_a_generation_from_triton(running: Platform) -> Non
     assert deltas and "".join(deltas)
     assert 0 < finish.usage.output_tokens <= 8
     assert finish.usage.input_tokens > 5  # the ChatML-wrapped prompt, counted by the backend tokenizer
+    assert (finish.deployment_id, finish.provider, finish.attempts) == ("smollm2-triton-cpu", "triton", 1)
 
 
 async def test_router_refuses_bad_input_before_generating(running: Platform) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.config.ports.router_grpc}") as channel:
         stub = router_pb2_grpc.RouterServiceStub(channel)
         bad = router_pb2.GenerateRequest(
-            request_id="req_bad", model=running.config.model, prompt="x",
+            request_id="req_bad", model="smollm2-135m-instruct", prompt="x",
             sampling=router_pb2.SamplingParams(max_tokens=0),
         )
         with pytest.raises(grpc.aio.AioRpcError) as err:

@@ -1,0 +1,64 @@
+"""Authentication from memory: the edge's index of keys.v1, looked up by keyed hash.
+
+No database on the request path (promise 5 and "auth must not fail when PostgreSQL is down"): billing
+publishes every change of a key, its plan or its account to keys.v1, and each edge applies it within
+the snapshot's lag. Unknown, disabled, revoked and expired keys all answer the same 401, so a caller
+learns nothing about which keys exist; a suspended account answers 403 naming the reason.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+
+from starlette.datastructures import Headers
+
+from services.common.api_keys import hash_key, looks_like_key
+from services.common.errors import AuthenticationFailed, PermissionDenied
+from services.common.events.keys import KeyEventV1
+
+INVALID = "Incorrect API key provided. You can find your API key in your dashboard."
+
+
+class KeyIndex:
+    """key hash → current key state; fed by the keys.v1 snapshot's change callback."""
+
+    def __init__(self, server_secret: str) -> None:
+        self._secret = server_secret
+        self._by_hash: dict[str, KeyEventV1] = {}
+        self._hash_of: dict[str, str] = {}
+
+    def apply(self, key_id: str, event: KeyEventV1 | None) -> None:
+        old = self._hash_of.pop(key_id, None)
+        if old is not None:
+            self._by_hash.pop(old, None)
+        if event is not None:
+            self._by_hash[event.key_hash] = event
+            self._hash_of[key_id] = event.key_hash
+
+    def authenticate(self, presented: str | None, now: datetime | None = None) -> KeyEventV1:
+        if not presented or not looks_like_key(presented):
+            raise AuthenticationFailed(INVALID)
+        digest = hash_key(presented, self._secret)
+        key = self._by_hash.get(digest)
+        if key is None or not hmac.compare_digest(key.key_hash, digest) or key.status != "active":
+            raise AuthenticationFailed(INVALID)
+        if key.expires_at is not None and key.expires_at <= (now or datetime.now(UTC)):
+            raise AuthenticationFailed(INVALID)
+        if key.account_status != "active":
+            raise PermissionDenied(
+                "This account is suspended; contact the platform operator.", code="account_suspended"
+            )
+        return key
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+
+def presented_key(headers: Headers) -> str | None:
+    """``Authorization: Bearer <key>`` (OpenAI) or ``x-api-key: <key>`` (Anthropic clients)."""
+    auth = headers.get("authorization")
+    if auth is not None:
+        scheme, _, value = auth.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else None
+    return headers.get("x-api-key")

@@ -1,0 +1,71 @@
+"""One live client per deployment, built from its catalog entry and rebuilt when the entry changes.
+
+Provider backends share one pooled HTTP client (keep-alive connections across requests); each
+Triton deployment has its own gRPC channel. Credentials are named by the entry
+(``credentials_env``) and read from the router's environment by the adapter, never stored here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import structlog
+
+from services.common.events.catalog import DeploymentEntry
+from services.router.backends import Backend
+from services.router.backends.anthropic import AnthropicBackend
+from services.router.backends.openai_compat import OpenAICompatBackend
+from services.router.backends.triton import TritonBackend
+
+log = structlog.get_logger(__name__)
+
+
+class BackendPool:
+    def __init__(self, provider_timeout: float = 60.0, max_connections: int = 512) -> None:
+        self._http = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            timeout=httpx.Timeout(provider_timeout, connect=5.0),
+        )
+        self._timeout = provider_timeout
+        self._backends: dict[str, tuple[DeploymentEntry, Backend]] = {}
+        self.health: dict[str, bool] = {}
+
+    def get(self, entry: DeploymentEntry) -> Backend:
+        cached = self._backends.get(entry.id)
+        if cached is not None and cached[0] == entry:
+            return cached[1]
+        backend = self._build(entry)
+        self._backends[entry.id] = (entry, backend)
+        if cached is not None:
+            asyncio.get_running_loop().create_task(cached[1].close())  # the entry changed
+        return backend
+
+    def _build(self, entry: DeploymentEntry) -> Backend:
+        if entry.backend == "triton":
+            return TritonBackend(entry.endpoint, entry.upstream_model)
+        if entry.backend == "openai":
+            return OpenAICompatBackend(entry.endpoint, entry.credentials_env, self._http, self._timeout)
+        return AnthropicBackend(entry.endpoint, entry.credentials_env, self._http, self._timeout)
+
+    def is_healthy(self, deployment_id: str) -> bool:
+        return self.health.get(deployment_id, True)
+
+    async def check_health(self, entries: list[DeploymentEntry]) -> None:
+        """Active health check of every deployment (run periodically by the service)."""
+
+        async def one(entry: DeploymentEntry) -> None:
+            try:
+                ok = await asyncio.wait_for(self.get(entry).ready(), 3.0)
+            except Exception:  # noqa: BLE001 - unreachable is simply unhealthy
+                ok = False
+            if self.health.get(entry.id, True) != ok:
+                log.info("deployment_health_changed", deployment=entry.id, healthy=ok)
+            self.health[entry.id] = ok
+
+        await asyncio.gather(*(one(e) for e in entries))
+
+    async def close(self) -> None:
+        for _, backend in self._backends.values():
+            await backend.close()
+        await self._http.aclose()

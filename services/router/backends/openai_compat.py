@@ -1,0 +1,253 @@
+"""Any OpenAI-compatible provider (OpenAI, vLLM, SGLang, Together, Groq, ...), always streaming.
+
+``base_url`` is what the provider's docs give as the OpenAI SDK's ``base_url``, version prefix
+included (``https://api.openai.com/v1``, ``https://api.groq.com/openai/v1``), because compatible
+servers mount the API under different prefixes; we append ``/chat/completions``, ``/completions`` and
+``/models``.
+
+Decisions worth knowing:
+
+- We always stream with ``stream_options.include_usage``: usage must come from the provider (billing
+  never counts string lengths), and only the final usage-only chunk carries it. A provider that
+  ignores the option ends without usage; we then leave ``usage_reported`` False and the router
+  decides how to bill (it must not be silently zero).
+- The token limit goes out as ``max_tokens``: every compatible server accepts it, while
+  ``max_completion_tokens`` is newer and missing from many. OpenAI's reasoning models refuse
+  ``max_tokens``; a deployment for them sets ``max_tokens_field="max_completion_tokens"``.
+- ``top_k`` is not part of OpenAI's API and OpenAI rejects it, so it is dropped unless the deployment
+  says the server takes it (``send_top_k=True``: vLLM, SGLang, llama.cpp, Together). The edge rejects
+  ``top_k`` for models whose backends do not take it, so the drop only matters on fallback.
+- Tool-call deltas are accumulated, not streamed: the router proto carries text deltas only, so for
+  now a tool-calling answer ends with ``finish_reason = "tool_calls"`` and no text.
+- ``content_filter`` maps to ``stop``: the ``Outcome`` vocabulary has no filter reason, and the
+  provider ends such an answer cleanly.
+- Upstream response headers are never read back into anything we return: only text and usage leave.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
+import httpx
+import orjson
+
+from services.common.errors import InvalidRequest, TollgateError
+from services.router.backends import ChatTurn, GenerationRequest, Outcome
+from services.router.backends import provider_errors as pe
+from services.router.backends.sse import events
+
+READY_TIMEOUT = 2.0
+
+_FINISH = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "stop",
+}
+# Fields we own; provider_options may not override them.
+_RESERVED = frozenset({"model", "messages", "prompt", "stream"})
+
+
+def _as_int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def apply_usage(usage: dict[str, Any], outcome: Outcome) -> None:
+    """OpenAI counts cached tokens inside ``prompt_tokens`` and reasoning inside ``completion_tokens``;
+    ``Outcome`` wants input without the cached part, and reasoning as a part of output."""
+    prompt = _as_int(usage.get("prompt_tokens"))
+    details = usage.get("prompt_tokens_details")
+    cached = _as_int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    completion_details = usage.get("completion_tokens_details")
+    outcome.input_tokens = max(prompt - cached, 0)
+    outcome.cached_input_tokens = cached
+    outcome.cache_write_tokens = 0
+    outcome.output_tokens = _as_int(usage.get("completion_tokens"))
+    outcome.reasoning_tokens = (
+        _as_int(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0
+    )
+    outcome.usage_reported = True
+
+
+class OpenAICompatBackend:
+    def __init__(
+        self,
+        base_url: str,
+        api_key_env: str | None,
+        client: httpx.AsyncClient,
+        timeout: float = 60.0,
+        *,
+        max_tokens_field: str = "max_tokens",
+        send_top_k: bool = False,
+    ) -> None:
+        """``timeout`` bounds each network step (connect, first byte, the gap between two chunks),
+        not the whole generation: a long answer is fine as long as it keeps flowing.
+
+        ``client`` is shared and owned by the caller (connection pool reuse across backends);
+        ``close`` does not close it.
+        """
+        self._base = base_url.rstrip("/")
+        self._api_key_env = api_key_env
+        self._client = client
+        self._timeout = httpx.Timeout(timeout)
+        self._max_tokens_field = max_tokens_field
+        self._send_top_k = send_top_k
+
+    def _api_key(self) -> str | None:
+        """Read at call time so a rotated secret applies without a restart. This is the one place
+        the router reads a provider credential, and only from the variable the deployment names."""
+        if self._api_key_env is None:
+            return None  # a keyless server (a local vLLM) is a legitimate deployment
+        key = os.environ.get(self._api_key_env, "")
+        if not key:
+            # Configured for a key that is not there: an operator error, not the client's. Failing
+            # here saves a round trip that could only end in 401, and lets fallback move on.
+            raise pe.missing_credentials()
+        return key
+
+    def _headers(self, key: str | None) -> dict[str, str]:
+        headers = {"accept": "text/event-stream"}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        return headers
+
+    def _body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
+        options = dict(request.provider_options)
+        if options.get("n") not in (None, 1):
+            raise InvalidRequest("n > 1 is not supported for streamed generations", param="n")
+        body: dict[str, Any] = {k: v for k, v in options.items() if k not in _RESERVED}
+        stream_options = options.get("stream_options")
+        body["stream_options"] = {**(stream_options if isinstance(stream_options, dict) else {}),
+                                  "include_usage": True}
+        body["model"] = request.upstream_model
+        body["stream"] = True
+        sampling = request.sampling
+        if request.messages is not None:
+            path = "/chat/completions"
+            body["messages"] = [_turn(t) for t in request.messages]
+            body[self._max_tokens_field] = sampling.max_tokens
+        elif request.prompt is not None:
+            path = "/completions"
+            body["prompt"] = request.prompt
+            body["max_tokens"] = sampling.max_tokens  # the legacy endpoint knows no other name
+        else:
+            raise InvalidRequest("a request needs messages or a prompt")
+        if sampling.temperature is not None:
+            body["temperature"] = sampling.temperature
+        if sampling.top_p is not None:
+            body["top_p"] = sampling.top_p
+        if sampling.top_k is not None and self._send_top_k:
+            body["top_k"] = sampling.top_k
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        if sampling.stop:
+            body["stop"] = list(sampling.stop)
+        return self._base + path, body
+
+    async def ready(self) -> bool:
+        """Reachable *and* our credentials accepted: a backend that answers every request with 401
+        is not ready in any sense that matters to routing."""
+        try:
+            response = await self._client.get(
+                self._base + "/models", headers=self._headers(self._api_key()), timeout=READY_TIMEOUT
+            )
+        except (httpx.HTTPError, TollgateError):
+            return False
+        return response.is_success
+
+    async def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncGenerator[str, None]:
+        """Yield text deltas and fill ``outcome`` from the provider's usage.
+
+        Closing this generator early leaves the ``async with`` below, which closes the response
+        mid-body; httpx then drops the connection, so the provider sees the disconnect and stops
+        generating (and billing us).
+        """
+        url, body = self._body(request)
+        key = self._api_key()
+        secrets = (key,) if key else ()
+        chat = request.messages is not None
+        try:
+            async with self._client.stream(
+                "POST", url, content=orjson.dumps(body),
+                headers={**self._headers(key), "content-type": "application/json"},
+                timeout=self._timeout,
+            ) as response:
+                if not response.is_success:
+                    raise await pe.error_from_stream_response(response, secrets)
+                # closed explicitly, so an early close reaches every generator down to the socket
+                async with aclosing(self._read(response, outcome, chat, secrets)) as texts:
+                    async for text in texts:
+                        yield text
+        except httpx.HTTPError as exc:
+            raise pe.error_from_transport(exc) from exc
+
+    async def _read(
+        self, response: httpx.Response, outcome: Outcome, chat: bool, secrets: tuple[str, ...]
+    ) -> AsyncGenerator[str, None]:
+        finish: str | None = None
+        tool_calls: dict[int, dict[str, str]] = {}
+        done = False
+        async with aclosing(events(response.aiter_lines())) as stream:
+            async for event in stream:
+                if event.data.strip() == "[DONE]":
+                    done = True
+                    break
+                chunk = pe.parse_event(event.data)
+                if chunk.get("error") or event.event == "error":
+                    raise pe.error_from_stream_event(chunk, secrets)
+                usage = chunk.get("usage")
+                if isinstance(usage, dict):
+                    apply_usage(usage, outcome)  # null on every chunk but the last; some servers repeat it
+                for choice in chunk.get("choices") or ():
+                    if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                        continue
+                    if chat:
+                        delta = choice.get("delta") or {}
+                        text = delta.get("content")
+                        _accumulate_tool_calls(delta.get("tool_calls"), tool_calls)
+                    else:
+                        text = choice.get("text")
+                    if isinstance(text, str) and text:
+                        yield text
+                    if choice.get("finish_reason"):
+                        finish = str(choice["finish_reason"])
+        if not done:
+            # A clean close without [DONE] is as incomplete as a reset: the answer may be cut short.
+            raise pe.incomplete_stream()
+        if finish is None and tool_calls:
+            finish = "tool_calls"
+        outcome.finish_reason = _FINISH.get(finish or "stop", "stop")
+
+    async def close(self) -> None:
+        """Nothing to release: the HTTP client belongs to whoever built the backends."""
+
+
+def _turn(turn: ChatTurn) -> dict[str, str]:
+    out = {"role": turn.role, "content": turn.content}
+    if turn.name:
+        out["name"] = turn.name
+    if turn.tool_call_id:
+        out["tool_call_id"] = turn.tool_call_id
+    return out
+
+
+def _accumulate_tool_calls(deltas: Any, calls: dict[int, dict[str, str]]) -> None:
+    """Rebuild each call from its fragments (id and name first, arguments in pieces), keyed by index."""
+    if not isinstance(deltas, list):
+        return
+    for delta in deltas:
+        if not isinstance(delta, dict):
+            continue
+        call = calls.setdefault(_as_int(delta.get("index")), {"id": "", "name": "", "arguments": ""})
+        if delta.get("id"):
+            call["id"] = str(delta["id"])
+        function = delta.get("function")
+        if isinstance(function, dict):
+            if function.get("name"):
+                call["name"] = str(function["name"])
+            if isinstance(function.get("arguments"), str):
+                call["arguments"] += function["arguments"]

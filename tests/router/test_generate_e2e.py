@@ -1,0 +1,124 @@
+"""The router process on the real broker: routes by the catalog it follows on catalog.v1, falls back
+before the first byte only, and reports who served the request with the backend's usage."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+
+from infra.stack.platform import Platform
+from services.common.events.catalog import CatalogEventV1, DeploymentEntry, ModelEntry
+from services.common.kafka.producer import EventProducer
+from tests.kafka_helpers import ClientSettings
+from tests.upstream.harness import UpstreamServer
+from tollgate.router.v1 import router_pb2, router_pb2_grpc
+
+
+@pytest.fixture(scope="module")
+def router(platform: Platform) -> Iterator[Platform]:
+    service = platform.services["router"]
+    service.start()
+    service.wait_ready()
+    yield platform
+    service.stop()
+
+
+@pytest.fixture
+async def publish(router: Platform) -> AsyncIterator[EventProducer]:
+    settings = ClientSettings(kafka_bootstrap=router.bus.bootstrap, topic_prefix=router.config.topic_prefix)
+    producer = EventProducer(settings, client_id="catalog-test")
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+async def add_model(producer: EventProducer, model: str, upstream: UpstreamServer, scenarios: list[str]) -> None:
+    """A model whose deployments replay ``scenarios`` in order: the first is primary, the rest fallbacks."""
+    now = datetime.now(UTC)
+    ids = [f"{model}-d{i}" for i in range(len(scenarios))]
+    entities: list[ModelEntry | DeploymentEntry] = [
+        ModelEntry(id=model, display_name=model, context_length=4096, max_output_tokens=512)
+    ]
+    for i, scenario in enumerate(scenarios):
+        entities.append(DeploymentEntry(
+            id=ids[i], model_id=model if i == 0 else f"{model}-standby", backend="openai",
+            endpoint=upstream.openai_base_url, upstream_model=f"{scenario}:{model}",
+            fallback=tuple(ids[1:]) if i == 0 else (),
+        ))
+    for entity in entities:
+        event = CatalogEventV1(version=1, entity=entity, updated_at=now)
+        await producer.publish("catalog.v1", event.record_key, event)
+
+
+async def generate(platform: Platform, model: str, timeout: float = 20.0) -> tuple[list[str], router_pb2.Finish | None, grpc.aio.AioRpcError | None]:
+    deadline = time.monotonic() + timeout
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{platform.config.ports.router_grpc}") as channel:
+        stub = router_pb2_grpc.RouterServiceStub(channel)
+        while True:
+            request = router_pb2.GenerateRequest(
+                request_id=f"req_{uuid.uuid4().hex[:12]}", account_id="acct", model=model,
+                chat=router_pb2.ChatInput(messages=[router_pb2.ChatMessage(role="user", content="Hello")]),
+                sampling=router_pb2.SamplingParams(max_tokens=32),
+            )
+            deltas: list[str] = []
+            finish: router_pb2.Finish | None = None
+            try:
+                async for reply in stub.Generate(request, timeout=30):
+                    if reply.WhichOneof("event") == "delta":
+                        deltas.append(reply.delta.text)
+                    else:
+                        finish = reply.finish
+                return deltas, finish, None
+            except grpc.aio.AioRpcError as err:
+                if err.code() == grpc.StatusCode.NOT_FOUND and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)  # the catalog change has not reached the router yet
+                    continue
+                return deltas, finish, err
+
+
+@pytest.mark.parametrize("failure", ["server-error", "rate-limited", "unauthorized"])
+async def test_falls_back_to_the_next_deployment_before_the_first_byte(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer, failure: str
+) -> None:
+    model = f"fb-{failure}-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, model, upstream, [failure, "ok"])
+    deltas, finish, err = await generate(router, model)
+    assert err is None and finish is not None
+    assert "".join(deltas)
+    assert (finish.deployment_id, finish.attempts, finish.finish_reason) == (f"{model}-d1", 2, "stop")
+    assert finish.usage.output_tokens > 0 and finish.usage.input_tokens > 0
+    assert upstream.model_stats(f"{failure}:{model}")["requests"] == 1
+    assert upstream.model_stats(f"ok:{model}")["requests"] == 1
+
+
+async def test_a_failure_after_the_first_byte_ends_with_an_error_and_no_fallback(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    model = f"cut-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, model, upstream, ["cut-mid-stream", "ok"])
+    deltas, finish, err = await generate(router, model)
+    assert err is None and finish is not None
+    assert deltas and finish.finish_reason == "error" and finish.error_code
+    assert upstream.model_stats(f"ok:{model}")["requests"] == 0
+
+
+async def test_every_deployment_failing_is_a_grpc_error_with_its_code(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    model = f"down-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, model, upstream, ["server-error", "server-error"])
+    deltas, _, err = await generate(router, model)
+    assert deltas == [] and err is not None
+    assert err.code() == grpc.StatusCode.UNAVAILABLE
+    assert dict(err.trailing_metadata() or ())["tollgate-error-code"]
+
+
+async def test_an_unknown_model_is_not_found(router: Platform) -> None:
+    _, _, err = await generate(router, "no-such-model", timeout=0)
+    assert err is not None and err.code() == grpc.StatusCode.NOT_FOUND

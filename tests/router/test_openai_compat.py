@@ -1,0 +1,262 @@
+"""OpenAICompatBackend against the replaying upstream: recorded OpenAI traffic on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+
+from infra.stack.ports import free_port
+from services.common.errors import (
+    ContextTooLong,
+    InvalidRequest,
+    TollgateError,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling
+from services.router.backends.openai_compat import OpenAICompatBackend
+from services.router.backends.provider_errors import UpstreamRateLimited, is_retryable, is_transient
+from tests.upstream.harness import UpstreamServer
+
+FIXTURES = Path(__file__).parents[1] / "upstream" / "fixtures" / "openai"
+KEY_ENV = "TOLLGATE_TEST_OPENAI_KEY"
+
+
+def recorded(name: str) -> tuple[list[str], dict[str, Any] | None]:
+    """The text deltas and the usage a fixture carries, read straight from the recording."""
+    deltas: list[str] = []
+    usage = None
+    for line in (FIXTURES / f"{name}.sse").read_text().splitlines():
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        chunk = json.loads(line.removeprefix("data: "))
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices", []):
+            text = choice["delta"].get("content") if "delta" in choice else choice.get("text")
+            if text:
+                deltas.append(text)
+    return deltas, usage
+
+
+@pytest.fixture
+def key(monkeypatch: pytest.MonkeyPatch) -> str:
+    value = "sk-test-" + uuid.uuid4().hex
+    monkeypatch.setenv(KEY_ENV, value)
+    return value
+
+
+def backend(upstream: UpstreamServer, http: httpx.AsyncClient, **kwargs: Any) -> OpenAICompatBackend:
+    kwargs.setdefault("timeout", 5.0)
+    return OpenAICompatBackend(upstream.openai_base_url, KEY_ENV, http, **kwargs)
+
+
+def chat(model: str, options: dict[str, Any] | None = None, **sampling: Any) -> GenerationRequest:
+    return GenerationRequest(
+        request_id="req-" + uuid.uuid4().hex, upstream_model=model,
+        sampling=Sampling(max_tokens=sampling.pop("max_tokens", 64), **sampling),
+        messages=(ChatTurn("system", "Be brief."), ChatTurn("user", "Hi there")),
+        provider_options=options or {},
+    )
+
+
+async def drain(gen: Any) -> tuple[list[str], BaseException | None]:
+    """Deltas received, and the error that ended the stream (if any)."""
+    got: list[str] = []
+    try:
+        async for text in gen:
+            got.append(text)
+    except TollgateError as exc:
+        return got, exc
+    return got, None
+
+
+async def test_chat_stream_yields_recorded_deltas_and_final_chunk_usage(upstream, http, key, tag) -> None:
+    outcome = Outcome()
+    got, error = await drain(backend(upstream, http).generate(chat(f"ok:{tag}", temperature=0.2, top_p=0.9,
+                                                                    seed=7, stop=("\n\n",)), outcome))
+    deltas, usage = recorded("chat-ok")
+    assert error is None
+    assert got == deltas
+    assert usage is not None
+    cached = usage["prompt_tokens_details"]["cached_tokens"]
+    assert cached > 0
+    assert outcome.input_tokens == usage["prompt_tokens"] - cached
+    assert outcome.cached_input_tokens == cached
+    assert outcome.output_tokens == usage["completion_tokens"]
+    assert outcome.reasoning_tokens == 0
+    assert outcome.cache_write_tokens == 0
+    assert outcome.usage_reported is True
+    assert outcome.finish_reason == "stop"
+
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["path"] == "/v1/chat/completions"
+    assert seen["auth"] is True
+    assert seen["stream_options"] == {"include_usage": True}
+    body = seen["body"]
+    assert body["stream"] is True
+    assert body["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}]
+    assert body["max_tokens"] == 64
+    assert (body["temperature"], body["top_p"], body["seed"], body["stop"]) == (0.2, 0.9, 7, ["\n\n"])
+
+
+async def test_reasoning_tokens_are_part_of_output(upstream, http, key, tag) -> None:
+    outcome = Outcome()
+    got, error = await drain(backend(upstream, http).generate(chat(f"reasoning:{tag}"), outcome))
+    deltas, usage = recorded("chat-reasoning")
+    assert error is None and got == deltas and usage is not None
+    assert outcome.reasoning_tokens == usage["completion_tokens_details"]["reasoning_tokens"] == 192
+    assert outcome.output_tokens == usage["completion_tokens"]
+    assert outcome.input_tokens == usage["prompt_tokens"]
+
+
+async def test_stream_without_usage_leaves_usage_unreported(upstream, http, key, tag) -> None:
+    outcome = Outcome()
+    got, error = await drain(backend(upstream, http).generate(chat(f"ok-no-usage:{tag}"), outcome))
+    assert error is None
+    assert got == recorded("chat-ok-no-usage")[0]
+    assert outcome.usage_reported is False
+    assert (outcome.input_tokens, outcome.output_tokens) == (0, 0)
+
+
+async def test_completion_prompt_goes_to_completions_endpoint(upstream, http, key, tag) -> None:
+    outcome = Outcome()
+    request = GenerationRequest(request_id="r", upstream_model=f"ok:{tag}", sampling=Sampling(max_tokens=7),
+                                prompt="Say something")
+    got, error = await drain(backend(upstream, http).generate(request, outcome))
+    deltas, usage = recorded("completion-ok")
+    assert error is None and got == deltas and usage is not None
+    assert (outcome.input_tokens, outcome.output_tokens) == (usage["prompt_tokens"], usage["completion_tokens"])
+    assert outcome.finish_reason == "length"
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["path"] == "/v1/completions"
+    assert seen["body"]["prompt"] == "Say something" and seen["body"]["max_tokens"] == 7
+    assert seen["stream_options"] == {"include_usage": True}
+
+
+async def test_tool_call_stream_finishes_with_tool_calls(upstream, http, key, tag) -> None:
+    outcome = Outcome()
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    options = {"tools": tools, "tool_choice": "auto", "stream_options": {"include_usage": False}}
+    got, error = await drain(backend(upstream, http).generate(chat(f"tool-calls:{tag}", options), outcome))
+    assert error is None and got == []
+    assert outcome.finish_reason == "tool_calls"
+    assert outcome.usage_reported is True
+    [seen] = upstream.requests_for(f"tool-calls:{tag}")
+    assert seen["body"]["tools"] == tools and seen["body"]["tool_choice"] == "auto"
+    assert seen["stream_options"] == {"include_usage": True}  # ours wins over the caller's
+
+
+async def test_top_k_is_sent_only_to_servers_that_take_it(upstream, http, key, tag) -> None:
+    await drain(backend(upstream, http).generate(chat(f"ok:{tag}", top_k=40), Outcome()))
+    await drain(backend(upstream, http, send_top_k=True, max_tokens_field="max_completion_tokens").generate(
+        chat(f"ok:{tag}", top_k=40), Outcome()))
+    plain, vllm = upstream.requests_for(f"ok:{tag}")
+    assert "top_k" not in plain["body"]
+    assert vllm["body"]["top_k"] == 40
+    assert vllm["body"]["max_completion_tokens"] == 64 and "max_tokens" not in vllm["body"]
+
+
+async def test_n_above_one_is_refused_before_anything_is_sent(upstream, http, key, tag) -> None:
+    _, error = await drain(backend(upstream, http).generate(chat(f"ok:{tag}", {"n": 3}), Outcome()))
+    assert isinstance(error, InvalidRequest)
+    assert upstream.requests_for(f"ok:{tag}") == []
+
+
+@pytest.mark.parametrize(
+    ("scenario", "cls", "code", "retryable"),
+    [
+        ("rate-limited", UpstreamRateLimited, "upstream_rate_limited", True),
+        ("server-error", UpstreamError, "upstream_error", True),
+        ("context-too-long", ContextTooLong, "context_length_exceeded", False),
+        ("bad-request", InvalidRequest, None, False),
+        ("unauthorized", UpstreamError, "upstream_auth", True),
+        ("no-such-model", UpstreamError, "upstream_model_not_found", True),
+    ],
+)
+async def test_error_statuses_map_to_our_errors(upstream, http, key, tag, scenario, cls, code, retryable) -> None:
+    got, error = await drain(backend(upstream, http).generate(chat(f"{scenario}:{tag}"), Outcome()))
+    assert got == []
+    assert type(error) is cls
+    assert error.code == code
+    assert is_retryable(error) is retryable
+    assert error.http_status != 401  # a provider refusing our credentials is never the client's 401
+    for leak in ("sk-", "org-", "proj_", key, "openai"):
+        assert leak not in error.message
+
+
+async def test_rate_limit_carries_retry_after_and_renders_429(upstream, http, key, tag) -> None:
+    _, error = await drain(backend(upstream, http).generate(chat(f"rate-limited:{tag}"), Outcome()))
+    assert isinstance(error, UpstreamRateLimited) and isinstance(error, UpstreamError)
+    assert error.retry_after == 2.0
+    assert error.http_status == 429
+    assert is_transient(error)
+
+
+async def test_slow_upstream_times_out(upstream, http, key, tag) -> None:
+    started = time.monotonic()
+    got, error = await drain(backend(upstream, http, timeout=0.3).generate(chat(f"slow:{tag}"), Outcome()))
+    assert got == []
+    assert isinstance(error, UpstreamTimeout)
+    assert is_retryable(error)
+    assert time.monotonic() - started < 2.0
+
+
+async def test_cut_mid_stream_raises_after_some_deltas(upstream, http, key, tag) -> None:
+    outcome = Outcome()
+    got, error = await drain(backend(upstream, http).generate(chat(f"cut-mid-stream:{tag}"), outcome))
+    assert got == recorded("chat-ok")[0][:3]
+    assert type(error) is UpstreamError
+    assert outcome.usage_reported is False
+
+
+async def test_error_event_mid_stream_raises(upstream, http, key, tag) -> None:
+    got, error = await drain(backend(upstream, http).generate(chat(f"error-mid-stream:{tag}"), Outcome()))
+    assert got == ["Once", " upon", " a"]
+    assert type(error) is UpstreamError
+    assert "mid-stream" in error.message
+
+
+async def test_closing_the_generator_disconnects_the_upstream(upstream, http, key, tag) -> None:
+    model = f"slow-stream:{tag}"
+    gen = cast(AsyncGenerator[str, None], backend(upstream, http).generate(chat(model), Outcome()))
+    first = [await anext(gen), await anext(gen)]
+    await gen.aclose()
+    assert len(first) == 2
+    for _ in range(100):
+        if upstream.model_stats(model)["disconnects"]:
+            break
+        await asyncio.sleep(0.05)
+    assert upstream.model_stats(model) == {"requests": 1, "completed": 0, "disconnects": 1}
+
+
+async def test_missing_key_env_fails_before_sending(upstream, http, tag, monkeypatch) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    _, error = await drain(backend(upstream, http).generate(chat(f"ok:{tag}"), Outcome()))
+    assert isinstance(error, UpstreamError) and error.code == "upstream_auth"
+    assert is_retryable(error) and not is_transient(error)
+    assert upstream.requests_for(f"ok:{tag}") == []
+
+
+async def test_keyless_deployment_sends_no_authorization(upstream, http, tag) -> None:
+    keyless = OpenAICompatBackend(upstream.openai_base_url, None, http)
+    _, error = await drain(keyless.generate(chat(f"ok:{tag}"), Outcome()))
+    assert error is None
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["auth"] is False and "authorization" not in seen["headers"]
+
+
+async def test_ready_and_unreachable(upstream, http, key) -> None:
+    assert await backend(upstream, http).ready() is True
+    dead = OpenAICompatBackend(f"http://127.0.0.1:{free_port()}/v1", KEY_ENV, http)
+    assert await dead.ready() is False
+    _, error = await drain(dead.generate(chat("ok"), Outcome()))
+    assert isinstance(error, UpstreamError) and error.code == "upstream_unreachable"
+    assert is_retryable(error)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from services.common.events.catalog import AliasEntry, CatalogEventV1, DeploymentEntry, ModelEntry
+from services.router.routing import RoutingTable
+
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def event(entity: ModelEntry | DeploymentEntry | AliasEntry, deleted: bool = False) -> CatalogEventV1:
+    return CatalogEventV1(version=1, entity=entity, updated_at=NOW, deleted=deleted)
+
+
+def dep(id_: str, model: str, weight: int = 1, fallback: tuple[str, ...] = ()) -> DeploymentEntry:
+    return DeploymentEntry(id=id_, model_id=model, backend="openai", endpoint="http://x", upstream_model=model,
+                           weight=weight, fallback=fallback)
+
+
+def table_with(*entities: ModelEntry | DeploymentEntry | AliasEntry, healthy: set[str] | None = None) -> RoutingTable:
+    table = RoutingTable((lambda d: d in healthy) if healthy is not None else (lambda _d: True))
+    for e in entities:
+        table.apply(f"{e.kind}:{e.id}", event(e))
+    return table
+
+
+def test_chain_is_weight_ordered_then_fallbacks_each_once() -> None:
+    table = table_with(
+        dep("a-small", "m", weight=1, fallback=("other",)),
+        dep("a-big", "m", weight=5, fallback=("other", "a-small")),
+        dep("other", "m2"),
+        dep("standby", "m", weight=0),
+    )
+    assert [d.id for d in table.chain("m")] == ["a-big", "other", "a-small"]
+
+
+def test_alias_routes_to_its_target() -> None:
+    table = table_with(dep("d1", "model-x"), AliasEntry(id="x-latest", target="model-x"))
+    assert [d.id for d in table.chain("x-latest")] == ["d1"]
+    assert table.chain("unknown") == []
+
+
+def test_unhealthy_deployments_go_last_but_stay_in_the_chain() -> None:
+    table = table_with(dep("a", "m", weight=3), dep("b", "m", weight=2), healthy={"b"})
+    assert [d.id for d in table.chain("m")] == ["b", "a"]
+
+
+def test_deleted_and_tombstoned_entities_disappear() -> None:
+    table = table_with(dep("a", "m"), dep("b", "m"), AliasEntry(id="al", target="m"))
+    table.apply("deployment:a", None)
+    table.apply("deployment:b", event(dep("b", "m"), deleted=True))
+    table.apply("alias:al", None)
+    assert table.chain("m") == [] and table.resolve("al") == "al"
+
+
+def test_prices_are_ignored_by_routing() -> None:
+    table = RoutingTable()
+    table.apply("price:p1", None)
+    assert table.deployments == {}
