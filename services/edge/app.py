@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Route
 
 from services.common.ops import ops_routes
 from services.edge.dependencies import EdgeDeps
 from services.edge.request_id import RequestIdMiddleware
+from services.edge.routes import anthropic, openai
 
 
 def build_app(deps: EdgeDeps) -> Starlette:
-    routes = [*ops_routes("edge", deps.readiness())]
-    return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])
+    routes = [
+        Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/completions", openai.completions, methods=["POST"]),
+        Route("/v1/models", openai.list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", openai.get_model, methods=["GET"]),
+        Route("/v1/messages", anthropic.messages, methods=["POST"]),
+        *ops_routes("edge", deps.readiness()),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])
+    app.state.deps = deps
+    return app

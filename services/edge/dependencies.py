@@ -16,6 +16,7 @@ from services.common.kafka.snapshot import CompactedSnapshot
 from services.common.ops import ReadinessCheck
 from services.common.retry import keep_trying
 from services.edge.auth import KeyIndex
+from services.edge.catalog_view import CatalogView
 from services.edge.settings import EdgeSettings
 
 
@@ -28,18 +29,23 @@ class EdgeDeps:
     catalog: CompactedSnapshot[CatalogEventV1]
     router_channel: grpc.aio.Channel
     key_index: KeyIndex
+    catalog_view: CatalogView
 
     @classmethod
     def create(cls, settings: EdgeSettings) -> EdgeDeps:
         index = KeyIndex(settings.key_hash_secret.get_secret_value())
+        view = CatalogView()
         return cls(
             settings=settings,
             redis=redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
             producer=EventProducer(settings, client_id=settings.instance_id),
             keys=CompactedSnapshot(settings, "keys.v1", KeyEventV1.from_bytes, on_change=index.apply),
-            catalog=CompactedSnapshot(settings, "catalog.v1", CatalogEventV1.from_bytes),
+            catalog=CompactedSnapshot(
+                settings, "catalog.v1", CatalogEventV1.from_bytes, on_change=view.apply
+            ),
             router_channel=grpc.aio.insecure_channel(settings.router_address),
             key_index=index,
+            catalog_view=view,
         )
 
     async def connect(self, stop: asyncio.Event) -> None:

@@ -26,3 +26,9 @@ class EdgeSettings(ServiceSettings):
     )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", pattern=r"^rediss?://")
     router_address: str = Field(default="127.0.0.1:50051", min_length=3)
+    router_timeout_seconds: float = Field(
+        default=600.0, gt=0, le=7200, description="longest a generation may take end to end"
+    )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="largest request body accepted"
+    )

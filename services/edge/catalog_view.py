@@ -1,0 +1,78 @@
+"""The edge's view of the catalog: which public model ids exist, what they resolve to, what a key may
+use, and the price list shown by ``GET /v1/models``. Fed by the catalog.v1 snapshot (no database).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from datetime import UTC, datetime
+
+from services.common.errors import Gone, NotFound
+from services.common.events.catalog import AliasEntry, CatalogEventV1, ModelEntry, PriceEntry
+from services.common.events.keys import KeyEventV1
+
+
+def _not_found(model: str) -> NotFound:
+    return NotFound(
+        f"The model `{model}` does not exist or you do not have access to it.",
+        code="model_not_found", param="model",
+    )
+
+
+class CatalogView:
+    def __init__(self) -> None:
+        self.models: dict[str, ModelEntry] = {}
+        self.aliases: dict[str, str] = {}
+        self.prices: dict[str, PriceEntry] = {}
+
+    def apply(self, key: str, event: CatalogEventV1 | None) -> None:
+        kind, _, entity_id = key.partition(":")
+        if event is None or event.deleted:
+            if kind == "model":
+                self.models.pop(entity_id, None)
+            elif kind == "alias":
+                self.aliases.pop(entity_id, None)
+            elif kind == "price":
+                self.prices.pop(entity_id, None)
+            return
+        entity = event.entity
+        if isinstance(entity, ModelEntry):
+            self.models[entity.id] = entity
+        elif isinstance(entity, AliasEntry):
+            self.aliases[entity.id] = entity.target
+        elif isinstance(entity, PriceEntry):
+            self.prices[entity.id] = entity
+
+    @staticmethod
+    def allowed(key: KeyEventV1, *names: str) -> bool:
+        patterns = key.limits.allowed_models
+        return patterns is None or any(fnmatch.fnmatchcase(n, p) for n in names for p in patterns)
+
+    def resolve(self, requested: str, key: KeyEventV1, now: datetime | None = None) -> ModelEntry:
+        """The catalog model behind a requested id (alias followed), if this key may use it.
+
+        A model past its sunset date answers 410 naming its replacement; the caller adds deprecation
+        headers for one that is deprecated but still served.
+        """
+        model_id = self.aliases.get(requested, requested)
+        model = self.models.get(model_id)
+        if model is None or not self.allowed(key, requested, model_id):
+            raise _not_found(requested)
+        if model.sunset_at is not None and model.sunset_at <= (now or datetime.now(UTC)):
+            hint = f" Use `{model.replacement}` instead." if model.replacement else ""
+            raise Gone(
+                f"The model `{requested}` was retired on {model.sunset_at.date()}.{hint}", param="model"
+            )
+        return model
+
+    def current_price(self, model_id: str, now: datetime | None = None) -> PriceEntry | None:
+        """The price version in force now: the latest one whose effective-from has passed."""
+        at = now or datetime.now(UTC)
+        live = [p for p in self.prices.values() if p.model_id == model_id and p.effective_from <= at]
+        return max(live, key=lambda p: p.effective_from, default=None)
+
+    def listed(self, key: KeyEventV1) -> list[tuple[str, ModelEntry]]:
+        """Every (public id, model) this key may call: models and their aliases, sorted."""
+        names = [(m.id, m) for m in self.models.values()]
+        names += [(alias, self.models[t]) for alias, t in self.aliases.items() if t in self.models]
+        return sorted((n, m) for n, m in names if self.allowed(key, n, m.id))

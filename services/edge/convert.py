@@ -1,0 +1,89 @@
+"""The boundary between the public wire formats and the router's internal messages, in one place.
+
+Handlers import from here only: parse a body into a wire request (or a 400 in the API's own words),
+turn it into the router's ``GenerateRequest``, and turn the router's answer back into a wire response
+or an SSE stream. The work is done per API in ``convert_openai``, ``convert_anthropic``,
+``streams_openai`` and ``streams_anthropic``; this module only dispatches and re-exports.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from services.common.errors import TollgateError
+from services.edge.convert_anthropic import build_message, messages_to_generate, parse_messages_request
+from services.edge.convert_openai import (
+    build_chat_completion,
+    build_completion,
+    chat_to_generate,
+    completion_to_generate,
+    parse_chat_request,
+    parse_completion_request,
+)
+from services.edge.finish import finish_error
+from services.edge.streams_anthropic import AnthropicMessageStream
+from services.edge.streams_openai import OpenAIChatStream, OpenAICompletionStream
+from services.edge.wire.anthropic import MessagesRequest
+from services.edge.wire.openai import ChatCompletionRequest, CompletionRequest
+from tollgate.router.v1 import router_pb2
+
+__all__ = [
+    "AnthropicMessageStream",
+    "EventStream",
+    "OpenAIChatStream",
+    "OpenAICompletionStream",
+    "PublicRequest",
+    "build_chat_completion",
+    "build_completion",
+    "build_message",
+    "finish_error",
+    "parse_chat_request",
+    "parse_completion_request",
+    "parse_messages_request",
+    "requested_max_tokens",
+    "to_generate_request",
+]
+
+PublicRequest = ChatCompletionRequest | CompletionRequest | MessagesRequest
+
+
+class EventStream(Protocol):
+    """What a streaming handler drives, whichever API it serves.
+
+    ``delta`` for every router delta (it opens the stream on first use), then exactly one of ``finish``
+    (the router's Finish, clean or failed) or ``error`` (the router stream broke without one). While
+    ``started`` is false nothing has been sent, so a failure can still be a plain HTTP error.
+    """
+
+    started: bool
+    done: bool
+
+    def start(self) -> bytes: ...
+    def delta(self, text: str) -> bytes: ...
+    def finish(self, finish: router_pb2.Finish) -> bytes: ...
+    def error(self, exc: TollgateError) -> bytes: ...
+
+
+def requested_max_tokens(req: PublicRequest) -> int | None:
+    """The client's own output limit, if it set one (admission reserves the worst case from it)."""
+    if isinstance(req, ChatCompletionRequest):
+        return req.effective_max_tokens
+    return req.max_tokens
+
+
+def to_generate_request(
+    req: PublicRequest, request_id: str, account_id: str, model_id: str, *, default_max_tokens: int
+) -> router_pb2.GenerateRequest:
+    """The router's request for a parsed public one.
+
+    ``model_id`` is the catalog id the edge resolved (aliases followed), not ``req.model``.
+    ``default_max_tokens`` applies when an OpenAI client set no limit (the router needs one; the
+    catalog knows the model's); Anthropic requires ``max_tokens``, so it never applies there.
+    """
+    if isinstance(req, ChatCompletionRequest):
+        return chat_to_generate(req, request_id, account_id, model_id, default_max_tokens=default_max_tokens)
+    if isinstance(req, CompletionRequest):
+        return completion_to_generate(
+            req, request_id, account_id, model_id, default_max_tokens=default_max_tokens
+        )
+    return messages_to_generate(req, request_id, account_id, model_id)

@@ -1,0 +1,189 @@
+"""Anthropic wire ⇄ router: parse a Messages body, refuse what we cannot serve, build the GenerateRequest
+and the non-streamed Message. Streaming encoder: ``streams_anthropic``.
+
+Refused with a clear 400 (valid Anthropic, not served here yet): image/document/search-result blocks,
+thinking blocks and ``thinking`` enabled, server tools, and a first message that is not ``user``.
+Consecutive turns of one role are merged into one, as Anthropic documents, so backends whose chat
+templates demand strict alternation still get it. ``metadata.user_id``, ``service_tier`` and
+``cache_control`` are accepted and not sent on (messages reach backends as flattened text, so cache
+breakpoints cannot survive).
+
+Tool use is carried, not dropped: ``provider_options_json`` uses the OpenAI vocabulary for both front
+doors (one thing for the router's adapters to translate): ``tools`` become function tools,
+``tool_choice`` any/tool/none become required/named/none, ``disable_parallel_tool_use`` becomes
+``parallel_tool_calls: false``. A ``tool_use`` block becomes an entry of ``assistant_tool_calls`` (keyed
+by the assistant message's index in ``chat.messages``); a ``tool_result`` block becomes a ``tool``
+message ahead of the user's text (its ``is_error`` flag has no OpenAI equivalent and is dropped).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from services.common.errors import InvalidRequest
+from services.edge.finish import finish_error, response_id
+from services.edge.validation import anthropic_error
+from services.edge.wire import anthropic as w
+from services.edge.wire import anthropic_responses as r
+from tollgate.router.v1 import router_pb2
+
+_STOP_REASONS: dict[str, r.StopReason] = {
+    "stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "stop_sequence": "stop_sequence",
+    "content_filter": "refusal",
+}
+_TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
+_NOT_SERVED = "is not supported: the models served here are text-only"
+
+
+def parse_messages_request(body: bytes) -> w.MessagesRequest:
+    """The validated request, or InvalidRequest worded as Anthropic words it (``<location>: <problem>``)."""
+    try:
+        req = w.MessagesRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise anthropic_error(exc) from None
+    _check(req)
+    return req
+
+
+def _refuse(where: str, problem: str) -> InvalidRequest:
+    return InvalidRequest(f"{where}: {problem}", param=where)
+
+
+def _check(req: w.MessagesRequest) -> None:
+    if req.thinking is not None and req.thinking.type != "disabled":
+        raise _refuse("thinking", "extended thinking is not supported by the models served here")
+    if req.messages[0].role != "user":
+        raise _refuse("messages.0.role", "the first message must use the 'user' role")
+    for i, tool in enumerate(req.tools or []):
+        if isinstance(tool, w.ServerTool):
+            raise _refuse(f"tools.{i}", f"server tool '{tool.type}' is not supported; only custom tools are")
+    for i, msg in enumerate(req.messages):
+        for j, block in enumerate(msg.content if isinstance(msg.content, list) else []):
+            where = f"messages.{i}.content.{j}"
+            if isinstance(block, w.UnsupportedBlock):
+                raise _refuse(where, f"'{block.type}' content {_NOT_SERVED}")
+            if isinstance(block, w.ToolUseBlock) and msg.role != "assistant":
+                raise _refuse(where, "'tool_use' blocks may only appear in assistant messages")
+            if isinstance(block, w.ToolResultBlock):
+                if msg.role != "user":
+                    raise _refuse(where, "'tool_result' blocks may only appear in user messages")
+                for k, part in enumerate(block.content if isinstance(block.content, list) else []):
+                    if isinstance(part, w.UnsupportedBlock):
+                        raise _refuse(f"{where}.content.{k}", f"'{part.type}' content {_NOT_SERVED}")
+
+
+def _joined(texts: list[str]) -> str:
+    return "\n".join(texts)
+
+
+def _tool_result_text(block: w.ToolResultBlock) -> str:
+    if block.content is None or isinstance(block.content, str):
+        return block.content or ""
+    return _joined([p.text for p in block.content if isinstance(p, w.TextBlock)])
+
+
+def _turns(req: w.MessagesRequest) -> tuple[list[router_pb2.ChatMessage], dict[str, Any]]:
+    """Flatten the conversation, merging consecutive same-role turns, and collect assistant tool calls."""
+    out: list[router_pb2.ChatMessage] = []
+    tool_calls: dict[str, Any] = {}
+    if req.system:
+        system = req.system if isinstance(req.system, str) else _joined([b.text for b in req.system])
+        out.append(router_pb2.ChatMessage(role="system", content=system))
+    merged: list[tuple[str, list[Any]]] = []
+    for msg in req.messages:
+        blocks = [w.TextBlock(type="text", text=msg.content)] if isinstance(msg.content, str) else msg.content
+        if merged and merged[-1][0] == msg.role:
+            merged[-1][1].extend(blocks)
+        else:
+            merged.append((msg.role, list(blocks)))
+    for role, blocks in merged:
+        texts = [b.text for b in blocks if isinstance(b, w.TextBlock)]
+        if role == "user":
+            out.extend(
+                router_pb2.ChatMessage(role="tool", content=_tool_result_text(b), tool_call_id=b.tool_use_id)
+                for b in blocks if isinstance(b, w.ToolResultBlock)
+            )
+            if texts or not any(isinstance(b, w.ToolResultBlock) for b in blocks):
+                out.append(router_pb2.ChatMessage(role="user", content=_joined(texts)))
+            continue
+        calls = [
+            {"id": b.id, "type": "function",
+             "function": {"name": b.name, "arguments": orjson.dumps(b.input).decode()}}
+            for b in blocks if isinstance(b, w.ToolUseBlock)
+        ]
+        if calls:
+            tool_calls[str(len(out))] = calls
+        out.append(router_pb2.ChatMessage(role="assistant", content=_joined(texts)))
+    return out, tool_calls
+
+
+def _options(req: w.MessagesRequest, tool_calls: dict[str, Any]) -> str:
+    opts: dict[str, Any] = {}
+    tools = [t for t in req.tools or [] if isinstance(t, w.Tool)]
+    if tools:
+        opts["tools"] = [
+            {"type": "function", "function": {
+                "name": t.name, "parameters": t.input_schema,
+                **({"description": t.description} if t.description is not None else {}),
+            }}
+            for t in tools
+        ]
+        choice = req.tool_choice
+        if choice is not None:
+            opts["tool_choice"] = (
+                {"type": "function", "function": {"name": choice.name}} if choice.type == "tool"
+                else _TOOL_CHOICE[choice.type]
+            )
+            if choice.disable_parallel_tool_use:
+                opts["parallel_tool_calls"] = False
+    if tool_calls:
+        opts["assistant_tool_calls"] = tool_calls
+    return orjson.dumps(opts).decode() if opts else ""
+
+
+def messages_to_generate(
+    req: w.MessagesRequest, request_id: str, account_id: str, model_id: str
+) -> router_pb2.GenerateRequest:
+    messages, tool_calls = _turns(req)
+    sampling = router_pb2.SamplingParams(
+        max_tokens=req.max_tokens, stop=[s for s in req.stop_sequences or [] if s]
+    )
+    if req.temperature is not None:
+        sampling.temperature = req.temperature
+    if req.top_p is not None:
+        sampling.top_p = req.top_p
+    if req.top_k is not None:
+        sampling.top_k = req.top_k
+    return router_pb2.GenerateRequest(
+        request_id=request_id, account_id=account_id, model=model_id,
+        chat=router_pb2.ChatInput(messages=messages), sampling=sampling,
+        provider_options_json=_options(req, tool_calls),
+    )
+
+
+def stop_reason(reason: str) -> r.StopReason:
+    """``stop`` is ``end_turn``: the router's Finish does not say whether a stop sequence matched, so
+    ``stop_sequence`` is reported only when the router says so (``finish_reason="stop_sequence"``)."""
+    return _STOP_REASONS.get(reason, "end_turn")
+
+
+def anthropic_usage(usage: router_pb2.Usage) -> r.Usage:
+    """Anthropic's ``input_tokens`` excludes cache reads and writes, exactly as the router counts it."""
+    return r.Usage(
+        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+        cache_creation_input_tokens=usage.cache_write_tokens,
+        cache_read_input_tokens=usage.cached_input_tokens,
+    )
+
+
+def build_message(request_id: str, model: str, text: str, finish: router_pb2.Finish) -> r.Message:
+    """The non-streamed answer; raises the Finish's error instead when generation failed."""
+    if (error := finish_error(finish)) is not None:
+        raise error
+    return r.Message(
+        id=response_id("msg_", request_id), content=[r.TextBlock(text=text)], model=model,
+        stop_reason=stop_reason(finish.finish_reason), usage=anthropic_usage(finish.usage),
+    )

@@ -1,0 +1,237 @@
+"""OpenAI wire ⇄ router: parse a body, refuse what we cannot serve, build the GenerateRequest and the
+non-streamed responses. Streaming encoders: ``streams_openai``.
+
+Accepted but refused with a clear 400 (valid OpenAI, not served here yet): ``n`` ≠ 1, ``logprobs``,
+image/audio/file parts, ``audio`` answers and the deprecated ``function_call``, ``modalities`` with
+audio; for completions also ``echo``, ``suffix``, ``logprobs``, ``best_of`` ≠ 1, token-array and batch
+prompts. Accepted and ignored: ``store``, ``service_tier``, ``prompt_cache_key``, ``safety_identifier``,
+``user`` and ``metadata`` (left on the parsed request for the edge's own events, never sent on).
+
+Messages are flattened to text (text parts joined with a newline); ``developer`` becomes ``system``.
+Everything a backend needs beyond text and sampling goes to ``provider_options_json`` in OpenAI's own
+vocabulary (``tools``, ``tool_choice``, ``parallel_tool_calls``, ``response_format``, penalties,
+``logit_bias``, ``reasoning_effort``, ``verbosity``), plus ``assistant_tool_calls``: the tool calls of
+earlier assistant turns keyed by their index in ``chat.messages``, which ``ChatMessage`` cannot carry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from services.common.errors import InvalidRequest
+from services.edge.finish import finish_error, response_id
+from services.edge.validation import openai_error
+from services.edge.wire import openai as w
+from services.edge.wire import openai_responses as r
+from tollgate.router.v1 import router_pb2
+
+_TEXT_ONLY = "the models served here are text-only"
+_CHAT_REASONS: dict[str, r.ChatFinishReason] = {
+    "stop": "stop", "stop_sequence": "stop", "length": "length", "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+def parse_chat_request(body: bytes) -> w.ChatCompletionRequest:
+    """The validated request, or InvalidRequest with OpenAI's ``param`` for the first problem."""
+    try:
+        req = w.ChatCompletionRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise openai_error(exc) from None
+    _check_chat(req)
+    return req
+
+
+def parse_completion_request(body: bytes) -> w.CompletionRequest:
+    try:
+        req = w.CompletionRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise openai_error(exc) from None
+    _check_completion(req)
+    return req
+
+
+def _refuse(param: str, message: str) -> InvalidRequest:
+    return InvalidRequest(message, param=param, code="unsupported_value")
+
+
+def _check_common(n: int | None, stream: bool | None, stream_options: object) -> None:
+    if n is not None and n != 1:
+        raise _refuse("n", "Invalid 'n': only n=1 is supported; send one request per choice.")
+    if stream_options is not None and not stream:
+        raise InvalidRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                             param="stream_options", code="invalid_value")
+
+
+def _check_chat(req: w.ChatCompletionRequest) -> None:
+    _check_common(req.n, req.stream, req.stream_options)
+    if req.logprobs:
+        raise _refuse("logprobs", "logprobs are not supported yet; omit 'logprobs' or set it to false.")
+    if req.top_logprobs:
+        raise _refuse("top_logprobs", "top_logprobs needs logprobs, which are not supported yet.")
+    if req.modalities and "audio" in req.modalities:
+        raise _refuse("modalities", f"Audio output is not supported: {_TEXT_ONLY}.")
+    if req.tool_choice not in (None, "none", "auto") and not req.tools:
+        raise InvalidRequest("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
+                             "are specified.", param="tool_choice", code="invalid_value")
+    for i, msg in enumerate(req.messages):
+        if isinstance(msg, w.AssistantMessage):
+            if msg.audio is not None:
+                raise _refuse(f"messages[{i}].audio", f"Audio is not supported: {_TEXT_ONLY}.")
+            if msg.function_call is not None:
+                raise _refuse(f"messages[{i}].function_call",
+                              "'function_call' is deprecated and not supported; use 'tool_calls'.")
+        if isinstance(msg, w.UserMessage) and isinstance(msg.content, list):
+            for j, part in enumerate(msg.content):
+                if isinstance(part, w.UnsupportedPart):
+                    raise _refuse(f"messages[{i}].content[{j}]",
+                                  f"Content parts of type '{part.type}' are not supported: {_TEXT_ONLY}.")
+
+
+def _check_completion(req: w.CompletionRequest) -> None:
+    _check_common(req.n, req.stream, req.stream_options)
+    if req.best_of is not None and req.best_of != 1:
+        raise _refuse("best_of", "Invalid 'best_of': only best_of=1 is supported.")
+    if req.echo:
+        raise _refuse("echo", "echo is not supported; omit 'echo' or set it to false.")
+    if req.suffix:
+        raise _refuse("suffix", "suffix (insertion) is not supported by the models served here.")
+    if req.logprobs is not None:
+        raise _refuse("logprobs", "logprobs are not supported yet; omit 'logprobs'.")
+    if isinstance(req.prompt, list) and (len(req.prompt) != 1 or not isinstance(req.prompt[0], str)):
+        if not req.prompt:
+            kind = "an empty array is"
+        elif not isinstance(req.prompt[0], str):
+            kind = "token arrays are"
+        else:
+            kind = "prompt batches are"
+        raise _refuse("prompt", f"Invalid 'prompt': {kind} not supported; send one string.")
+
+
+def _text(content: str | list[w.TextPart] | list[w.AssistantPart] | list[w.UserPart] | None) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    return "\n".join(
+        p.text if isinstance(p, w.TextPart) else p.refusal
+        for p in content
+        if not isinstance(p, w.UnsupportedPart)
+    )
+
+
+def _stop(stop: str | list[str] | None) -> list[str]:
+    stops = [stop] if isinstance(stop, str) else (stop or [])
+    return [s for s in stops if s]  # an empty stop string would end every answer at once
+
+
+def _sampling(
+    max_tokens: int, req: w.ChatCompletionRequest | w.CompletionRequest
+) -> router_pb2.SamplingParams:
+    sampling = router_pb2.SamplingParams(max_tokens=max_tokens, stop=_stop(req.stop))
+    if req.temperature is not None:
+        sampling.temperature = req.temperature
+    if req.top_p is not None:
+        sampling.top_p = req.top_p
+    if req.seed is not None:
+        sampling.seed = req.seed & 0xFFFF_FFFF_FFFF_FFFF  # OpenAI's seed is int64; ours is uint64
+    return sampling
+
+
+def _options(req: w.ChatCompletionRequest, tool_calls: dict[str, Any]) -> str:
+    opts: dict[str, Any] = {}
+    if req.tools:
+        opts["tools"] = [t.model_dump(exclude_none=True) for t in req.tools]
+        if req.tool_choice is not None:
+            opts["tool_choice"] = req.tool_choice if isinstance(req.tool_choice, str) else (
+                req.tool_choice.model_dump())
+        if req.parallel_tool_calls is not None:
+            opts["parallel_tool_calls"] = req.parallel_tool_calls
+    if req.response_format is not None:
+        opts["response_format"] = req.response_format.model_dump(exclude_none=True, by_alias=True)
+    for name in ("presence_penalty", "frequency_penalty", "logit_bias", "reasoning_effort", "verbosity"):
+        if (value := getattr(req, name)) is not None:
+            opts[name] = value
+    if tool_calls:
+        opts["assistant_tool_calls"] = tool_calls
+    return orjson.dumps(opts).decode() if opts else ""
+
+
+def chat_to_generate(
+    req: w.ChatCompletionRequest, request_id: str, account_id: str, model_id: str, *, default_max_tokens: int
+) -> router_pb2.GenerateRequest:
+    messages: list[router_pb2.ChatMessage] = []
+    tool_calls: dict[str, Any] = {}
+    for i, msg in enumerate(req.messages):
+        role = "system" if msg.role == "developer" else msg.role
+        out = router_pb2.ChatMessage(role=role, content=_text(msg.content))
+        if not isinstance(msg, w.ToolMessage) and msg.name:
+            out.name = msg.name
+        if isinstance(msg, w.ToolMessage):
+            out.tool_call_id = msg.tool_call_id
+        if isinstance(msg, w.AssistantMessage) and msg.tool_calls:
+            tool_calls[str(i)] = [c.model_dump() for c in msg.tool_calls]
+        messages.append(out)
+    return router_pb2.GenerateRequest(
+        request_id=request_id, account_id=account_id, model=model_id,
+        chat=router_pb2.ChatInput(messages=messages),
+        sampling=_sampling(req.effective_max_tokens or default_max_tokens, req),
+        provider_options_json=_options(req, tool_calls),
+    )
+
+
+def completion_to_generate(
+    req: w.CompletionRequest, request_id: str, account_id: str, model_id: str, *, default_max_tokens: int
+) -> router_pb2.GenerateRequest:
+    prompt = req.prompt if isinstance(req.prompt, str) else str(req.prompt[0])
+    opts = {k: v for k in ("presence_penalty", "frequency_penalty", "logit_bias")
+            if (v := getattr(req, k)) is not None}
+    return router_pb2.GenerateRequest(
+        request_id=request_id, account_id=account_id, model=model_id, prompt=prompt,
+        sampling=_sampling(req.max_tokens or default_max_tokens, req),
+        provider_options_json=orjson.dumps(opts).decode() if opts else "",
+    )
+
+
+def openai_usage(usage: router_pb2.Usage) -> r.Usage:
+    """OpenAI counts cached and cache-write tokens inside ``prompt_tokens``; the router does not."""
+    prompt = usage.input_tokens + usage.cached_input_tokens + usage.cache_write_tokens
+    return r.Usage(
+        prompt_tokens=prompt, completion_tokens=usage.output_tokens,
+        total_tokens=prompt + usage.output_tokens,
+        prompt_tokens_details=r.PromptTokensDetails(cached_tokens=usage.cached_input_tokens),
+        completion_tokens_details=r.CompletionTokensDetails(reasoning_tokens=usage.reasoning_tokens),
+    )
+
+
+def chat_finish_reason(reason: str) -> r.ChatFinishReason:
+    return _CHAT_REASONS.get(reason, "stop")
+
+
+def completion_finish_reason(reason: str) -> r.CompletionFinishReason:
+    mapped = _CHAT_REASONS.get(reason, "stop")
+    return "stop" if mapped == "tool_calls" else mapped
+
+
+def build_chat_completion(
+    request_id: str, model: str, created: int, text: str, finish: router_pb2.Finish
+) -> r.ChatCompletion:
+    """The non-streamed answer; raises the Finish's error instead when generation failed."""
+    if (error := finish_error(finish)) is not None:
+        raise error
+    choice = r.ChatChoice(index=0, message=r.ChatCompletionMessage(content=text),
+                          finish_reason=chat_finish_reason(finish.finish_reason))
+    return r.ChatCompletion(id=response_id("chatcmpl-", request_id), created=created, model=model,
+                            choices=[choice], usage=openai_usage(finish.usage))
+
+
+def build_completion(
+    request_id: str, model: str, created: int, text: str, finish: router_pb2.Finish
+) -> r.Completion:
+    if (error := finish_error(finish)) is not None:
+        raise error
+    reason = completion_finish_reason(finish.finish_reason)
+    choice = r.CompletionChoice(text=text, index=0, finish_reason=reason)
+    return r.Completion(id=response_id("cmpl-", request_id), created=created, model=model, choices=[choice],
+                        usage=openai_usage(finish.usage))

@@ -1,0 +1,62 @@
+"""The edge's side of the one gRPC stream to the router.
+
+A failure before the first message is a gRPC status; it is turned back into the same error class
+(the router puts the error's code in the ``tollgate-error-code`` trailer) so the client gets the
+right HTTP status and error type. Closing the stream cancels the call, which cancels the backend
+request behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from services.common.errors import DependencyUnavailable, TollgateError, from_grpc
+from services.edge.finish import error_for_code
+from tollgate.router.v1 import router_pb2, router_pb2_grpc
+
+
+def _error(err: grpc.aio.AioRpcError) -> TollgateError:
+    metadata: Any = err.trailing_metadata()  # grpc.aio.Metadata at run time (the stubs say tuples)
+    code: object = metadata.get("tollgate-error-code") if metadata is not None else None
+    if isinstance(code, str) and code:
+        known = error_for_code(code, err.details() or "")
+        if known is not None:
+            return known
+    if err.code() == grpc.StatusCode.UNAVAILABLE and code is None:
+        return DependencyUnavailable("The model router is unavailable; try again shortly.")
+    exc = from_grpc(err.code(), err.details() or "backend error")
+    if isinstance(code, str) and code:
+        exc.code = code
+    return exc
+
+
+class RouterCall:
+    """One Generate call: ``first()`` waits for the first message, then iterate for the rest."""
+
+    def __init__(
+        self, channel: grpc.aio.Channel, request: router_pb2.GenerateRequest, timeout: float
+    ) -> None:
+        stub = router_pb2_grpc.RouterServiceStub(channel)
+        self._call = stub.Generate(request, timeout=timeout)
+        self._iter = self._call.__aiter__()
+
+    async def first(self) -> router_pb2.GenerateResponse:
+        try:
+            return await anext(self._iter)
+        except grpc.aio.AioRpcError as err:
+            raise _error(err) from None
+        except StopAsyncIteration:
+            raise DependencyUnavailable("The model router ended the stream without an answer.") from None
+
+    async def rest(self) -> AsyncIterator[router_pb2.GenerateResponse]:
+        try:
+            async for message in self._iter:
+                yield message
+        except grpc.aio.AioRpcError as err:
+            raise _error(err) from None
+
+    def cancel(self) -> None:
+        self._call.cancel()

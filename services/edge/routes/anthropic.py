@@ -1,0 +1,22 @@
+"""Anthropic Messages API: ``POST /v1/messages`` (``x-api-key`` or Bearer), Anthropic error format."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.edge.convert import AnthropicMessageStream, build_message, parse_messages_request
+from services.edge.dependencies import EdgeDeps
+from services.edge.routes.generation import Api, serve
+
+MESSAGES = Api(
+    flavor="anthropic",
+    parse=parse_messages_request,
+    stream=lambda rid, model, _req: AnthropicMessageStream(rid, model),
+    build=build_message,
+)
+
+
+async def messages(request: Request) -> Response:
+    deps: EdgeDeps = request.app.state.deps
+    return await serve(request, deps, MESSAGES)

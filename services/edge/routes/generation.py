@@ -1,0 +1,139 @@
+"""The one request flow behind chat completions, completions and messages:
+
+    authenticate (keys.v1 index) → read + parse the body (400 in the API's words) → resolve the model
+    (catalog.v1 view: alias, access, sunset, output limit) → open the router stream and wait for its
+    first message → answer: JSON, or SSE that starts only after that first message.
+
+Everything before the first router message can still fail with a proper HTTP status; after it, a
+failure is an error event at the end of the stream. The router call is cancelled whenever this
+handler stops early, including when the client disconnects mid-stream (Starlette cancels the body
+iterator), which cancels the backend generation behind it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from email.utils import format_datetime
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from services.common.errors import InvalidRequest, TollgateError, UpstreamError
+from services.common.events.catalog import ModelEntry
+from services.edge.auth import presented_key
+from services.edge.convert import (
+    EventStream,
+    PublicRequest,
+    requested_max_tokens,
+    to_generate_request,
+)
+from services.edge.dependencies import EdgeDeps
+from services.edge.router_client import RouterCall
+from services.edge.routes.responses import Flavor, error_response, json_response, read_body
+from tollgate.router.v1 import router_pb2
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+@dataclass(frozen=True)
+class Api:
+    flavor: Flavor
+    parse: Callable[[bytes], PublicRequest]
+    stream: Callable[[str, str, PublicRequest], EventStream]
+    build: Callable[[str, str, str, router_pb2.Finish], object]  # request id, model, text, finish
+
+
+def deprecation_headers(model: ModelEntry) -> dict[str, str]:
+    """RFC 9745 ``Deprecation`` and RFC 8594 ``Sunset`` for a model that is going away."""
+    headers: dict[str, str] = {}
+    if model.deprecated_at is not None:
+        headers["deprecation"] = f"@{int(model.deprecated_at.timestamp())}"
+        if model.sunset_at is not None:
+            headers["sunset"] = format_datetime(model.sunset_at, usegmt=True)
+        if model.replacement:
+            headers["x-tollgate-replacement"] = model.replacement
+    return headers
+
+
+async def _events(
+    call: RouterCall, first: router_pb2.GenerateResponse, encoder: EventStream
+) -> AsyncIterator[bytes]:
+    try:
+        message: router_pb2.GenerateResponse | None = first
+        messages = call.rest()
+        while message is not None:
+            if message.WhichOneof("event") == "delta":
+                yield encoder.delta(message.delta.text)
+            else:
+                yield encoder.finish(message.finish)
+                return
+            message = await anext(messages, None)
+        yield encoder.error(UpstreamError("The backend stream ended without a final message."))
+    except TollgateError as exc:
+        yield encoder.error(exc)
+    finally:
+        call.cancel()
+
+
+async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response:
+    request_id: str = request.scope["state"]["request_id"]
+    call: RouterCall | None = None
+    try:
+        key = deps.key_index.authenticate(presented_key(request.headers))
+        parsed = api.parse(await read_body(request, deps.settings.max_body_bytes))
+        model = deps.catalog_view.resolve(parsed.model, key)
+        limit = requested_max_tokens(parsed)
+        if limit is not None and limit > model.max_output_tokens:
+            raise InvalidRequest(
+                f"max_tokens is too large: {limit}. This model supports at most "
+                f"{model.max_output_tokens} output tokens.", param="max_tokens",
+            )
+        generate = to_generate_request(
+            parsed, request_id, key.account_id, model.id, default_max_tokens=model.max_output_tokens
+        )
+        call = RouterCall(deps.router_channel, generate, deps.settings.router_timeout_seconds)
+        first = await call.first()
+    except TollgateError as exc:
+        if call is not None:
+            call.cancel()
+        return error_response(exc, api.flavor)
+    headers = deprecation_headers(model)
+    if parsed.stream:
+        encoder = api.stream(request_id, parsed.model, parsed)
+        return StreamingResponse(
+            _events(call, first, encoder), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
+        )
+    return await _collect(call, first, api, request_id, parsed.model, headers)
+
+
+async def _collect(
+    call: RouterCall, first: router_pb2.GenerateResponse, api: Api, request_id: str, model: str,
+    headers: dict[str, str],
+) -> Response:
+    parts: list[str] = []
+    finish: router_pb2.Finish | None = None
+    try:
+        message: router_pb2.GenerateResponse | None = first
+        messages = call.rest()
+        while message is not None:
+            if message.WhichOneof("event") == "delta":
+                parts.append(message.delta.text)
+            else:
+                finish = message.finish
+                break
+            message = await anext(messages, None)
+        if finish is None:
+            raise UpstreamError("The backend stream ended without a final message.")
+        body = api.build(request_id, model, "".join(parts), finish)
+    except TollgateError as exc:
+        return error_response(exc, api.flavor)
+    finally:
+        call.cancel()
+    dump = getattr(body, "model_dump", None)
+    return json_response(dump(mode="json", exclude_none=False) if dump else body, headers=headers)
+
+
+def created_now() -> int:
+    return int(time.time())

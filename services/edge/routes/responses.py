@@ -1,0 +1,42 @@
+"""Responses in each API's own format: errors (OpenAI or Anthropic body, right status, Retry-After),
+JSON bodies via orjson, and the request body read with a size limit."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services.common.errors import PayloadTooLarge, TollgateError
+
+Flavor = Literal["openai", "anthropic"]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(exc: TollgateError, flavor: Flavor) -> Response:
+    body = exc.to_anthropic() if flavor == "anthropic" else exc.to_openai()
+    headers = {}
+    if exc.retry_after is not None:
+        headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+    return json_response(body, exc.http_status, headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) as soon as it passes ``limit`` — never buffering more."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body too large: the limit is {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body too large: the limit is {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)

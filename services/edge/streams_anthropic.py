@@ -1,0 +1,86 @@
+"""Anthropic streaming encoder: router deltas and Finish in, ready-to-send named SSE events out.
+
+Hot path, so each ``content_block_delta`` is a precomputed prefix, the orjson-encoded text and a
+precomputed suffix. The tests parse every event with the official SDK's types and rebuild the final
+message with the SDK's own accumulator.
+
+Usage arrives only with the router's Finish, after the text. ``message_start`` therefore carries the
+caller's estimate of the input tokens (``input_tokens``, 0 if none) and ``message_delta`` the real totals
+— input, output and cache counts — which the SDK takes over ``message_start``'s (Anthropic's own
+``message_delta`` carries cumulative usage too). A failed Finish ends the stream with ``event: error``
+and no ``message_stop`` (DESIGN promise 7); the SDK raises on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from services.common.errors import TollgateError
+from services.edge import sse
+from services.edge.convert_anthropic import anthropic_usage, stop_reason
+from services.edge.finish import finish_error, response_id
+from tollgate.router.v1 import router_pb2
+
+_BLOCK_START = sse.event("content_block_start", b'{"type":"content_block_start","index":0,'
+                                                b'"content_block":{"type":"text","text":""}}')
+_PING = sse.event("ping", b'{"type":"ping"}')
+_BLOCK_STOP = sse.event("content_block_stop", b'{"type":"content_block_stop","index":0}')
+_MESSAGE_STOP = sse.event("message_stop", b'{"type":"message_stop"}')
+_DELTA_HEAD = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+               b'"delta":{"type":"text_delta","text":')
+_DELTA_TAIL = b"}}\n\n"
+
+
+class AnthropicMessageStream:
+    """message_start, content_block_start, ping, content_block_delta…, content_block_stop,
+    message_delta (stop reason, usage), message_stop — or an ``error`` event once something failed."""
+
+    def __init__(self, request_id: str, model: str, *, input_tokens: int = 0) -> None:
+        self.id = response_id("msg_", request_id)
+        self.model = model
+        self.input_tokens = input_tokens
+        self.started = False
+        self.done = False
+
+    def start(self) -> bytes:
+        """The opening events, once; ``delta`` and ``finish`` call it themselves when needed."""
+        if self.started:
+            return b""
+        self.started = True
+        message: dict[str, Any] = {
+            "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
+            "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": self.input_tokens, "output_tokens": 0},
+        }
+        opening = sse.json_event("message_start", {"type": "message_start", "message": message})
+        return opening + _BLOCK_START + _PING
+
+    def delta(self, text: str) -> bytes:
+        opening = b"" if self.started else self.start()
+        if not text:
+            return opening
+        return opening + _DELTA_HEAD + orjson.dumps(text) + _DELTA_TAIL
+
+    def ping(self) -> bytes:
+        """A keep-alive the SDK skips, for long waits between deltas."""
+        return _PING
+
+    def finish(self, finish: router_pb2.Finish) -> bytes:
+        """The end of the stream: clean (stop reason and usage) or, for a failed Finish, an error event."""
+        if (error := finish_error(finish)) is not None:
+            return self.error(error)
+        usage = anthropic_usage(finish.usage).model_dump()
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": stop_reason(finish.finish_reason), "stop_sequence": None},
+            "usage": {"output_tokens": usage.pop("output_tokens"), **usage},
+        }
+        self.done = True
+        return self.start() + _BLOCK_STOP + sse.json_event("message_delta", delta) + _MESSAGE_STOP
+
+    def error(self, exc: TollgateError) -> bytes:
+        """End the stream with ``event: error`` (no message_stop), e.g. when the router stream broke."""
+        self.done = True
+        return sse.json_event("error", exc.to_anthropic())

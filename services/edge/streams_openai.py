@@ -1,0 +1,121 @@
+"""OpenAI streaming encoders: router deltas and Finish in, ready-to-send SSE bytes out.
+
+This is the hot path (one call per token), so every chunk is a precomputed byte prefix, the
+orjson-encoded text and a precomputed suffix — no pydantic, no dict per chunk. The tests parse every
+chunk with the official SDK's types and with ``wire.openai_responses``.
+
+A stream opens lazily: the first ``delta`` (or ``finish``) emits the opening chunk, so nothing reaches
+the client before the router's first delta and a failure before it can still be a plain HTTP error.
+It closes either cleanly (final chunk, usage chunk when ``stream_options.include_usage``, ``[DONE]``)
+or with one ``data: {"error": ...}`` event and no ``[DONE]`` (DESIGN promise 7): the SDKs raise on it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from services.common.errors import TollgateError
+from services.edge import sse
+from services.edge.convert_openai import chat_finish_reason, completion_finish_reason, openai_usage
+from services.edge.finish import finish_error, response_id
+from tollgate.router.v1 import router_pb2
+
+
+class _OpenAIStream:
+    """What chat and completion streams share: lazy opening, error ending, the usage chunk."""
+
+    _object: bytes  # the chunk's "object"
+    _prefix: str  # the response id's prefix
+    _delta_open: bytes  # a content chunk's choices, up to the text
+    _delta_close: bytes  # ... and after it
+
+    def __init__(
+        self, request_id: str, model: str, *, include_usage: bool, created: int | None = None
+    ) -> None:
+        self.id = response_id(self._prefix, request_id)
+        self.created = int(time.time()) if created is None else created
+        self.include_usage = include_usage
+        self.started = False
+        self.done = False
+        self._head = (
+            b'data: {"id":' + orjson.dumps(self.id) + b',"object":"' + self._object + b'","created":'
+            + str(self.created).encode() + b',"model":' + orjson.dumps(model) + b',"choices":'
+        )
+        self._tail = (b',"usage":null' if include_usage else b"") + b"}\n\n"
+        self._delta_head = self._head + self._delta_open
+        self._delta_tail = self._delta_close + self._tail
+
+    def _opening(self) -> bytes:
+        return b""
+
+    def start(self) -> bytes:
+        """The opening bytes, once; ``delta`` and ``finish`` call it themselves when needed."""
+        if self.started:
+            return b""
+        self.started = True
+        return self._opening()
+
+    def _final_choice(self, reason: str) -> bytes:
+        raise NotImplementedError
+
+    def finish(self, finish: router_pb2.Finish) -> bytes:
+        """The end of the stream: clean (with usage when asked) or, for a failed Finish, an error event."""
+        if (error := finish_error(finish)) is not None:
+            return self.error(error)
+        out = self.start() + self._head + self._final_choice(finish.finish_reason) + self._tail
+        if self.include_usage:
+            usage = orjson.dumps(openai_usage(finish.usage).model_dump())
+            out += self._head + b'[],"usage":' + usage + b"}\n\n"
+        self.done = True
+        return out + sse.DONE
+
+    def error(self, exc: TollgateError) -> bytes:
+        """End the stream with an explicit error (no ``[DONE]``), e.g. when the router stream broke."""
+        self.done = True
+        return sse.json_data(exc.to_openai())
+
+
+class OpenAIChatStream(_OpenAIStream):
+    """``chat.completion.chunk`` events: role chunk, content chunks, final chunk, usage chunk, [DONE]."""
+
+    _object = b"chat.completion.chunk"
+    _prefix = "chatcmpl-"
+
+    _delta_open = b'[{"index":0,"delta":{"content":'
+    _delta_close = b'},"logprobs":null,"finish_reason":null}]'
+
+    def _opening(self) -> bytes:
+        return (self._head + b'[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,'
+                b'"finish_reason":null}]' + self._tail)
+
+    def delta(self, text: str) -> bytes:
+        opening = b"" if self.started else self.start()
+        if not text:
+            return opening
+        return opening + self._delta_head + orjson.dumps(text) + self._delta_tail
+
+    def _final_choice(self, reason: str) -> bytes:
+        return (b'[{"index":0,"delta":{},"logprobs":null,"finish_reason":"'
+                + chat_finish_reason(reason).encode() + b'"}]')
+
+
+class OpenAICompletionStream(_OpenAIStream):
+    """``text_completion`` events (legacy completions): text chunks, final chunk, usage chunk, [DONE]."""
+
+    _object = b"text_completion"
+    _prefix = "cmpl-"
+
+    _delta_open = b'[{"text":'
+    _delta_close = b',"index":0,"logprobs":null,"finish_reason":null}]'
+
+    def delta(self, text: str) -> bytes:
+        self.started = True  # completions have no opening chunk
+        if not text:
+            return b""
+        return self._delta_head + orjson.dumps(text) + self._delta_tail
+
+    def _final_choice(self, reason: str) -> bytes:
+        return (b'[{"text":"","index":0,"logprobs":null,"finish_reason":"'
+                + completion_finish_reason(reason).encode() + b'"}]')

@@ -1,0 +1,172 @@
+"""Anthropic Messages request bodies we accept, as Anthropic's public spec has them.
+
+Block types Tollgate cannot serve yet (images, documents, thinking, server tools) are parsed as
+``UnsupportedBlock`` and refused by the parse step with a message naming the block, so "not supported"
+and "not valid" stay two different, clear answers. Response shapes: ``anthropic_responses``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
+
+from services.edge.wire.base import INT32_MAX, JsonObject, RequestModel, by_kind, by_type
+
+_UNSUPPORTED_TYPES = (
+    "image", "document", "search_result", "thinking", "redacted_thinking", "server_tool_use",
+    "web_search_tool_result",
+)
+
+
+class CacheControl(RequestModel):
+    """Accepted and ignored: messages reach the router flattened to text, so no cache breakpoints survive."""
+
+    type: Literal["ephemeral"]
+    ttl: Literal["5m", "1h"] | None = None
+
+
+class TextBlock(RequestModel):
+    type: Literal["text"]
+    text: str
+    cache_control: CacheControl | None = None
+    citations: list[dict[str, Any]] | None = None
+
+
+class UnsupportedBlock(RequestModel):
+    """A valid block of a kind our text-only backends cannot take; the parse step names it in a 400."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal[
+        "image", "document", "search_result", "thinking", "redacted_thinking", "server_tool_use",
+        "web_search_tool_result",
+    ]
+
+
+ToolResultPart = Annotated[
+    Annotated[TextBlock, Tag("<text>")]
+    | Annotated[UnsupportedBlock, Tag("<image>")]
+    | Annotated[UnsupportedBlock, Tag("<document>")]
+    | Annotated[UnsupportedBlock, Tag("<search_result>")],
+    by_type("'text', 'image', 'document' or 'search_result'"),
+]
+ToolResultContent = Annotated[
+    Annotated[str, Tag("<string>")] | Annotated[list[ToolResultPart], Tag("<array>")],
+    by_kind("a string or an array of content blocks"),
+]
+
+
+class ToolUseBlock(RequestModel):
+    type: Literal["tool_use"]
+    id: str
+    name: str
+    input: JsonObject
+    cache_control: CacheControl | None = None
+
+
+class ToolResultBlock(RequestModel):
+    type: Literal["tool_result"]
+    tool_use_id: str
+    content: ToolResultContent | None = None
+    is_error: bool | None = None
+    cache_control: CacheControl | None = None
+
+
+ContentBlock = Annotated[
+    Annotated[TextBlock, Tag("<text>")]
+    | Annotated[ToolUseBlock, Tag("<tool_use>")]
+    | Annotated[ToolResultBlock, Tag("<tool_result>")]
+    | Annotated[UnsupportedBlock, Tag("<image>")]
+    | Annotated[UnsupportedBlock, Tag("<document>")]
+    | Annotated[UnsupportedBlock, Tag("<search_result>")]
+    | Annotated[UnsupportedBlock, Tag("<thinking>")]
+    | Annotated[UnsupportedBlock, Tag("<redacted_thinking>")]
+    | Annotated[UnsupportedBlock, Tag("<server_tool_use>")]
+    | Annotated[UnsupportedBlock, Tag("<web_search_tool_result>")],
+    by_type("'text', 'tool_use', 'tool_result', " + ", ".join(f"'{t}'" for t in _UNSUPPORTED_TYPES)),
+]
+Content = Annotated[
+    Annotated[str, Tag("<string>")] | Annotated[list[ContentBlock], Tag("<array>")],
+    by_kind("a string or an array of content blocks"),
+]
+
+
+class MessageParam(RequestModel):
+    role: Literal["user", "assistant"]
+    content: Content
+
+
+System = Annotated[
+    Annotated[str, Tag("<string>")] | Annotated[list[TextBlock], Tag("<array>")],
+    by_kind("a string or an array of text blocks"),
+]
+
+
+class Tool(RequestModel):
+    """A client ("custom") tool, the only kind the router can hand to a backend."""
+
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,128}$")]
+    input_schema: JsonObject
+    description: str | None = None
+    type: Literal["custom"] | None = None
+    cache_control: CacheControl | None = None
+
+
+class ServerTool(RequestModel):
+    """A tool Anthropic runs itself (web search, code execution, ...): parsed, then refused by name."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+def _tool_kind(value: Any) -> str | None:
+    if not isinstance(value, dict | Tool | ServerTool):
+        return None
+    kind = value.get("type") if isinstance(value, dict) else value.type
+    return "<custom>" if kind in (None, "custom") else "<server>"
+
+
+AnyTool = Annotated[
+    Annotated[Tool, Tag("<custom>")] | Annotated[ServerTool, Tag("<server>")],
+    Discriminator(_tool_kind, custom_error_type="kind", custom_error_message="an object"),
+]
+
+
+class ToolChoice(RequestModel):
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+    disable_parallel_tool_use: bool | None = None
+
+    @model_validator(mode="after")
+    def _name_iff_tool(self) -> ToolChoice:
+        if (self.type == "tool") != (self.name is not None):
+            raise ValueError("'name' is required when type is 'tool' and not allowed otherwise")
+        return self
+
+
+class Thinking(RequestModel):
+    type: Literal["enabled", "disabled", "adaptive"]
+    budget_tokens: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
+
+
+class Metadata(RequestModel):
+    user_id: Annotated[str, Field(max_length=256)] | None = None
+
+
+class MessagesRequest(RequestModel):
+    """``POST /v1/messages``. What the parse step refuses beyond the spec: see ``convert_anthropic``."""
+
+    model: Annotated[str, Field(min_length=1, max_length=256)]
+    max_tokens: Annotated[int, Field(ge=1, le=INT32_MAX)]
+    messages: Annotated[list[MessageParam], Field(min_length=1)]
+    system: System | None = None
+    stop_sequences: list[str] | None = None
+    temperature: Annotated[float, Field(ge=0, le=1)] | None = None
+    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
+    top_k: Annotated[int, Field(ge=0, le=INT32_MAX)] | None = None
+    stream: bool | None = None
+    metadata: Metadata | None = None
+    tools: list[AnyTool] | None = None
+    tool_choice: ToolChoice | None = None
+    thinking: Thinking | None = None
+    service_tier: Literal["auto", "standard_only"] | None = None  # accepted and ignored: one tier here

@@ -1,0 +1,114 @@
+"""End-to-end fixtures: router + edge processes on the session platform, a real API key published on
+keys.v1 (as billing does), and catalog models pointing at the replaying upstream and at Triton."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infra.stack.platform import Platform
+from services.common.api_keys import display_prefix, generate_key, hash_key
+from services.common.events.catalog import CatalogEventV1, DeploymentEntry, ModelEntry, PriceEntry
+from services.common.events.keys import KeyEventV1
+from services.common.kafka.producer import EventProducer
+from tests.kafka_helpers import ClientSettings
+from tests.upstream.harness import UpstreamServer, upstream  # noqa: F401 - session fixture
+
+KEY_EXAMPLE = Path(__file__).resolve().parents[2] / "services/common/events/examples/keys.v1/active_key.json"
+TRITON_MODEL = "smollm2-135m-instruct"  # the catalog's self-hosted model (tiny random Llama in tests)
+
+
+@dataclass
+class Stack:
+    platform: Platform
+    base_url: str
+    key: str
+    upstream: UpstreamServer
+    tag: str
+
+    def model(self, name: str) -> str:
+        return f"{name}-{self.tag}"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def publish_key(producer: EventProducer, platform: Platform, key_id: str, secret: str, **changes: object) -> None:
+    base = KeyEventV1.from_bytes(KEY_EXAMPLE.read_bytes())
+    event = base.model_copy(update={
+        "key_id": key_id, "key_hash": hash_key(secret, platform.key_hash_secret),
+        "prefix": display_prefix(secret), "limits": base.limits.model_copy(update={"allowed_models": None}),
+        "updated_at": now(), **changes,
+    })
+    await producer.publish("keys.v1", key_id, event)
+
+
+async def publish_provider_model(
+    producer: EventProducer, name: str, backend: str, base_url: str, scenario: str, **model_fields: object
+) -> None:
+    entities = [
+        ModelEntry(id=name, display_name=name, context_length=8192, max_output_tokens=1024, **model_fields),  # type: ignore[arg-type]
+        DeploymentEntry(id=f"{name}-dep", model_id=name, backend=backend,  # type: ignore[arg-type]
+                        endpoint=base_url, upstream_model=f"{scenario}:{name}"),
+        PriceEntry(id=f"{name}-price", model_id=name, effective_from=now() - timedelta(days=1),
+                   input_micros_per_mtok=150_000, cached_input_micros_per_mtok=75_000,
+                   cache_write_micros_per_mtok=0, output_micros_per_mtok=600_000),
+    ]
+    for entity in entities:
+        event = CatalogEventV1(version=1, entity=entity, updated_at=now())
+        await producer.publish("catalog.v1", event.record_key, event)
+
+
+@pytest.fixture(scope="module")
+def services(platform: Platform) -> Iterator[Platform]:
+    for name in ("router", "edge"):
+        platform.services[name].start()
+    for name in ("router", "edge"):
+        platform.services[name].wait_ready()
+    yield platform
+    for name in ("edge", "router"):
+        platform.services[name].stop()
+
+
+@pytest.fixture(scope="module")
+async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[Stack]:  # noqa: F811
+    settings = ClientSettings(kafka_bootstrap=services.bus.bootstrap, topic_prefix=services.config.topic_prefix)
+    producer = EventProducer(settings, client_id="e2e")
+    await producer.start()
+    tag = uuid.uuid4().hex[:6]
+    secret = generate_key()
+    await publish_key(producer, services, f"key_e2e_{tag}", secret)
+    scenarios = ["ok", "ok-no-usage", "cut-mid-stream", "slow-stream", "server-error", "context-too-long"]
+    for scenario in scenarios:
+        await publish_provider_model(producer, f"oa-{scenario}-{tag}", "openai", upstream.openai_base_url, scenario)
+    for scenario in ["ok", "overloaded"]:
+        await publish_provider_model(producer, f"an-{scenario}-{tag}", "anthropic", upstream.anthropic_base_url, scenario)
+    await publish_provider_model(
+        producer, f"old-{tag}", "openai", upstream.openai_base_url, "ok",
+        deprecated_at=now() - timedelta(days=30), sunset_at=now() + timedelta(days=30), replacement=f"oa-ok-{tag}",
+    )
+    await publish_provider_model(
+        producer, f"gone-{tag}", "openai", upstream.openai_base_url, "ok",
+        deprecated_at=now() - timedelta(days=60), sunset_at=now() - timedelta(days=1), replacement=f"oa-ok-{tag}",
+    )
+    await producer.stop()
+    base = f"http://127.0.0.1:{services.config.ports.edge}"
+    wanted = {f"oa-ok-{tag}", f"an-ok-{tag}", f"gone-{tag}", TRITON_MODEL}
+    deadline = time.monotonic() + 20
+    async with httpx.AsyncClient() as client:
+        while True:  # wait until the edge's snapshots have the key and the models
+            reply = await client.get(f"{base}/v1/models", headers={"authorization": f"Bearer {secret}"})
+            if reply.status_code == 200 and wanted <= {m["id"] for m in reply.json()["data"]}:
+                break
+            assert time.monotonic() < deadline, reply.text
+            await asyncio.sleep(0.1)
+    yield Stack(services, f"{base}/v1", secret, upstream, tag)

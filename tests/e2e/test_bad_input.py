@@ -1,0 +1,87 @@
+"""Bad input gets the API's own error format and changes nothing: nothing is forwarded upstream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from tests.e2e.conftest import Stack
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as sdk:
+        yield sdk
+
+
+async def test_bad_key_is_401_in_openai_format(stack: Stack) -> None:
+    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key="tg-" + "x" * 43, max_retries=0) as bad:
+        with pytest.raises(openai.AuthenticationError) as err:
+            await bad.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "hi"}])
+    assert err.value.code == "invalid_api_key"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, 400, "max_tokens"),
+        ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**6}, 400, "max_tokens"),
+        ({"messages": []}, 400, "messages"),
+        ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature"),
+        ({"messages": [{"role": "user", "content": "hi"}], "n": 3}, 400, "n"),
+        ({"messages": [{"role": "user", "content": "hi"}], "bogus": 1}, 400, "bogus"),
+    ],
+)
+async def test_invalid_requests_are_400_and_never_forwarded(stack: Stack, body: dict[str, object], status: int, param: str) -> None:
+    model = stack.model("oa-ok")
+    before = stack.upstream.model_stats(f"ok:{model}")["requests"]
+    async with httpx.AsyncClient() as http:
+        reply = await http.post(f"{stack.base_url}/chat/completions", headers={"authorization": f"Bearer {stack.key}"},
+                                json={"model": model, **body})
+    assert reply.status_code == status
+    error = reply.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["param"] == param and error["message"]
+    assert stack.upstream.model_stats(f"ok:{model}")["requests"] == before
+
+
+async def test_malformed_json_unknown_model_and_oversized_body(stack: Stack) -> None:
+    auth = {"authorization": f"Bearer {stack.key}", "content-type": "application/json"}
+    async with httpx.AsyncClient() as http:
+        malformed = await http.post(f"{stack.base_url}/chat/completions", headers=auth, content=b'{"model": ')
+        unknown = await http.post(f"{stack.base_url}/chat/completions", headers=auth,
+                                  json={"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]})
+        huge = await http.post(f"{stack.base_url}/chat/completions", headers=auth, content=b"x" * (5 * 1024 * 1024))
+    assert malformed.status_code == 400 and malformed.json()["error"]["type"] == "invalid_request_error"
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
+    assert huge.status_code == 413
+
+
+async def test_unsupported_parameter_for_a_self_hosted_model_is_400(client: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError):
+        await client.chat.completions.create(
+            model="smollm2", messages=[{"role": "user", "content": "hi"}],
+            tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        )
+
+
+async def test_provider_context_error_is_400_and_exhausted_backends_are_5xx(client: openai.AsyncOpenAI, stack: Stack) -> None:
+    with pytest.raises(openai.BadRequestError):
+        await client.chat.completions.create(model=stack.model("oa-context-too-long"), messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.InternalServerError) as err:
+        await client.chat.completions.create(model=stack.model("oa-server-error"), messages=[{"role": "user", "content": "hi"}])
+    assert err.value.status_code == 502
+
+
+async def test_anthropic_errors_use_anthropic_format(stack: Stack) -> None:
+    base = stack.base_url.removesuffix("/v1")
+    async with anthropic.AsyncAnthropic(base_url=base, api_key=stack.key, max_retries=0) as client:
+        with pytest.raises(anthropic.BadRequestError) as bad:
+            await client.messages.create(model="smollm2", max_tokens=0, messages=[{"role": "user", "content": "hi"}])
+    assert bad.value.body["type"] == "error" and bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    async with anthropic.AsyncAnthropic(base_url=base, api_key="tg-" + "y" * 43, max_retries=0) as wrong:
+        with pytest.raises(anthropic.AuthenticationError):
+            await wrong.messages.create(model="smollm2", max_tokens=5, messages=[{"role": "user", "content": "hi"}])

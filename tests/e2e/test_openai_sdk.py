@@ -1,0 +1,127 @@
+"""The official OpenAI Python SDK against the platform, unchanged: edge → router → Triton / provider."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import openai
+import pytest
+
+from tests.e2e.conftest import TRITON_MODEL, Stack
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as sdk:
+        yield sdk
+
+
+async def test_chat_non_stream_on_triton(client: openai.AsyncOpenAI) -> None:
+    raw = await client.chat.completions.with_raw_response.create(
+        model=TRITON_MODEL, messages=[{"role": "user", "content": "Say hi"}], max_tokens=6, temperature=0
+    )
+    completion = raw.parse()
+    assert raw.headers["x-request-id"].startswith("req_")
+    assert completion.id == "chatcmpl-" + raw.headers["x-request-id"].removeprefix("req_")
+    assert completion.choices[0].message.content
+    assert completion.usage is not None and 0 < completion.usage.completion_tokens <= 6
+    assert completion.usage.prompt_tokens > 0
+
+
+async def test_chat_stream_with_usage_on_triton(client: openai.AsyncOpenAI) -> None:
+    stream = await client.chat.completions.create(
+        model="smollm2", messages=[{"role": "user", "content": "Count"}], max_tokens=5, temperature=0,
+        stream=True, stream_options={"include_usage": True},
+    )
+    text, usage, finish = "", None, None
+    async for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+        if chunk.usage is not None:
+            usage = chunk.usage
+    assert text and finish == "length"
+    assert usage is not None and usage.completion_tokens == 5
+
+
+async def test_usage_equals_what_the_provider_reported(client: openai.AsyncOpenAI, stack: Stack) -> None:
+    completion = await client.chat.completions.create(
+        model=stack.model("oa-ok"), messages=[{"role": "user", "content": "Hello"}], max_tokens=50
+    )
+    stream = await client.chat.completions.create(
+        model=stack.model("oa-ok"), messages=[{"role": "user", "content": "Hello"}], max_tokens=50,
+        stream=True, stream_options={"include_usage": True},
+    )
+    chunks = [c async for c in stream]
+    streamed_usage = chunks[-1].usage
+    assert completion.usage is not None and streamed_usage is not None
+    assert completion.usage.model_dump() == streamed_usage.model_dump()
+    assert completion.choices[0].message.content == "".join(
+        c.choices[0].delta.content or "" for c in chunks if c.choices)
+    sent = stack.upstream.requests_for(f"ok:{stack.model('oa-ok')}")
+    assert sent and all(r["stream_options"] == {"include_usage": True} for r in sent)
+
+
+async def test_completions_and_models(client: openai.AsyncOpenAI, stack: Stack) -> None:
+    completion = await client.completions.create(model=TRITON_MODEL, prompt="Once upon", max_tokens=4)
+    assert completion.choices[0].text and completion.usage is not None
+    stream = await client.completions.create(model=TRITON_MODEL, prompt="Once", max_tokens=3, stream=True)
+    assert "".join([c.choices[0].text async for c in stream if c.choices])
+    models = {m.id: m for m in (await client.models.list()).data}
+    assert {TRITON_MODEL, "smollm2", stack.model("oa-ok")} <= set(models)
+    pricing = (models[TRITON_MODEL].model_extra or {})["pricing"]
+    assert pricing["prompt"] == "0.00000002" and pricing["completion"] == "0.00000004"
+
+
+async def test_provider_identity_headers_never_reach_the_client(stack: Stack) -> None:
+    async with httpx.AsyncClient() as http:
+        reply = await http.post(
+            f"{stack.base_url}/chat/completions", headers={"authorization": f"Bearer {stack.key}"},
+            json={"model": stack.model("oa-ok"), "messages": [{"role": "user", "content": "hi"}]},
+        )
+    assert reply.status_code == 200
+    leaked = {h for h in reply.headers if h.startswith(("openai-", "anthropic-", "x-ratelimit", "cf-", "set-cookie"))}
+    assert leaked == set()
+    assert reply.headers["x-request-id"].startswith("req_")
+
+
+async def test_failure_after_first_byte_ends_the_stream_with_an_error(client: openai.AsyncOpenAI, stack: Stack) -> None:
+    stream = await client.chat.completions.create(
+        model=stack.model("oa-cut-mid-stream"), messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    received = []
+    with pytest.raises(openai.APIError):
+        async for chunk in stream:
+            received.append(chunk)
+    assert received  # it had started: an error event, not a clean finish
+
+
+async def test_client_disconnect_cancels_the_upstream_request(client: openai.AsyncOpenAI, stack: Stack) -> None:
+    import asyncio
+
+    model = stack.model("oa-slow-stream")
+    stream = await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], stream=True)
+    seen = 0
+    async for _ in stream:
+        seen += 1
+        if seen == 3:
+            break
+    await stream.close()
+    for _ in range(50):
+        if stack.upstream.model_stats(f"slow-stream:{model}")["disconnects"] == 1:
+            break
+        await asyncio.sleep(0.1)
+    stats = stack.upstream.model_stats(f"slow-stream:{model}")
+    assert stats["disconnects"] == 1 and stats["completed"] == 0
+
+
+async def test_deprecated_model_works_with_a_notice_and_a_sunset_one_is_gone(stack: Stack) -> None:
+    async with httpx.AsyncClient() as http:
+        auth = {"authorization": f"Bearer {stack.key}"}
+        body = {"messages": [{"role": "user", "content": "hi"}]}
+        old = await http.post(f"{stack.base_url}/chat/completions", headers=auth, json={**body, "model": stack.model("old")})
+        gone = await http.post(f"{stack.base_url}/chat/completions", headers=auth, json={**body, "model": stack.model("gone")})
+    assert old.status_code == 200 and old.headers["deprecation"].startswith("@") and "sunset" in old.headers
+    assert gone.status_code == 410
+    assert stack.model("oa-ok") in gone.json()["error"]["message"]

@@ -1,0 +1,162 @@
+"""Anthropic request parsing: bad input is a 400 worded as Anthropic words it (``<location>: <problem>``);
+good requests (including what the official SDK sends) parse; what we do not serve is refused by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from services.common.errors import InvalidRequest
+from services.edge.convert import parse_messages_request
+from services.edge.wire import anthropic as w
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+def body(**fields: Any) -> bytes:
+    return orjson.dumps({"model": "m", "max_tokens": 16, "messages": USER, **fields})
+
+
+def refused(raw: bytes) -> InvalidRequest:
+    with pytest.raises(InvalidRequest) as info:
+        parse_messages_request(raw)
+    assert info.value.http_status == 400
+    assert info.value.to_anthropic()["error"]["type"] == "invalid_request_error"
+    return info.value
+
+
+def blocks(*content: dict[str, Any], role: str = "user") -> list[dict[str, Any]]:
+    return [{"role": role, "content": list(content)}]
+
+
+BAD: list[tuple[str, bytes, str]] = [
+    ("not json", b"{", "The request body is not valid JSON"),
+    ("array body", b"[1]", "must be a JSON object"),
+    ("missing max_tokens", orjson.dumps({"model": "m", "messages": USER}), "max_tokens: Field required"),
+    ("missing model", orjson.dumps({"max_tokens": 1, "messages": USER}), "model: Field required"),
+    ("max_tokens zero", body(max_tokens=0), "max_tokens: Input should be greater than or equal to 1"),
+    ("max_tokens string", body(max_tokens="16"), "max_tokens: Input should be a valid integer"),
+    ("empty messages", body(messages=[]), "messages: List should have at least 1 item"),
+    ("unknown field", body(foo=1), "foo: Extra inputs are not permitted"),
+    ("unknown message field", body(messages=[{"role": "user", "content": "x", "name": "n"}]),
+     "messages.0.name: Extra inputs are not permitted"),
+    ("system role in messages", body(messages=[{"role": "system", "content": "x"}]),
+     "messages.0.role: Input should be 'user' or 'assistant'"),
+    ("content wrong type", body(messages=[{"role": "user", "content": 7}]),
+     "messages.0.content: Input should be a string or an array of content blocks"),
+    ("block without type", body(messages=blocks({"text": "x"})), "messages.0.content.0.type: Field required"),
+    ("unknown block type", body(messages=blocks({"type": "video"})), "messages.0.content.0.type: Input should be"),
+    ("text block without text", body(messages=blocks({"type": "text"})),
+     "messages.0.content.0.text.text: Field required"),
+    ("extra field in tool_use", body(messages=[*USER, *blocks(
+        {"type": "tool_use", "id": "t", "name": "n", "input": {}, "text": "x"}, role="assistant")]),
+     "messages.1.content.0.tool_use.text: Extra inputs are not permitted"),
+    ("temperature above one", body(temperature=1.5), "temperature: Input should be less than or equal to 1"),
+    ("top_p zero", body(top_p=0), "top_p: Input should be greater than 0"),
+    ("top_k negative", body(top_k=-1), "top_k: Input should be greater than or equal to 0"),
+    ("stop_sequences wrong type", body(stop_sequences="END"), "stop_sequences: Input should be a valid array"),
+    ("system wrong type", body(system=5), "system: Input should be a string or an array of text blocks"),
+    ("system block wrong type", body(system=[{"type": "image"}]), "system.0.type: Input should be 'text'"),
+    ("tool missing schema", body(tools=[{"name": "get"}]), "tools.0.custom.input_schema: Field required"),
+    ("tool extra field", body(tools=[{"name": "get", "input_schema": {}, "defer_loading": True}]),
+     "tools.0.custom.defer_loading: Extra inputs are not permitted"),
+    ("tool_choice tool without name", body(tool_choice={"type": "tool"}),
+     "tool_choice: 'name' is required when type is 'tool'"),
+    ("metadata unknown field", body(metadata={"session": "s"}), "metadata.session: Extra inputs are not permitted"),
+    ("huge integer in tool input", body(messages=[*USER, *blocks(
+        {"type": "tool_use", "id": "t", "name": "n", "input": {"x": 1}}, role="assistant")]).replace(
+        b'"x":1', b'"x":' + b"9" * 30), "messages.1.content.0.tool_use.input: integers must fit in 64 bits"),
+    ("Infinity in tool schema", body(tools=[{"name": "t", "input_schema": {"x": 1}}]).replace(
+        b'"x":1', b'"x":Infinity'), "tools.0.custom.input_schema: numbers must be finite"),
+    ("temperature NaN", body(temperature=1).replace(b'"temperature":1', b'"temperature":NaN'),
+     "temperature: Input should be a finite number"),
+]
+
+
+@pytest.mark.parametrize(("case", "raw", "message"), BAD, ids=[c[0] for c in BAD])
+def test_bad_messages_request_is_a_400_in_anthropic_wording(case: str, raw: bytes, message: str) -> None:
+    assert message in refused(raw).message
+
+
+UNSUPPORTED: list[tuple[str, bytes, str]] = [
+    ("image block", body(messages=blocks({"type": "text", "text": "what is it?"},
+                                         {"type": "image", "source": {"type": "base64", "data": "AA"}})),
+     "messages.0.content.1: 'image' content is not supported"),
+    ("document block", body(messages=blocks({"type": "document", "source": {"type": "text", "data": "d"}})),
+     "messages.0.content.0: 'document' content is not supported"),
+    ("image in tool result", body(messages=[
+        *USER, *blocks({"type": "tool_use", "id": "t", "name": "n", "input": {}}, role="assistant"),
+        *blocks({"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]})]),
+     "messages.2.content.0.content.0: 'image' content is not supported"),
+    ("thinking block", body(messages=[*USER, *blocks({"type": "thinking", "thinking": "t", "signature": "s"},
+                                                     role="assistant")]),
+     "messages.1.content.0: 'thinking' content is not supported"),
+    ("thinking enabled", body(thinking={"type": "enabled", "budget_tokens": 1024}),
+     "thinking: extended thinking is not supported"),
+    ("server tool", body(tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]),
+     "tools.0: server tool 'web_search_20250305' is not supported"),
+    ("assistant first", body(messages=[{"role": "assistant", "content": "hi"}]),
+     "messages.0.role: the first message must use the 'user' role"),
+    ("tool_use from the user", body(messages=blocks({"type": "tool_use", "id": "t", "name": "n", "input": {}})),
+     "messages.0.content.0: 'tool_use' blocks may only appear in assistant messages"),
+    ("tool_result from the assistant", body(messages=[*USER, *blocks(
+        {"type": "tool_result", "tool_use_id": "t", "content": "x"}, role="assistant")]),
+     "messages.1.content.0: 'tool_result' blocks may only appear in user messages"),
+]
+
+
+@pytest.mark.parametrize(("case", "raw", "message"), UNSUPPORTED, ids=[c[0] for c in UNSUPPORTED])
+def test_valid_but_unserved_anthropic_features_are_refused_by_name(case: str, raw: bytes, message: str) -> None:
+    err = refused(raw)
+    assert message in err.message
+    assert err.param == message.split(":")[0]
+
+
+def test_error_body_has_anthropic_shape() -> None:
+    assert refused(body(foo=1)).to_anthropic() == {
+        "type": "error", "error": {"type": "invalid_request_error", "message": "foo: Extra inputs are not permitted"},
+    }
+
+
+def test_full_featured_messages_request_parses() -> None:
+    req = parse_messages_request(body(
+        system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        messages=[
+            {"role": "user", "content": "What is the weather?"},
+            {"role": "assistant", "content": [{"type": "text", "text": "Checking."},
+                                              {"type": "tool_use", "id": "tu_1", "name": "weather",
+                                               "input": {"city": "Paris"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu_1", "content": "sunny"},
+                                         {"type": "text", "text": "And tomorrow?"}]},
+        ],
+        stop_sequences=["\n\nHuman:"], temperature=0.5, top_p=0.9, top_k=40, stream=True,
+        metadata={"user_id": "u-1"}, thinking={"type": "disabled"}, service_tier="auto",
+        tools=[{"name": "weather", "description": "Weather by city", "input_schema": {"type": "object"}}],
+        tool_choice={"type": "any", "disable_parallel_tool_use": True},
+    ))
+    assert isinstance(req.messages[1].content, list)
+    assert isinstance(req.messages[1].content[1], w.ToolUseBlock)
+    assert isinstance(req.tools, list) and isinstance(req.tools[0], w.Tool)
+
+
+def test_what_the_official_sdk_sends_parses() -> None:
+    import anthropic
+    import httpx2
+
+    bodies: list[bytes] = []
+
+    def capture(request: httpx2.Request) -> httpx2.Response:
+        bodies.append(request.content)
+        return httpx2.Response(400, json={"type": "error", "error": {"type": "invalid_request_error",
+                                                                      "message": "stop"}})
+
+    client = anthropic.Anthropic(api_key="k", base_url="http://edge", max_retries=0,
+                                 http_client=httpx2.Client(transport=httpx2.MockTransport(capture)))
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.create(model="m", max_tokens=8, system="s", messages=[{"role": "user", "content": "hi"}],
+                               stop_sequences=["x"], metadata={"user_id": "u"})
+    req = parse_messages_request(bodies[0])
+    assert req.system == "s"
+    assert req.max_tokens == 8
