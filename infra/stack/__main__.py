@@ -39,6 +39,7 @@ def _config() -> PlatformConfig:
 
 def _banner(platform: Platform, seconds: float) -> str:
     base = f"http://127.0.0.1:{platform.config.ports.edge}"
+    key = platform.demo_key()
     services = "\n".join(
         f"  {name:<9} {svc.base_url}/readyz" for name, svc in platform.services.items()
     )
@@ -47,17 +48,29 @@ Tollgate is up ({seconds:.1f}s). Run folder: {platform.config.run_dir}
 
   Base URL   {base}/v1
   Admin key  {platform.admin_key}
-             (also in {platform.config.run_dir / 'admin_key'}; set TOLLGATE_ADMIN_KEY to choose it)
+             (in {platform.config.run_dir / 'admin_key'}; set TOLLGATE_ADMIN_KEY to choose it)
+  Demo key   {key}
+             (account acct_demo, plan plan_demo; in {platform.demo_key_file})
   Bus        {platform.config.bus} at {platform.bus.bootstrap}
   Triton     {platform.triton.grpc_url} (model {platform.config.model}, TensorRT-LLM ensemble contract)
 
 Every service answers readiness:
 {services}
 
-Try it:
-  curl -s {base}/readyz
-  curl -s {base}/metrics | head
-  python -c "import urllib.request; print(urllib.request.urlopen('{base}/readyz').read().decode())"
+Try it (SmolLM2-135M on CPU, a few tokens per second on this machine):
+
+  curl -s {base}/v1/chat/completions -H "Authorization: Bearer {key}" \\
+    -H "Content-Type: application/json" \\
+    -d '{{"model": "smollm2", "max_tokens": 24,
+         "messages": [{{"role": "user", "content": "What is the capital of France?"}}]}}'
+
+  {sys.executable} -c "
+from openai import OpenAI
+client = OpenAI(base_url='{base}/v1', api_key='{key}')
+for chunk in client.chat.completions.create(model='smollm2', max_tokens=24, stream=True,
+        messages=[{{'role': 'user', 'content': 'Name three colours.'}}]):
+    print(chunk.choices[0].delta.content or '', end='', flush=True)
+print()"
 
 Ctrl-C (or `make stop` from another terminal) stops everything this started.
 """

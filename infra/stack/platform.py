@@ -113,6 +113,8 @@ class Platform:
         env[f"{prefix}_HTTP_PORT"] = str(getattr(ports, name))
         if name in ("billing", "catalog"):
             env[f"{prefix}_DATABASE_URL"] = self.postgres.dsn(f"tollgate_{name}")
+        if name in ("billing", "edge"):
+            env["TOLLGATE_KEY_HASH_SECRET"] = self.key_hash_secret
         if name == "metering":
             env["METERING_CHDB_PATH"] = str(self.config.run_dir / "chdb")
         if name == "router":
@@ -121,7 +123,6 @@ class Platform:
             env["EDGE_REDIS_URL"] = self.redis.url
             env["EDGE_ROUTER_ADDRESS"] = f"127.0.0.1:{ports.router_grpc}"
             env["TOLLGATE_ADMIN_KEY"] = self.admin_key
-            env["TOLLGATE_KEY_HASH_SECRET"] = self.key_hash_secret
             env.pop("EDGE_HTTP_PORT")
             env["TOLLGATE_PORT"] = str(ports.edge)
         return env
@@ -151,6 +152,14 @@ class Platform:
             self._run(name, "migrate")
         asyncio.run(ensure_topics(self.bus.bootstrap, prefix=self.config.topic_prefix))
         self._run("catalog", "seed", TOLLGATE_TRITON_URL=self.triton.grpc_url)
+        self._run("billing", "bootstrap", str(self.demo_key_file))
+
+    @property
+    def demo_key_file(self) -> Path:
+        return self.config.run_dir / "demo_key"
+
+    def demo_key(self) -> str:
+        return self.demo_key_file.read_text().strip()
 
     def start_services(self, names: tuple[str, ...] = SERVICES) -> None:
         for name in names:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
@@ -15,3 +15,7 @@ class BillingSettings(ServiceSettings):
         pattern=r"^postgres(ql)?://",
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    key_hash_secret: SecretStr = Field(
+        min_length=32, validation_alias="TOLLGATE_KEY_HASH_SECRET",
+        description="server secret of the keyed hash of API keys; the same value in billing and edge",
+    )
