@@ -12,12 +12,15 @@ UV_VERSION := 0.13.8
 LOCK_HASH := $(shell cat requirements.lock requirements-nodeps.txt pyproject.toml | sha256sum | cut -c1-16)
 VENV_STAMP := $(VENV)/.installed-$(LOCK_HASH)
 PROTO_FILES := $(shell find proto -name '*.proto')
+NODE_DIR := tests/node
+NODE_HASH := $(shell cat $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json | sha256sum | cut -c1-16)
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed-$(NODE_HASH)
 PROTO_STAMP := tollgate/.generated
 
 export PYTHONPATH := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run stop status test lint typecheck pytest migrate proto venv assets clean lock help
+.PHONY: run stop status test lint typecheck pytest migrate proto venv assets node-deps bench clean lock help
 .DEFAULT_GOAL := help
 
 help:
@@ -38,6 +41,14 @@ $(PROTO_STAMP): $(VENV_STAMP) $(PROTO_FILES) infra/gen_proto.py
 	@touch $@
 
 proto: $(PROTO_STAMP)
+
+# The official Node `openai` SDK, for the one end-to-end test that drives the platform from Node.
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js 20+) is needed for the Node SDK test (tests/node)" >&2; exit 1; }
+	npm ci --prefix $(NODE_DIR) --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+node-deps: $(NODE_STAMP)
 
 # Downloads and one-time conversions, cached outside the run folder (~/.cache/tollgate):
 # Kafka jars from Maven Central, the Triton server layout, SmolLM2 GGUF -> safetensors.
@@ -65,7 +76,7 @@ lint: venv
 typecheck: proto
 	$(VENV)/bin/mypy services infra
 
-pytest: proto assets
+pytest: proto assets node-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -75,4 +86,4 @@ lock: venv
 	$(UV) pip compile pyproject.toml --extra stack --extra dev --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf tollgate $(VENV) .mypy_cache .ruff_cache
+	rm -rf tollgate $(VENV) .mypy_cache .ruff_cache $(NODE_DIR)/node_modules

@@ -21,15 +21,13 @@ RUN_TIMEOUT = 60.0
 INSTALL_HINT = "run `make test`, or `npm ci --prefix tests/node --no-audit --no-fund` from the repository root"
 
 
-def node_binary() -> str:
-    node = shutil.which("node")
-    if node is None:
+@pytest.fixture(scope="module", autouse=True)
+def node() -> str:
+    """Node.js and the pinned SDK, checked before the stack starts. Fails, never skips, when either is
+    missing or another SDK version is installed."""
+    binary = shutil.which("node")
+    if binary is None:
         pytest.fail("`node` (Node.js 20+) is not on PATH: the Node SDK test needs it")
-    return node
-
-
-def check_installed() -> None:
-    """Fail, not skip, when the pinned SDK is missing or another version is installed."""
     lock = json.loads((NODE_DIR / "package-lock.json").read_text(encoding="utf-8"))
     pinned = lock["packages"]["node_modules/openai"]["version"]
     installed = NODE_DIR / "node_modules/openai/package.json"
@@ -38,11 +36,10 @@ def check_installed() -> None:
     version = json.loads(installed.read_text(encoding="utf-8"))["version"]
     if version != pinned:
         pytest.fail(f"tests/node/node_modules has openai {version}, the lock pins {pinned}: {INSTALL_HINT}")
+    return binary
 
 
-async def run_node(stack: Stack, model: str) -> dict[str, Any]:
-    node = node_binary()
-    check_installed()
+async def run_node(node: str, stack: Stack, model: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "NODE_OPTIONS"))}
     env.update(BASE_URL=stack.base_url, API_KEY=stack.key, MODEL=model)
     proc = await asyncio.create_subprocess_exec(
@@ -63,9 +60,9 @@ async def run_node(stack: Stack, model: str) -> dict[str, Any]:
     return result
 
 
-async def test_node_sdk_chat_stream_and_models_on_a_provider_model(stack: Stack) -> None:
+async def test_node_sdk_chat_stream_and_models_on_a_provider_model(node: str, stack: Stack) -> None:
     model = stack.model("oa-ok")
-    result = await run_node(stack, model)
+    result = await run_node(node, stack, model)
 
     assert result["content"], result
     assert result["role"] == "assistant" and result["object"] == "chat.completion"
@@ -85,8 +82,8 @@ async def test_node_sdk_chat_stream_and_models_on_a_provider_model(stack: Stack)
     assert len(sent) >= 2 and any(r.get("stream_options") == {"include_usage": True} for r in sent)
 
 
-async def test_node_sdk_on_triton(stack: Stack) -> None:
-    result = await run_node(stack, TRITON_MODEL)
+async def test_node_sdk_on_triton(node: str, stack: Stack) -> None:
+    result = await run_node(node, stack, TRITON_MODEL)
 
     assert result["content"], result
     assert result["request_id"].startswith("req_")
