@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import grpc
 import structlog
@@ -82,6 +83,8 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         structlog.contextvars.bind_contextvars(request_id=request.request_id)
         try:
             generation = _generation(request)
+            model = self._table.models.get(self._table.resolve(request.model))
+            generation = replace(generation, chat_template=model.chat_template if model else None)
             chain = self._chain(request.model)
         except (TollgateError, ValueError) as exc:
             await _abort(context, exc if isinstance(exc, TollgateError) else InvalidRequest(str(exc)))

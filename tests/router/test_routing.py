@@ -57,3 +57,20 @@ def test_prices_are_ignored_by_routing() -> None:
     table = RoutingTable()
     table.apply("price:p1", None)
     assert table.deployments == {}
+
+
+def test_chat_templates_render_roles_and_the_assistant_cue() -> None:
+    import pytest
+
+    from services.common.errors import InvalidRequest
+    from services.router.backends import ChatTurn
+    from services.router.chat_template import render
+
+    turns = [ChatTurn("system", "Be brief."), ChatTurn("user", "Hi")]
+    assert render("chatml", turns) == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert render(None, turns) == render("chatml", turns)
+    assert render("llama3", turns).endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    with pytest.raises(InvalidRequest):
+        render("{{ evil }}", turns)

@@ -40,6 +40,7 @@ class GenerationRequest:
     messages: tuple[ChatTurn, ...] | None = None
     prompt: str | None = None
     provider_options: Mapping[str, Any] = field(default_factory=dict)  # tools, response_format, ...
+    chat_template: str | None = None  # the catalog model's template, for backends that take a prompt
 
 
 @dataclass

@@ -15,7 +15,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from services.common.errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from services.router.backends import GenerationRequest, Outcome
 from services.router.backends.triton_tensors import build_request, decode_outputs, is_final
-from services.router.chat_template import chatml
+from services.router.chat_template import render
 
 
 class TritonBackend:
@@ -36,7 +36,10 @@ class TritonBackend:
         if request.provider_options:
             names = ", ".join(sorted(request.provider_options))
             raise InvalidRequest(f"parameters not supported by this self-hosted model: {names}")
-        prompt = chatml(request.messages) if request.messages is not None else request.prompt or ""
+        if request.messages is not None:
+            prompt = render(request.chat_template, request.messages)
+        else:
+            prompt = request.prompt or ""
         sampling = request.sampling
         infer = build_request(self.model, request.request_id, prompt, sampling)
         call = self._stub.ModelStreamInfer(iter([infer]))
