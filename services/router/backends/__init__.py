@@ -60,6 +60,11 @@ class Outcome:
     usage_reported: bool = False  # False when the upstream omitted usage
 
 
+def as_count(value: Any) -> int:
+    """A token count from a provider's JSON: a real int, else 0 (never a bool, float or string)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 class Backend(Protocol):
     async def ready(self) -> bool: ...
 

@@ -29,7 +29,7 @@ import httpx
 import orjson
 
 from services.common.errors import InvalidRequest, TollgateError
-from services.router.backends import ChatTurn, GenerationRequest, Outcome
+from services.router.backends import ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
 from services.router.backends.sse import events
 
@@ -45,10 +45,6 @@ _FINISH = {
     "tool_use": "tool_calls",
 }
 _RESERVED = frozenset({"model", "messages", "stream", "max_tokens"})
-
-
-def _as_int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def to_messages(turns: Sequence[ChatTurn]) -> tuple[str | None, list[dict[str, Any]]]:
@@ -82,13 +78,13 @@ def apply_usage(usage: dict[str, Any], outcome: Outcome) -> None:
     """``message_start`` carries input and cache counts, ``message_delta`` the cumulative output
     (and, on newer API versions, the input counts again); whatever is present is the latest truth."""
     if "input_tokens" in usage:
-        outcome.input_tokens = _as_int(usage.get("input_tokens"))
+        outcome.input_tokens = as_count(usage.get("input_tokens"))
     if "cache_read_input_tokens" in usage:
-        outcome.cached_input_tokens = _as_int(usage.get("cache_read_input_tokens"))
+        outcome.cached_input_tokens = as_count(usage.get("cache_read_input_tokens"))
     if "cache_creation_input_tokens" in usage:
-        outcome.cache_write_tokens = _as_int(usage.get("cache_creation_input_tokens"))
+        outcome.cache_write_tokens = as_count(usage.get("cache_creation_input_tokens"))
     if "output_tokens" in usage:
-        outcome.output_tokens = _as_int(usage.get("output_tokens"))
+        outcome.output_tokens = as_count(usage.get("output_tokens"))
 
 
 class AnthropicBackend:

@@ -35,7 +35,7 @@ import httpx
 import orjson
 
 from services.common.errors import InvalidRequest, TollgateError
-from services.router.backends import ChatTurn, GenerationRequest, Outcome
+from services.router.backends import ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
 from services.router.backends.sse import events
 
@@ -52,23 +52,19 @@ _FINISH = {
 _RESERVED = frozenset({"model", "messages", "prompt", "stream"})
 
 
-def _as_int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
 def apply_usage(usage: dict[str, Any], outcome: Outcome) -> None:
     """OpenAI counts cached tokens inside ``prompt_tokens`` and reasoning inside ``completion_tokens``;
     ``Outcome`` wants input without the cached part, and reasoning as a part of output."""
-    prompt = _as_int(usage.get("prompt_tokens"))
+    prompt = as_count(usage.get("prompt_tokens"))
     details = usage.get("prompt_tokens_details")
-    cached = _as_int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    cached = as_count(details.get("cached_tokens")) if isinstance(details, dict) else 0
     completion_details = usage.get("completion_tokens_details")
     outcome.input_tokens = max(prompt - cached, 0)
     outcome.cached_input_tokens = cached
     outcome.cache_write_tokens = 0
-    outcome.output_tokens = _as_int(usage.get("completion_tokens"))
+    outcome.output_tokens = as_count(usage.get("completion_tokens"))
     outcome.reasoning_tokens = (
-        _as_int(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0
+        as_count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0
     )
     outcome.usage_reported = True
 
@@ -242,7 +238,7 @@ def _accumulate_tool_calls(deltas: Any, calls: dict[int, dict[str, str]]) -> Non
     for delta in deltas:
         if not isinstance(delta, dict):
             continue
-        call = calls.setdefault(_as_int(delta.get("index")), {"id": "", "name": "", "arguments": ""})
+        call = calls.setdefault(as_count(delta.get("index")), {"id": "", "name": "", "arguments": ""})
         if delta.get("id"):
             call["id"] = str(delta["id"])
         function = delta.get("function")
