@@ -24,7 +24,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make run | make test | make stop | make lint | make typecheck | make proto | make lock | make clean"
+	@echo "make run | make test | make stop | make bench | make lint | make typecheck | make proto | make lock | make clean"
 
 $(VENV_STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,10 @@ pytest: proto assets node-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# A benchmark, not a test: platform vs the zero-delay upstream, edge+router pinned to one core.
+bench: proto assets
+	$(PY) -m bench $(BENCH_ARGS)
 
 # Re-resolve pinned versions after editing pyproject.toml dependencies.
 lock: venv

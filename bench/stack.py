@@ -160,6 +160,7 @@ class BenchStack:
                 if name == "infrastructure":
                     for server in reversed(self.platform.infrastructure()[:-1]):  # no Triton
                         server.stop()
+                    self.platform.postgres.remove_data()  # may live outside the run folder (root)
                 elif name == "upstream":
                     self.upstream.stop(timeout=10)
                 else:

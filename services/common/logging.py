@@ -62,7 +62,7 @@ def configure_logging(service: str, level: str = "info") -> None:
     """JSON lines on stderr, one per event, tagged with the service name."""
     numeric = logging.getLevelNamesMapping()[level.upper()]
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s", force=True)
-    for noisy in ("aiokafka", "kafka", "uvicorn.access"):
+    for noisy in ("aiokafka", "kafka", "uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         processors=[

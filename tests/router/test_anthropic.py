@@ -225,3 +225,15 @@ async def test_ready_and_unreachable(upstream, http, key) -> None:
     assert await dead.ready() is False
     _, error = await drain(dead.generate(chat("ok"), Outcome()))
     assert isinstance(error, UpstreamError) and error.code == "upstream_unreachable"
+
+
+async def test_finished_streams_return_their_connection_to_the_pool(
+    upstream: UpstreamServer, http: httpx.AsyncClient, key: str, tag: str
+) -> None:
+    b = backend(upstream, http)
+    for _ in range(5):
+        outcome = Outcome()
+        async for _text in b.generate(chat(f"ok:{tag}"), outcome):
+            pass
+        assert outcome.usage_reported
+    assert len(http._transport._pool.connections) == 1  # type: ignore[attr-defined]

@@ -260,3 +260,19 @@ async def test_ready_and_unreachable(upstream, http, key) -> None:
     _, error = await drain(dead.generate(chat("ok"), Outcome()))
     assert isinstance(error, UpstreamError) and error.code == "upstream_unreachable"
     assert is_retryable(error)
+
+
+def _pooled_connections(http: httpx.AsyncClient) -> int:
+    return len(http._transport._pool.connections)  # type: ignore[attr-defined]
+
+
+async def test_finished_streams_return_their_connection_to_the_pool(
+    upstream: UpstreamServer, http: httpx.AsyncClient, key: str, tag: str
+) -> None:
+    """Stopping at [DONE] without reading the end of the body made httpx drop the connection: a new
+    TCP (and, against a real provider, TLS) handshake for every request."""
+    b = backend(upstream, http)
+    for _ in range(5):
+        _, error = await drain(b.generate(chat(f"ok:{tag}"), Outcome()))
+        assert error is None
+    assert _pooled_connections(http) == 1

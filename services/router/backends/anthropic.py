@@ -181,6 +181,8 @@ class AnthropicBackend:
         stop_reason: str | None = None
         async with aclosing(events(response.aiter_lines())) as stream:
             async for event in stream:
+                if finished:
+                    continue  # read to the end of the body so the connection goes back to the pool
                 doc = pe.parse_event(event.data)
                 kind = doc.get("type") or event.event
                 if kind == "content_block_delta":
@@ -205,7 +207,6 @@ class AnthropicBackend:
                         outcome.usage_reported = started and "output_tokens" in usage
                 elif kind == "message_stop":
                     finished = True
-                    break
                 elif kind == "error":
                     raise pe.error_from_stream_event(doc, secrets)
                 # ping, content_block_stop and event types added later carry nothing we need

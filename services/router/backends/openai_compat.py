@@ -189,9 +189,11 @@ class OpenAICompatBackend:
         done = False
         async with aclosing(events(response.aiter_lines())) as stream:
             async for event in stream:
+                if done:
+                    continue  # read to the end of the body so the connection goes back to the pool
                 if event.data.strip() == "[DONE]":
                     done = True
-                    break
+                    continue
                 chunk = pe.parse_event(event.data)
                 if chunk.get("error") or event.event == "error":
                     raise pe.error_from_stream_event(chunk, secrets)

@@ -1,0 +1,204 @@
+"""The printed result: one table of platform vs direct, the fixed-rate latency, the generator's own
+ceiling, and the issue's targets with PASS/MISS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.spec import LoadResult
+
+PLATFORM = ("edge", "router")
+LOAD_SIDE = ("upstream",)
+NOT_IMPLEMENTED = ("admission", "usage event")  # on the full path once their issues land
+REFERENCE = (
+    "one core, zero-delay upstream, concurrency 32: LiteLLM ≈ 57 req/s, Portkey ≈ 400 req/s, "
+    "TensorZero ≈ 2,800 req/s"
+)
+
+
+@dataclass
+class Results:
+    closed: dict[tuple[str, bool, int], LoadResult] = field(default_factory=dict)  # (target, stream, conc)
+    open: dict[tuple[str, bool, float], LoadResult] = field(default_factory=dict)  # (target, stream, rate)
+    rate: float = 300.0  # the rate the target is stated at
+    ceiling: LoadResult | None = None  # generator on its core, upstream alone on the other
+    idle_cpu_ms_per_s: float = 0.0  # edge + router with no traffic
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:5.2f}" if b else "   - "
+
+
+def _other(r: LoadResult, core: str, names: tuple[str, ...], generator: bool = False) -> float:
+    """Busy share of a core not explained by the named processes (and the generator): other
+    tenants of the machine, infrastructure, the kernel's share of networking."""
+    spent = sum(r.cpu_s.get(n, 0.0) for n in names) + (r.self_cpu_s if generator else 0.0)
+    ours = spent / r.window if r.window else 0.0
+    return max(r.core_busy.get(core, 0.0) - ours, 0.0)
+
+
+COLUMNS = (  # (group, heading, width)
+    ("", "mode", 10), ("", "conc", 4),
+    ("requests/s", "direct", 7), ("requests/s", "platf.", 7), ("requests/s", "ratio", 5),
+    ("p50 ms", "direct", 6), ("p50 ms", "platf.", 6),
+    ("p99 ms", "direct", 6), ("p99 ms", "platf.", 6), ("p99 ms", "ratio", 5),
+    ("platform CPU", "edge ms", 7), ("platform CPU", "router", 7), ("platform CPU", "total", 6),
+    ("platform CPU", "µs/chunk", 8),
+    ("errors", "dir", 4), ("errors", "pl", 4),
+    ("busy % (other)", "core P", 8), ("busy % (other)", "core L", 8),
+)
+
+
+def _row(cells: list[str]) -> str:
+    out, group = "", None
+    for (name, _, width), cell in zip(COLUMNS, cells, strict=True):
+        out += (" | " if name != group and group is not None else " ") + cell.rjust(width)
+        group = name
+    return out
+
+
+def _groups() -> str:
+    out, group, span = "", None, 0
+    parts: list[tuple[str, int]] = []
+    for name, _, width in COLUMNS:
+        if name != group and group is not None:
+            parts.append((group, span))
+            span = -1
+        group, span = name, span + width + 1
+    parts.append((group or "", span))
+    for index, (name, width) in enumerate(parts):
+        out += (" | " if index else " ") + name.center(width)
+    return out
+
+
+def table(res: Results, platform_cpu: int, load_cpu: int) -> list[str]:
+    c0, c1 = f"cpu{platform_cpu}", f"cpu{load_cpu}"
+    lines = [_groups(), _row([h for _, h, _ in COLUMNS])]
+    for stream in (False, True):
+        for conc in sorted({k[2] for k in res.closed}):
+            d, p = res.closed.get(("direct", stream, conc)), res.closed.get(("platform", stream, conc))
+            if d is None or p is None:
+                continue
+            lines.append(_row([
+                "stream" if stream else "non-stream", str(conc),
+                f"{d.rps:.0f}", f"{p.rps:.0f}", _ratio(p.rps, d.rps),
+                f"{d.p50_ms:.2f}", f"{p.p50_ms:.2f}", f"{d.p99_ms:.2f}", f"{p.p99_ms:.2f}",
+                _ratio(p.p99_ms, d.p99_ms),
+                f"{p.cpu_ms_per_request('edge'):.3f}", f"{p.cpu_ms_per_request('router'):.3f}",
+                f"{p.cpu_ms_per_request(*PLATFORM):.3f}",
+                f"{p.cpu_us_per_chunk(*PLATFORM):.1f}" if stream else "-",
+                str(d.errors), str(p.errors),
+                f"{100 * p.core_busy.get(c0, 0):.0f} ({100 * _other(p, c0, PLATFORM):.0f})",
+                f"{100 * p.core_busy.get(c1, 0):.0f} ({100 * _other(p, c1, LOAD_SIDE, generator=True):.0f})",
+            ]))
+    lines.append(
+        f"  ratio = platform/direct. CPU = utime+stime of the edge and router processes per request "
+        f"(µs/chunk: per SSE chunk delivered). core P = cpu{platform_cpu} (edge, router), core L = "
+        f"cpu{load_cpu} (generator, upstream, infrastructure); (other) = busy share not explained by "
+        f"edge+router (core P) or upstream+generator (core L), measured in the platform run."
+    )
+    return lines
+
+
+def overloaded(p: LoadResult, rate: float) -> bool:
+    return p.rps < 0.95 * rate
+
+
+def fixed_rate(res: Results) -> list[str]:
+    lines = ["Fixed rate, open loop (latency from each request's slot; added = platform - direct):"]
+    for rate in sorted({k[2] for k in res.open}, reverse=True):
+        for stream in (False, True):
+            d, p = res.open.get(("direct", stream, rate)), res.open.get(("platform", stream, rate))
+            if d is None or p is None:
+                continue
+            lines.append(
+                f"  {rate:4.0f}/s {'stream' if stream else 'non-stream':10} direct p50 {d.p50_ms:5.2f} p99 "
+                f"{d.p99_ms:5.2f} | platform p50 {p.p50_ms:7.2f} p99 {p.p99_ms:7.2f} | added p99 "
+                f"{p.p99_ms - d.p99_ms:+8.2f} ms | platform achieved {p.rps:4.0f}/s, errors {p.errors}, "
+                f"CPU {p.cpu_ms_per_request(*PLATFORM):.3f} ms/req"
+                + ("  OVERLOADED: the backlog grows" if overloaded(p, rate) else "")
+            )
+            if p.error_samples:
+                lines.append(f"           first platform error: {p.error_samples[0][:150]}")
+    return lines
+
+
+def generator(res: Results) -> list[str]:
+    lines = ["Load side (core shared by the generator and the upstream in every run above):"]
+    for (target, stream, conc), r in sorted(res.closed.items()):
+        if target == "direct" and r.requests:
+            lines.append(
+                f"  direct {'stream' if stream else 'non-stream':10} c={conc:<3} generator "
+                f"{1000 * r.self_cpu_s / r.requests:.3f} ms CPU/req, upstream "
+                f"{r.cpu_ms_per_request('upstream'):.3f} ms CPU/req"
+            )
+    if res.ceiling is not None and res.ceiling.requests:
+        c = res.ceiling
+        per = 1000 * c.self_cpu_s / c.requests
+        lines.append(
+            f"  generator ceiling: upstream moved alone to the other core, direct non-stream c=64: "
+            f"{c.rps:.0f} req/s with the generator at {100 * c.self_cpu_s / c.window:.0f}% of its core "
+            f"({per:.3f} ms CPU/req -> ~{1000 / per:,.0f} req/s on a full core)"
+        )
+    return lines
+
+
+def targets(res: Results) -> list[str]:
+    def mark(ok: bool) -> str:
+        return "PASS" if ok else "MISS"
+
+    lines = ["Targets (full path edge -> router -> upstream, auth on; "
+             + "; ".join(f"{n}: not implemented yet" for n in NOT_IMPLEMENTED) + "):"]
+    plain = [r for (t, s, _), r in res.closed.items() if t == "platform" and not s]
+    streams = [r for (t, s, _), r in res.closed.items() if t == "platform" and s]
+    if plain:
+        best = max(r.rps for r in plain)
+        worst_cpu = max(r.cpu_ms_per_request(*PLATFORM) for r in plain)
+        lines.append(f"  {mark(best >= 1000)}  non-stream throughput on one core >= 1,000 req/s: {best:,.0f}")
+        lines.append(f"  {mark(worst_cpu <= 1.0)}  CPU per non-stream request (edge+router) <= 1 ms: "
+                     f"{worst_cpu:.3f} ms (worst concurrency)")
+    d, p = res.open.get(("direct", False, res.rate)), res.open.get(("platform", False, res.rate))
+    if d is not None and p is not None:
+        added = p.p99_ms - d.p99_ms
+        state = f" (overloaded: served {p.rps:.0f}/s)" if overloaded(p, res.rate) else ""
+        lines.append(f"  {mark(added <= 5.0)}  p99 added latency at {res.rate:.0f} req/s <= 5 ms: "
+                     f"{added:.2f} ms (non-stream){state}")
+        for (target, stream, rate), low in sorted(res.open.items()):
+            direct = res.open.get(("direct", False, rate))
+            if target == "platform" and not stream and rate != res.rate and direct is not None:
+                lines.append(f"        at {rate:.0f} req/s (half the platform's capacity): p99 added "
+                             f"{low.p99_ms - direct.p99_ms:.2f} ms")
+    if streams:
+        worst = max(streams, key=lambda r: r.cpu_us_per_chunk(*PLATFORM))
+        per_answer = worst.chunks / worst.requests if worst.requests else 0.0
+        lines.append(f"  {mark(worst.cpu_us_per_chunk(*PLATFORM) <= 30.0)}  CPU per streamed chunk <= 30 µs: "
+                     f"{worst.cpu_us_per_chunk(*PLATFORM):.1f} µs (all edge+router CPU of the stream run / "
+                     f"chunks delivered, {per_answer:.0f} per answer; worst concurrency)")
+    return lines
+
+
+def noise(res: Results, platform_cpu: int) -> list[str]:
+    """Say so when something else ran on the platform core while it was measured."""
+    core = f"cpu{platform_cpu}"
+    runs = [r for (t, _, _), r in res.closed.items() if t == "platform"]
+    worst = max((_other(r, core, PLATFORM) for r in runs), default=0.0)
+    if worst < 0.05:
+        return []
+    return [f"NOTE: up to {100 * worst:.0f}% of core {platform_cpu} was busy with other work during the "
+            "platform runs (other processes on this machine): throughput there is understated, CPU per "
+            "request much less so (it is the processes' own CPU time)."]
+
+
+def render(res: Results, platform_cpu: int, load_cpu: int) -> str:
+    return "\n".join([
+        *table(res, platform_cpu, load_cpu),
+        "",
+        *fixed_rate(res),
+        "",
+        *generator(res),
+        f"  edge+router idle (no traffic): {res.idle_cpu_ms_per_s:.1f} ms CPU per second",
+        "",
+        *targets(res),
+        f"Reference ({REFERENCE}).",
+        *noise(res, platform_cpu),
+    ])
