@@ -25,7 +25,8 @@ def _error(err: grpc.aio.AioRpcError) -> TollgateError:
         known = error_for_code(code, err.details() or "")
         if known is not None:
             return known
-    if err.code() == grpc.StatusCode.UNAVAILABLE and code is None:
+    if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED) and code is None:
+        # no code from the router: the call never reached it, or was dropped (seen under overload)
         return DependencyUnavailable("The model router is unavailable; try again shortly.")
     exc = from_grpc(err.code(), err.details() or "backend error")
     if isinstance(code, str) and code:
