@@ -20,7 +20,17 @@ from tollgate.router.v1 import router_pb2, router_pb2_grpc
 
 def _error(err: grpc.aio.AioRpcError) -> TollgateError:
     metadata: Any = err.trailing_metadata()  # grpc.aio.Metadata at run time (the stubs say tuples)
-    code: object = metadata.get("tollgate-error-code") if metadata is not None else None
+    exc = _classify(err, metadata.get("tollgate-error-code") if metadata is not None else None)
+    wait = metadata.get("tollgate-retry-after") if metadata is not None else None
+    if isinstance(wait, str):
+        try:
+            exc.retry_after = max(0.0, float(wait))
+        except ValueError:
+            pass
+    return exc
+
+
+def _classify(err: grpc.aio.AioRpcError, code: object) -> TollgateError:
     if isinstance(code, str) and code:
         known = error_for_code(code, err.details() or "")
         if known is not None:

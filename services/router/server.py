@@ -61,7 +61,12 @@ def _generation(request: router_pb2.GenerateRequest) -> GenerationRequest:
 
 
 async def _abort(context: Context, exc: TollgateError) -> None:
-    context.set_trailing_metadata((("tollgate-error-code", exc.code or ""),))
+    """The error's code and, for rate limits and overloads, the provider's Retry-After travel as
+    trailers, so the edge can answer with the same error, status and header."""
+    trailers = [("tollgate-error-code", exc.code or "")]
+    if exc.retry_after is not None:
+        trailers.append(("tollgate-retry-after", f"{exc.retry_after:g}"))
+    context.set_trailing_metadata(tuple(trailers))
     await context.abort(exc.grpc_code, exc.message)
 
 

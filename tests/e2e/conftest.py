@@ -87,7 +87,9 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
     tag = uuid.uuid4().hex[:6]
     secret = generate_key()
     await publish_key(producer, services, f"key_e2e_{tag}", secret)
-    scenarios = ["ok", "ok-no-usage", "cut-mid-stream", "slow-stream", "server-error", "context-too-long"]
+    scenarios = [
+        "ok", "ok-no-usage", "cut-mid-stream", "slow-stream", "server-error", "context-too-long", "rate-limited",
+    ]
     for scenario in scenarios:
         await publish_provider_model(producer, f"oa-{scenario}-{tag}", "openai", upstream.openai_base_url, scenario)
     for scenario in ["ok", "overloaded"]:

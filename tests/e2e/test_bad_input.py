@@ -85,3 +85,16 @@ async def test_anthropic_errors_use_anthropic_format(stack: Stack) -> None:
     async with anthropic.AsyncAnthropic(base_url=base, api_key="tg-" + "y" * 43, max_retries=0) as wrong:
         with pytest.raises(anthropic.AuthenticationError):
             await wrong.messages.create(model="smollm2", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+
+
+async def test_an_upstream_rate_limit_reaches_the_client_as_429_with_retry_after(
+    client: openai.AsyncOpenAI, stack: Stack
+) -> None:
+    with pytest.raises(openai.RateLimitError) as err:
+        await client.chat.completions.create(
+            model=stack.model("oa-rate-limited"), messages=[{"role": "user", "content": "hi"}]
+        )
+    headers = err.value.response.headers
+    assert headers["retry-after"] == "2"  # the provider's, carried across the router's gRPC trailers
+    assert not [h for h in headers if h.startswith(("x-ratelimit", "openai-"))]
+    assert err.value.code == "upstream_rate_limited"
