@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import grpc
 import structlog
@@ -43,7 +42,7 @@ def _sampling(params: router_pb2.SamplingParams) -> Sampling:
     )
 
 
-def _generation(request: router_pb2.GenerateRequest) -> GenerationRequest:
+def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) -> GenerationRequest:
     options: object = json.loads(request.provider_options_json) if request.provider_options_json else {}
     if not isinstance(options, dict):
         raise InvalidRequest("provider_options_json must be a JSON object")
@@ -57,6 +56,7 @@ def _generation(request: router_pb2.GenerateRequest) -> GenerationRequest:
         ) if chat else None,
         prompt=None if chat else request.prompt,
         provider_options=options,
+        chat_template=chat_template,
     )
 
 
@@ -87,9 +87,8 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
     ) -> AsyncIterator[router_pb2.GenerateResponse]:
         structlog.contextvars.bind_contextvars(request_id=request.request_id)
         try:
-            generation = _generation(request)
             model = self._table.models.get(self._table.resolve(request.model))
-            generation = replace(generation, chat_template=model.chat_template if model else None)
+            generation = _generation(request, model.chat_template if model else None)
             chain = self._chain(request.model)
         except (TollgateError, ValueError) as exc:
             await _abort(context, exc if isinstance(exc, TollgateError) else InvalidRequest(str(exc)))
