@@ -47,6 +47,7 @@ class TollgateError(Exception):
         self.code = code if code is not None else self.default_code
         self.param = param
         self.retry_after = retry_after
+        self.headers: dict[str, str] = {}  # extra response headers (e.g. x-ratelimit-* on a refusal)
 
     def to_openai(self) -> dict[str, Any]:
         """OpenAI's error body: ``{"error": {"message", "type", "param", "code"}}``."""

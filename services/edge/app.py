@@ -9,7 +9,7 @@ from starlette.routing import Route
 from services.common.ops import ops_routes
 from services.edge.dependencies import EdgeDeps
 from services.edge.request_id import RequestIdMiddleware
-from services.edge.routes import anthropic, openai
+from services.edge.routes import anthropic, manage, openai
 
 
 def build_app(deps: EdgeDeps) -> Starlette:
@@ -19,6 +19,8 @@ def build_app(deps: EdgeDeps) -> Starlette:
         Route("/v1/models", openai.list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", openai.get_model, methods=["GET"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
+        Route("/v1/manage/{path:path}", manage.forward, methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
+        Route("/openapi.json", manage.openapi, methods=["GET"]),
         *ops_routes("edge", deps.readiness()),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])

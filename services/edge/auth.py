@@ -15,7 +15,7 @@ from starlette.datastructures import Headers
 
 from services.common.api_keys import hash_key, looks_like_key
 from services.common.errors import AuthenticationFailed, PermissionDenied
-from services.common.events.keys import KeyEventV1
+from services.common.events.keys import KeyEventV1, KeyKind
 
 INVALID = "Incorrect API key provided. You can find your API key in your dashboard."
 
@@ -36,19 +36,31 @@ class KeyIndex:
             self._by_hash[event.key_hash] = event
             self._hash_of[key_id] = event.key_hash
 
-    def authenticate(self, presented: str | None, now: datetime | None = None) -> KeyEventV1:
+    def authenticate(
+        self, presented: str | None, now: datetime | None = None, kind: KeyKind = "inference"
+    ) -> KeyEventV1:
+        """The active key behind ``presented``, if it is of ``kind`` (inference keys cannot manage,
+        management keys cannot generate: a leaked application key never opens the management API)."""
         if not presented or not looks_like_key(presented):
             raise AuthenticationFailed(INVALID)
         digest = hash_key(presented, self._secret)
         key = self._by_hash.get(digest)
         if key is None or not hmac.compare_digest(key.key_hash, digest) or key.status != "active":
             raise AuthenticationFailed(INVALID)
-        if key.expires_at is not None and key.expires_at <= (now or datetime.now(UTC)):
+        at = now or datetime.now(UTC)
+        if key.expires_at is not None and key.expires_at <= at:
             raise AuthenticationFailed(INVALID)
+        if key.kind != kind:
+            raise PermissionDenied(
+                f"This is a {key.kind} key; it cannot be used for the {kind} API.", code="wrong_key_kind"
+            )
         if key.account_status != "active":
             raise PermissionDenied(
                 "This account is suspended; contact the platform operator.", code="account_suspended"
             )
+        if key.plan_expires_at is not None and key.plan_expires_at <= at:
+            raise PermissionDenied("This key's plan has expired; contact the platform operator.",
+                                   code="plan_expired")
         return key
 
     def __len__(self) -> int:

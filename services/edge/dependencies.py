@@ -15,8 +15,10 @@ from services.common.kafka.producer import EventProducer
 from services.common.kafka.snapshot import CompactedSnapshot
 from services.common.ops import ReadinessCheck
 from services.common.retry import keep_trying
+from services.edge.admission.limiter import Admission, OutagePolicy
 from services.edge.auth import KeyIndex
 from services.edge.catalog_view import CatalogView
+from services.edge.request_events import RequestEvents
 from services.edge.settings import EdgeSettings
 
 
@@ -30,15 +32,28 @@ class EdgeDeps:
     router_channel: grpc.aio.Channel
     key_index: KeyIndex
     catalog_view: CatalogView
+    admission: Admission
+    request_events: RequestEvents
+    billing_channel: grpc.aio.Channel
 
     @classmethod
     def create(cls, settings: EdgeSettings) -> EdgeDeps:
         index = KeyIndex(settings.key_hash_secret.get_secret_value())
         view = CatalogView()
+        client = redis.from_url(
+            settings.redis_url, socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+        )
+        producer = EventProducer(settings, client_id=settings.instance_id)
+        admission = Admission(
+            client, settings.redis_prefix, settings.lease_ttl_seconds,
+            OutagePolicy(settings.redis_down_rate_limits, settings.redis_down_budgets),
+            max_request_seconds=settings.router_timeout_seconds + 60,
+        )
         return cls(
             settings=settings,
-            redis=redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2),
-            producer=EventProducer(settings, client_id=settings.instance_id),
+            redis=client,
+            producer=producer,
             keys=CompactedSnapshot(settings, "keys.v1", KeyEventV1.from_bytes, on_change=index.apply),
             catalog=CompactedSnapshot(
                 settings, "catalog.v1", CatalogEventV1.from_bytes, on_change=view.apply
@@ -46,6 +61,9 @@ class EdgeDeps:
             router_channel=grpc.aio.insecure_channel(settings.router_address),
             key_index=index,
             catalog_view=view,
+            admission=admission,
+            request_events=RequestEvents(producer),
+            billing_channel=grpc.aio.insecure_channel(settings.billing_address),
         )
 
     async def connect(self, stop: asyncio.Event) -> None:
@@ -81,8 +99,11 @@ class EdgeDeps:
         }
 
     async def close(self) -> None:
+        await self.admission.drain()
+        await self.request_events.stop()
         await self.keys.stop()
         await self.catalog.stop()
         await self.producer.stop()
         await self.redis.aclose()
         await self.router_channel.close(None)
+        await self.billing_channel.close(None)

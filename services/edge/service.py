@@ -1,4 +1,5 @@
-"""Edge's process: public HTTP app, Kafka producer and snapshots, Redis, router channel."""
+"""Edge's process: public HTTP app, Kafka producer and snapshots, Redis admission (and its lease
+renewals), router and billing channels."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from services.edge.settings import EdgeSettings
 async def main(settings: EdgeSettings, stop: asyncio.Event) -> None:
     deps = EdgeDeps.create(settings)
     connecting = asyncio.create_task(deps.connect(stop))
+    renewing = asyncio.create_task(deps.admission.run_renewals(stop))
+    deps.request_events.start()
     try:
         await serve_http(
             build_app(deps), settings.http_host, settings.http_port, stop, settings.shutdown_grace_seconds
         )
     finally:
         await connecting
+        await renewing
         await deps.close()  # producer.stop() flushes every buffered event before exit

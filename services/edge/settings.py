@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -31,4 +33,27 @@ class EdgeSettings(ServiceSettings):
     )
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="largest request body accepted"
+    )
+    redis_prefix: str = Field(
+        default="tg", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$",
+        description="prefix of every Redis key the edge writes (one per deployment or test run)",
+    )
+    redis_timeout_seconds: float = Field(
+        default=0.5, gt=0, le=10, description="longest an admission round trip to Redis may take"
+    )
+    lease_ttl_seconds: float = Field(
+        default=30.0, ge=3, le=3600,
+        description="a concurrency lease not renewed for this long (its edge died) is reclaimed",
+    )
+    redis_down_rate_limits: Literal["allow", "refuse"] = Field(
+        default="allow", description="Redis unreachable: serve keys whose limits are RPM/TPM/concurrency only"
+    )
+    redis_down_budgets: Literal["allow", "refuse"] = Field(
+        default="refuse", description="Redis unreachable: keys with a budget are refused (fail closed: money)"
+    )
+    billing_address: str = Field(
+        default="127.0.0.1:50052", min_length=3, description="billing's gRPC management backend"
+    )
+    manage_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=300, description="longest a management API call to billing may take"
     )

@@ -96,5 +96,8 @@ async def test_an_upstream_rate_limit_reaches_the_client_as_429_with_retry_after
         )
     headers = err.value.response.headers
     assert headers["retry-after"] == "2"  # the provider's, carried across the router's gRPC trailers
-    assert not [h for h in headers if h.startswith(("x-ratelimit", "openai-"))]
+    assert not [h for h in headers if h.startswith("openai-")]
+    # x-ratelimit-* are the key's own limits (600 RPM, 200k TPM), never the provider's (10000, 10M)
+    assert headers["x-ratelimit-limit-requests"] == "600"
+    assert headers["x-ratelimit-limit-tokens"] == "200000"
     assert err.value.code == "upstream_rate_limited"

@@ -16,6 +16,7 @@ from pydantic import Field
 from services.common.events.base import Event, Id, NonNegative, UtcDatetime
 
 KeyStatus = Literal["active", "disabled", "revoked"]
+KeyKind = Literal["inference", "management"]
 AccountStatus = Literal["active", "suspended"]
 BillingMode = Literal["prepaid", "subscription", "invoice"]
 
@@ -41,8 +42,13 @@ class KeyEventV1(Event):
     prefix: str = Field(min_length=3, max_length=16)
     name: str = Field(max_length=200)
     status: KeyStatus
+    kind: KeyKind = Field(
+        default="inference",
+        description="inference keys call the public API; management keys call /v1/manage for their account",
+    )
     account_status: AccountStatus
     billing: BillingMode = "invoice"
     limits: Limits
     expires_at: UtcDatetime | None = None
+    plan_expires_at: UtcDatetime | None = None
     updated_at: UtcDatetime

@@ -10,6 +10,7 @@ from services.edge.dependencies import EdgeDeps
 from services.edge.routes.generation import Api, serve
 
 MESSAGES = Api(
+    name="anthropic.messages",
     flavor="anthropic",
     parse=parse_messages_request,
     stream=lambda rid, model, _req: AnthropicMessageStream(rid, model),

@@ -32,12 +32,14 @@ def _include_usage(req: PublicRequest) -> bool:
 
 
 CHAT = Api(
+    name="openai.chat_completions",
     flavor="openai",
     parse=parse_chat_request,
     stream=lambda rid, model, req: OpenAIChatStream(rid, model, include_usage=_include_usage(req)),
     build=lambda rid, model, text, finish: build_chat_completion(rid, model, created_now(), text, finish),
 )
 COMPLETIONS = Api(
+    name="openai.completions",
     flavor="openai",
     parse=parse_completion_request,
     stream=lambda rid, model, req: OpenAICompletionStream(rid, model, include_usage=_include_usage(req)),

@@ -19,9 +19,9 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
-def error_response(exc: TollgateError, flavor: Flavor) -> Response:
+def error_response(exc: TollgateError, flavor: Flavor, headers: dict[str, str] | None = None) -> Response:
     body = exc.to_anthropic() if flavor == "anthropic" else exc.to_openai()
-    headers = {}
+    headers = {**(headers or {}), **exc.headers}
     if exc.retry_after is not None:
         headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
     return json_response(body, exc.http_status, headers)

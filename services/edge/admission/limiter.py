@@ -1,0 +1,244 @@
+"""Admission against Redis: one EVALSHA per request before dispatch, one after it ends.
+
+Every limit lives in Redis, shared by all edges (never per process): requests and tokens per minute
+as 60-second sliding windows of one-second buckets, concurrency as leases with a TTL, the budget as a
+counter per fixed window aligned to the Unix epoch (keyed by the window's start, so nothing ever has
+to reset it). The admit script checks and reserves all of them atomically, so N edges and any
+number of concurrent requests can never pass the same remaining capacity twice.
+
+Leases are renewed by a background loop while their request runs and released from the response's
+``finally``; an edge that dies stops renewing, and its leases expire after ``lease_ttl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import redis.asyncio as redis
+import structlog
+from prometheus_client import Counter, Histogram
+from redis.exceptions import RedisError
+
+from services.common.errors import DependencyUnavailable, InsufficientQuota, RateLimited
+from services.common.events.catalog import PriceEntry
+from services.common.events.keys import KeyEventV1, Limits
+from services.common.money import format_micros
+from services.edge.admission.headers import duration, rate_limit_headers
+from services.edge.admission.reservation import Reservation
+from services.edge.admission.ticket import Ticket
+
+log = structlog.get_logger(__name__)
+SCRIPTS = Path(__file__).parent
+UNLIMITED = -1
+Policy = Literal["allow", "refuse"]
+
+DECISIONS = Counter("tollgate_admission_total", "Admission decisions", ["outcome"])
+ADMIT_SECONDS = Histogram(
+    "tollgate_admission_seconds", "Time of the admission round trip to Redis",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5),
+)
+REASONS = {1: "requests", 2: "tokens", 3: "concurrency", 4: "budget"}
+
+
+@dataclass(frozen=True)
+class OutagePolicy:
+    """What to do when Redis cannot be reached: for rate limits (RPM, TPM, concurrency) and for
+    money (budgets). The default serves rate-limited keys and refuses keys with a budget."""
+
+    rate_limits: Policy = "allow"
+    budgets: Policy = "refuse"
+
+
+def _limit(value: int | None) -> int:
+    return UNLIMITED if value is None else value
+
+
+def needs_redis(limits: Limits) -> bool:
+    counted = (limits.requests_per_minute, limits.tokens_per_minute, limits.max_concurrency)
+    return limits.budget_micros is not None or any(v is not None for v in counted)
+
+
+class Admission:
+    def __init__(
+        self, client: redis.Redis, prefix: str, lease_ttl_seconds: float, policy: OutagePolicy,
+        max_request_seconds: float,
+    ) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._lease_ttl_ms = int(lease_ttl_seconds * 1000)
+        self._policy = policy
+        self._max_request_seconds = max_request_seconds
+        self._admit = client.register_script((SCRIPTS / "admit.lua").read_text())
+        self._settle = client.register_script((SCRIPTS / "settle.lua").read_text())
+        self._renew = client.register_script((SCRIPTS / "renew.lua").read_text())
+        self._leases: dict[str, Ticket] = {}
+        self._settling: set[asyncio.Task[None]] = set()
+
+    def _keys(self, key_id: str) -> tuple[str, str, str, str]:
+        base = f"{self._prefix}:{{{key_id}}}"  # hash tag: one Redis Cluster slot per API key
+        return f"{base}:rpm", f"{base}:tpm", f"{base}:leases", f"{base}:budget"
+
+    async def admit(self, key: KeyEventV1, reservation: Reservation, price: PriceEntry | None) -> Ticket:
+        """Reserve ``reservation`` against every limit of ``key``, or raise the refusal (429/503)."""
+        limits = key.limits
+        ticket = Ticket(key.key_id, reservation, price)
+        if not needs_redis(limits):
+            ticket.metered = False
+            return ticket
+        lease_id = secrets.token_hex(8) if limits.max_concurrency is not None else ""
+        window = limits.budget_window_seconds or 1
+        started = time.perf_counter()
+        try:
+            reply: list[int] = await self._admit(
+                keys=self._keys(key.key_id),
+                args=[
+                    _limit(limits.requests_per_minute), _limit(limits.tokens_per_minute),
+                    _limit(limits.max_concurrency), _limit(limits.budget_micros), window,
+                    reservation.tokens, reservation.cost_micros, lease_id or "-", self._lease_ttl_ms,
+                ],
+            )
+        except RedisError as exc:
+            return self._without_redis(ticket, limits, exc)
+        finally:
+            ADMIT_SECONDS.observe(time.perf_counter() - started)
+        (admitted, reason, retry_ms, rpm_left, rpm_reset, tpm_left, tpm_reset, second, window_start,
+         budget_left) = (int(v) for v in reply)
+        headers = rate_limit_headers(
+            limits.requests_per_minute, rpm_left, rpm_reset, limits.tokens_per_minute, tpm_left, tpm_reset,
+        )
+        if not admitted:
+            DECISIONS.labels(REASONS.get(reason, "unknown")).inc()
+            raise self._refusal(key, reason, retry_ms, reservation, budget_left, headers)
+        DECISIONS.labels("admitted").inc()
+        ticket.headers = headers
+        ticket.bucket_second = second if limits.tokens_per_minute is not None else -1
+        ticket.window_start = window_start
+        if lease_id:
+            ticket.lease_id = lease_id
+            self._leases[lease_id] = ticket
+        return ticket
+
+    def _without_redis(self, ticket: Ticket, limits: Limits, exc: RedisError) -> Ticket:
+        money = limits.budget_micros is not None
+        policy = self._policy.budgets if money else self._policy.rate_limits
+        log.warning("admission_redis_unavailable", error=type(exc).__name__, policy=policy, budget=money)
+        if policy == "refuse":
+            DECISIONS.labels("redis_down_refused").inc()
+            raise DependencyUnavailable(
+                "Usage limits cannot be checked right now; please retry shortly.", retry_after=1.0
+            ) from None
+        DECISIONS.labels("redis_down_allowed").inc()
+        ticket.metered = False
+        return ticket
+
+    @staticmethod
+    def _refusal(
+        key: KeyEventV1, reason: int, retry_ms: int, reservation: Reservation, budget_left: int,
+        headers: dict[str, str],
+    ) -> RateLimited | InsufficientQuota:
+        limits = key.limits
+        retry = None if retry_ms < 0 else max(retry_ms, 1) / 1000
+        wait = f" Please try again in {duration(retry_ms)}." if retry_ms >= 0 else ""
+        exc: RateLimited | InsufficientQuota
+        if reason == 1:
+            exc = RateLimited(
+                f"Rate limit reached for requests per minute (RPM) on key {key.prefix}...: "
+                f"limit {limits.requests_per_minute}.{wait}", code="rate_limit_exceeded",
+            )
+        elif reason == 2:
+            if retry_ms < 0:
+                msg = (f"Request too large for the tokens-per-minute (TPM) limit of key {key.prefix}...: "
+                       f"limit {limits.tokens_per_minute}, requested up to {reservation.tokens} "
+                       f"(prompt bound + max_tokens). Lower max_tokens or the prompt size.")
+            else:
+                msg = (f"Rate limit reached for tokens per minute (TPM) on key {key.prefix}...: "
+                       f"limit {limits.tokens_per_minute}, requested up to {reservation.tokens}.{wait}")
+            exc = RateLimited(msg, code="rate_limit_exceeded")
+        elif reason == 3:
+            exc = RateLimited(
+                f"Too many concurrent requests on key {key.prefix}...: limit {limits.max_concurrency}."
+                f"{wait}", code="concurrency_limit_exceeded",
+            )
+        else:
+            budget = format_micros(limits.budget_micros or 0)
+            exc = InsufficientQuota(
+                f"This key's budget of ${budget} per {duration((limits.budget_window_seconds or 0) * 1000)} "
+                f"would be exceeded: ${format_micros(budget_left)} left, this request may cost up to "
+                f"${format_micros(reservation.cost_micros)}.{wait}",
+            )
+        exc.retry_after = retry
+        exc.headers = headers
+        return exc
+
+    def release(self, ticket: Ticket) -> None:
+        """Settle ``ticket`` exactly once, in a task of its own: safe from a ``finally`` that is being
+        cancelled (a client disconnect), and never delaying the response."""
+        if ticket.released:
+            return
+        ticket.released = True
+        if ticket.lease_id:
+            self._leases.pop(ticket.lease_id, None)
+        if not ticket.metered:
+            return
+        token_delta, cost_delta = ticket.settlement()
+        if not ticket.lease_id and token_delta == 0 and cost_delta == 0:
+            return
+        task = asyncio.create_task(self._settle_one(ticket, token_delta, cost_delta))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle_one(self, ticket: Ticket, token_delta: int, cost_delta: int) -> None:
+        _, tpm, leases, budget = self._keys(ticket.key_id)
+        try:
+            await self._settle(
+                keys=[tpm, leases, budget],
+                args=[ticket.bucket_second, token_delta, ticket.lease_id, ticket.window_start, cost_delta],
+            )
+        except RedisError as exc:
+            # the lease expires on its own; an unsettled reservation only errs on the safe side
+            log.warning("admission_settle_failed", error=type(exc).__name__, key_id=ticket.key_id)
+
+    async def renew_leases(self) -> int:
+        """Extend every lease this edge holds, one script call per key, all in one pipeline."""
+        horizon = time.monotonic() - self._max_request_seconds
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for lease_id, ticket in list(self._leases.items()):
+            if ticket.admitted_at < horizon:  # outlived any request: stop keeping it alive
+                self._leases.pop(lease_id, None)
+            else:
+                by_key[ticket.key_id].append(lease_id)
+        if not by_key:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for key_id, lease_ids in by_key.items():
+            leases = self._keys(key_id)[2]
+            await self._renew(keys=[leases], args=[self._lease_ttl_ms, *lease_ids], client=pipe)
+        results: list[Any] = await pipe.execute()
+        return sum(int(r) for r in results)
+
+    async def run_renewals(self, stop: asyncio.Event) -> None:
+        interval = self._lease_ttl_ms / 3000
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except TimeoutError:
+                pass
+            try:
+                await self.renew_leases()
+            except RedisError as exc:
+                log.warning("admission_renew_failed", error=type(exc).__name__)
+
+    async def drain(self) -> None:
+        """Wait for settlements in flight (shutdown)."""
+        if self._settling:
+            await asyncio.wait(set(self._settling), timeout=5)
+
+    @property
+    def leases_held(self) -> int:
+        return len(self._leases)

@@ -1,0 +1,55 @@
+"""What a request reserves at admission: an upper bound of its tokens and their cost.
+
+The edge has no tokenizer for every model, so the input side is a bound, not an estimate: every BPE
+tokenizer in use is byte-level (a token covers at least one UTF-8 byte), so a prompt of N bytes is at
+most N tokens; a fixed allowance per message covers the chat template's special tokens. The output
+side is the request's max tokens (the client's, or the model's own limit). Reserving the worst case
+is what makes budgets hold under concurrency: the real, smaller figures are settled at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.common.events.catalog import PriceEntry
+from services.common.pricing import TokenCounts, cost_micros
+from tollgate.router.v1 import router_pb2
+
+TEMPLATE_TOKENS_PER_MESSAGE = 8  # role markers and separators of a chat template, generously
+TEMPLATE_TOKENS_PER_REQUEST = 16  # begin/end of sequence, the generation prompt
+
+
+@dataclass(frozen=True)
+class Reservation:
+    input_tokens: int
+    output_tokens: int
+    cost_micros: int
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+def input_token_bound(request: router_pb2.GenerateRequest) -> int:
+    size = TEMPLATE_TOKENS_PER_REQUEST + len(request.provider_options_json.encode())
+    if request.WhichOneof("input") == "chat":
+        for message in request.chat.messages:
+            size += TEMPLATE_TOKENS_PER_MESSAGE + len(message.content.encode()) + len(message.name.encode())
+    else:
+        size += len(request.prompt.encode())
+    return size
+
+
+def reserve_for(request: router_pb2.GenerateRequest, price: PriceEntry | None) -> Reservation:
+    """The worst case of ``request``: all input uncached, every allowed output token generated."""
+    input_tokens = input_token_bound(request)
+    output_tokens = max(request.sampling.max_tokens, 0)
+    cost = cost_micros(price, TokenCounts(input=input_tokens, output=output_tokens))
+    return Reservation(input_tokens, output_tokens, cost)
+
+
+def usage_tokens(usage: router_pb2.Usage) -> TokenCounts:
+    return TokenCounts(
+        input=usage.input_tokens, cached_input=usage.cached_input_tokens,
+        cache_write=usage.cache_write_tokens, output=usage.output_tokens,
+    )

@@ -1,0 +1,48 @@
+"""One admitted request's claim on its key's counters, from admission until it is settled.
+
+The request flow tells the ticket what happened (``output_started``, ``usage``) and the response's
+ASGI wrapper releases it exactly once, whichever way the request ended; ``settlement`` turns that
+into the deltas that replace the reservation with the truth:
+
+* usage reported (a Finish arrived)          → the real tokens and cost;
+* nothing was generated (failed before output) → zero: the whole reservation is returned;
+* output started but no usage (the client went away, the stream broke) → the reservation stays
+  spent: the edge cannot know how much was generated, and budgets fail closed. The bill itself
+  (metering) is made from the router's count, not from this counter.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from services.common.events.catalog import PriceEntry
+from services.common.pricing import cost_micros
+from services.edge.admission.reservation import Reservation, usage_tokens
+from tollgate.router.v1 import router_pb2
+
+
+@dataclass
+class Ticket:
+    key_id: str
+    reservation: Reservation
+    price: PriceEntry | None
+    lease_id: str = ""  # empty: the key has no concurrency limit
+    bucket_second: int = -1  # the TPM bucket the reservation went into (-1: no TPM limit)
+    window_start: int = -1  # the budget window it was charged to (-1: no budget)
+    headers: dict[str, str] = field(default_factory=dict)
+    metered: bool = True  # False when admitted without Redis (outage policy): nothing to settle
+    admitted_at: float = field(default_factory=time.monotonic)
+    output_started: bool = False
+    usage: router_pb2.Usage | None = None
+    released: bool = False
+
+    def settlement(self) -> tuple[int, int]:
+        """(token delta, cost delta) that turn the reservation into what the request really used."""
+        if self.usage is not None:
+            tokens = usage_tokens(self.usage)
+            cost = cost_micros(self.price, tokens)
+            return tokens.total - self.reservation.tokens, cost - self.reservation.cost_micros
+        if not self.output_started:
+            return -self.reservation.tokens, -self.reservation.cost_micros
+        return 0, 0
