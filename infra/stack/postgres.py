@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -149,6 +150,7 @@ class PostgresServer:
         """Delete the cluster (tests only): data that lived under /var/tmp is not in their run folder."""
         shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
-    def stop(self) -> None:
-        """SIGTERM is PostgreSQL's 'smart' shutdown; fast shutdown is SIGINT, which we don't need."""
-        self._proc.stop(timeout=30.0)
+    def stop(self, fast: bool = False) -> None:
+        """SIGTERM is PostgreSQL's 'smart' shutdown (waits for clients to leave); ``fast`` sends SIGINT,
+        which disconnects them (what an outage looks like to a service holding a pool)."""
+        self._proc.stop(timeout=30.0, sig=signal.SIGINT if fast else signal.SIGTERM)

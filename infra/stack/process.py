@@ -133,14 +133,14 @@ class ManagedProcess:
         except OSError:
             return ""
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM the process group, wait up to ``timeout``, then SIGKILL it."""
+    def stop(self, timeout: float = 30.0, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Send ``sig`` (SIGTERM) to the process group, wait up to ``timeout``, then SIGKILL it."""
         pid = self.pid if self.pid is not None else self.running_pid()
         if pid is None:
             self.pid_path.unlink(missing_ok=True)
             return
         self.pid = pid
-        _signal_group(pid, signal.SIGTERM)
+        _signal_group(pid, sig)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.exited():

@@ -22,6 +22,16 @@ from services.edge.request_events import RequestEvents
 from services.edge.settings import EdgeSettings
 
 
+def admission_pool(settings: EdgeSettings) -> redis.BlockingConnectionPool:
+    """A bounded pool that makes a burst wait for a connection (up to the admission timeout) rather
+    than fail: hundreds of concurrent requests share a few dozen connections, one script each."""
+    return redis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout_seconds, socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+    )
+
+
 @dataclass
 class EdgeDeps:
     settings: EdgeSettings
@@ -40,10 +50,7 @@ class EdgeDeps:
     def create(cls, settings: EdgeSettings) -> EdgeDeps:
         index = KeyIndex(settings.key_hash_secret.get_secret_value())
         view = CatalogView()
-        client = redis.from_url(
-            settings.redis_url, socket_timeout=settings.redis_timeout_seconds,
-            socket_connect_timeout=settings.redis_timeout_seconds,
-        )
+        client = redis.Redis(connection_pool=admission_pool(settings))
         producer = EventProducer(settings, client_id=settings.instance_id)
         admission = Admission(
             client, settings.redis_prefix, settings.lease_ttl_seconds,
@@ -104,6 +111,6 @@ class EdgeDeps:
         await self.keys.stop()
         await self.catalog.stop()
         await self.producer.stop()
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
         await self.router_channel.close(None)
         await self.billing_channel.close(None)

@@ -41,6 +41,9 @@ class EdgeSettings(ServiceSettings):
     redis_timeout_seconds: float = Field(
         default=0.5, gt=0, le=10, description="longest an admission round trip to Redis may take"
     )
+    redis_max_connections: int = Field(
+        default=64, ge=1, le=10_000, description="Redis connections per edge; a burst waits for a free one"
+    )
     lease_ttl_seconds: float = Field(
         default=30.0, ge=3, le=3600,
         description="a concurrency lease not renewed for this long (its edge died) is reclaimed",

@@ -112,12 +112,17 @@ class Stats:
         self.total += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        counts = self.per_model.setdefault(record["model"], {"requests": 0, "disconnects": 0, "completed": 0})
+        counts = self.per_model.setdefault(
+            record["model"], {"requests": 0, "disconnects": 0, "completed": 0, "in_flight": 0, "max_in_flight": 0}
+        )
         counts["requests"] += 1
+        counts["in_flight"] += 1
+        counts["max_in_flight"] = max(counts["max_in_flight"], counts["in_flight"])
 
     def end(self, model: str, *, completed: bool, disconnected: bool) -> None:
         self.in_flight -= 1
         counts = self.per_model[model]
+        counts["in_flight"] -= 1
         counts["completed"] += int(completed)
         if disconnected:
             counts["disconnects"] += 1

@@ -40,12 +40,23 @@ def input_token_bound(request: router_pb2.GenerateRequest) -> int:
     return size
 
 
+def worst_case_cost(price: PriceEntry | None, input_tokens: int, output_tokens: int) -> int:
+    """Every input token at the dearest input-side price (a cache write can cost more than plain
+    input), every output token generated: never less than what the request can really cost."""
+    if price is None:
+        return 0
+    dearest = max(
+        (price.input_micros_per_mtok, "input"), (price.cached_input_micros_per_mtok, "cached_input"),
+        (price.cache_write_micros_per_mtok, "cache_write"),
+    )[1]
+    return cost_micros(price, TokenCounts(**{dearest: input_tokens}, output=output_tokens))
+
+
 def reserve_for(request: router_pb2.GenerateRequest, price: PriceEntry | None) -> Reservation:
-    """The worst case of ``request``: all input uncached, every allowed output token generated."""
+    """The worst case of ``request``: its input bound, every allowed output token generated."""
     input_tokens = input_token_bound(request)
     output_tokens = max(request.sampling.max_tokens, 0)
-    cost = cost_micros(price, TokenCounts(input=input_tokens, output=output_tokens))
-    return Reservation(input_tokens, output_tokens, cost)
+    return Reservation(input_tokens, output_tokens, worst_case_cost(price, input_tokens, output_tokens))
 
 
 def usage_tokens(usage: router_pb2.Usage) -> TokenCounts:

@@ -1,0 +1,258 @@
+"""Admission across three edge processes sharing one Redis (real servers, real HTTP clients).
+
+Each test gets keys of its own (published on keys.v1 as billing does) and spreads its requests over
+the three edges, so a limit kept per process instead of shared would admit up to three times too
+much and fail here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+import pytest
+import redis.asyncio as redis
+
+from infra.stack.platform import Platform
+from infra.stack.ports import free_port
+from infra.stack.services import ServiceProcess
+from services.common.api_keys import generate_key
+from services.common.events.catalog import CatalogEventV1, DeploymentEntry, ModelEntry, PriceEntry
+from services.common.events.keys import Limits
+from services.common.kafka.producer import EventProducer
+from services.common.pricing import TokenCounts, cost_micros
+from tests.e2e.conftest import Stack, now, publish_key
+from tests.kafka_helpers import ClientSettings
+
+# gpt-4o's list prices: $2.50 / 1M input, $1.25 cached, $10.00 output
+PRICE_FIELDS = {"input_micros_per_mtok": 2_500_000, "cached_input_micros_per_mtok": 1_250_000,
+                "cache_write_micros_per_mtok": 0, "output_micros_per_mtok": 10_000_000}
+HI = [{"role": "user", "content": "hi"}]  # reserves 16 + 8 + 2 = 26 input tokens (the bound)
+
+
+@dataclass
+class Edges:
+    urls: list[str]
+    stack: Stack
+    producer: EventProducer
+    tag: str
+    secrets: list[str]
+
+    def url(self, i: int) -> str:
+        return self.urls[i % len(self.urls)]
+
+    def model(self, scenario: str) -> str:
+        return f"adm-{scenario}-{self.tag}"
+
+    async def new_key(self, **limits: object) -> tuple[str, str]:
+        key_id, secret = f"key_adm_{uuid.uuid4().hex[:10]}", generate_key()
+        self.secrets.append(secret)
+        await publish_key(self.producer, self.stack.platform, key_id, secret,
+                          limits=Limits(**limits))  # type: ignore[arg-type]
+        await self.wait_known(secret)
+        return key_id, secret
+
+    async def wait_known(self, secret: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient() as client:
+            for url in self.urls:
+                while (await client.get(f"{url}/v1/models", headers=_auth(secret))).status_code != 200:
+                    assert time.monotonic() < deadline, f"{url} never learned the key"
+                    await asyncio.sleep(0.05)
+
+
+def _auth(secret: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {secret}"}
+
+
+async def _publish_model(producer: EventProducer, name: str, base_url: str, scenario: str) -> None:
+    for entity in (
+        ModelEntry(id=name, display_name=name, context_length=128_000, max_output_tokens=4096),
+        DeploymentEntry(id=f"{name}-dep", model_id=name, backend="openai", endpoint=base_url,
+                        upstream_model=f"{scenario}:{name}"),
+        PriceEntry(id=f"{name}-price", model_id=name, effective_from=now() - timedelta(days=1), **PRICE_FIELDS),
+    ):
+        event = CatalogEventV1(version=1, entity=entity, updated_at=now())
+        await producer.publish("catalog.v1", event.record_key, event)
+
+
+@pytest.fixture(scope="module")
+def more_edges(stack: Stack) -> Iterator[list[ServiceProcess]]:
+    platform = stack.platform
+    extra = []
+    for n in (2, 3):
+        env = {**platform.service_env("edge"), "TOLLGATE_PORT": str(free_port()), "EDGE_INSTANCE_ID": f"edge-{n}"}
+        extra.append(ServiceProcess("edge", int(env["TOLLGATE_PORT"]), env, platform.config.run_dir / f"edge-{n}"))
+    for proc in extra:
+        proc.start()
+    try:
+        for proc in extra:
+            proc.wait_ready()
+        yield extra
+    finally:
+        for proc in extra:
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+async def edges(stack: Stack, more_edges: list[ServiceProcess]) -> AsyncIterator[Edges]:
+    platform = stack.platform
+    settings = ClientSettings(kafka_bootstrap=platform.bus.bootstrap, topic_prefix=platform.config.topic_prefix)
+    producer = EventProducer(settings, client_id="e2e-admission")
+    await producer.start()
+    tag = uuid.uuid4().hex[:6]
+    urls = [stack.base_url.removesuffix("/v1"), *(p.base_url for p in more_edges)]
+    result = Edges(urls, stack, producer, tag, [stack.key])
+    # "concurrency" is the slow scenario under a name of its own, so its upstream counters are its own
+    for name, scenario in (("ok", "ok"), ("slow", "slow"), ("concurrency", "slow"), ("slow-stream", "slow-stream")):
+        await _publish_model(producer, result.model(name), stack.upstream.openai_base_url, scenario)
+    _, secret = await result.new_key()
+    deadline = time.monotonic() + 20
+    async with httpx.AsyncClient() as client:
+        for url in urls:
+            while result.model("slow-stream") not in {
+                m["id"] for m in (await client.get(f"{url}/v1/models", headers=_auth(secret))).json()["data"]
+            }:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+    yield result
+    await producer.stop()
+
+
+async def _burst(edges: Edges, secret: str, n: int, body: dict[str, object], timeout: float = 60.0) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+        return await asyncio.gather(*(
+            client.post(f"{edges.url(i)}/v1/chat/completions", headers=_auth(secret), json=body) for i in range(n)
+        ))
+
+
+async def test_rpm_50_admits_exactly_50_of_300_concurrent_requests_across_three_edges(edges: Edges) -> None:
+    _, secret = await edges.new_key(requests_per_minute=50)
+    replies = await _burst(edges, secret, 300, {"model": edges.model("ok"), "messages": HI})
+    statuses = [r.status_code for r in replies]
+    assert statuses.count(200) == 50 and statuses.count(429) == 250, statuses
+    refused = next(r for r in replies if r.status_code == 429)
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["x-ratelimit-limit-requests"] == "50"
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    served_by = {r.headers["x-ratelimit-remaining-requests"] for r in replies if r.status_code == 200}
+    assert len(served_by) == 50  # one shared count: every admitted request saw a different remainder
+
+
+async def test_tpm_admits_exactly_what_fits_across_three_edges(edges: Edges) -> None:
+    _, secret = await edges.new_key(tokens_per_minute=360)  # ten reservations of 26 + 10 tokens
+    replies = await _burst(edges, secret, 60, {"model": edges.model("slow"), "messages": HI, "max_tokens": 10})
+    statuses = [r.status_code for r in replies]
+    assert statuses.count(200) == 10 and statuses.count(429) == 50, statuses
+    refused = next(r for r in replies if r.status_code == 429)
+    assert refused.headers["x-ratelimit-limit-tokens"] == "360"
+    assert "tokens per minute" in refused.json()["error"]["message"]
+
+
+async def test_concurrency_5_is_what_the_upstream_sees_at_most(edges: Edges) -> None:
+    model = edges.model("concurrency")
+    before = edges.stack.upstream.model_stats(f"slow:{model}")
+    _, secret = await edges.new_key(max_concurrency=5)
+    replies = await _burst(edges, secret, 30, {"model": model, "messages": HI, "max_tokens": 10})
+    statuses = [r.status_code for r in replies]
+    assert statuses.count(200) == 5 and statuses.count(429) == 25, statuses
+    assert {r.json()["error"]["code"] for r in replies if r.status_code == 429} == {"concurrency_limit_exceeded"}
+    stats = edges.stack.upstream.model_stats(f"slow:{model}")
+    assert stats["requests"] - before.get("requests", 0) == 5
+    assert stats["max_in_flight"] == 5
+    # all five finished: their leases are back, so five more run at once
+    again = await _burst(edges, secret, 5, {"model": model, "messages": HI, "max_tokens": 10})
+    assert [r.status_code for r in again] == [200] * 5
+
+
+async def test_budget_of_one_cent_is_never_exceeded_whatever_the_concurrency(edges: Edges, platform: Platform) -> None:
+    key_id, secret = await edges.new_key(budget_micros=10_000, budget_window_seconds=18_000)  # $0.01 per 5 h
+    # the recorded answer used 2006 prompt tokens (1920 cached) and 9 completion tokens: send a prompt
+    # whose byte bound covers that, and max_tokens 9 — a worst case of $0.0054 against a real $0.002705
+    body = {"model": edges.model("ok"), "messages": [{"role": "user", "content": "x" * 2100}], "max_tokens": 9}
+    price = PriceEntry(id="p", model_id="m", effective_from=now(), **PRICE_FIELDS)
+    spent = 0
+    for _ in range(3):
+        replies = await _burst(edges, secret, 100, body)
+        for reply in replies:
+            if reply.status_code == 200:
+                usage = reply.json()["usage"]
+                cached = usage["prompt_tokens_details"]["cached_tokens"]
+                spent += cost_micros(price, TokenCounts(input=usage["prompt_tokens"] - cached, cached_input=cached,
+                                                        output=usage["completion_tokens"]))
+            else:
+                assert reply.status_code == 429 and reply.json()["error"]["type"] == "insufficient_quota"
+        assert 0 < spent <= 10_000
+    assert spent == 2 * 2705  # a third request's worst case no longer fits: 5410 + 5400 > 10000
+    client = redis.from_url(platform.redis.url)
+    try:
+        deadline = time.monotonic() + 5
+        while True:  # settlements run just after each response
+            counters = [k async for k in client.scan_iter(f"{_redis_prefix(platform)}:{{{key_id}}}:budget:*")]
+            if counters and int(await client.get(counters[0])) == spent:
+                break
+            assert time.monotonic() < deadline, "the budget counter never settled to the real spend"
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+
+
+def _redis_prefix(platform: Platform) -> str:
+    return platform.service_env("edge")["EDGE_REDIS_PREFIX"]
+
+
+async def test_200_clients_that_disconnect_mid_stream_leave_no_lease(edges: Edges, platform: Platform) -> None:
+    key_id, secret = await edges.new_key(max_concurrency=200)
+    body = {"model": edges.model("slow-stream"), "messages": HI, "stream": True}
+    limits = httpx.Limits(max_connections=250, max_keepalive_connections=0)
+
+    async def read_one_chunk_and_leave(client: httpx.AsyncClient, i: int) -> int:
+        async with client.stream("POST", f"{edges.url(i)}/v1/chat/completions", headers=_auth(secret),
+                                 json=body) as reply:
+            async for _ in reply.aiter_bytes():
+                break
+            return reply.status_code
+
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        statuses = await asyncio.gather(*(read_one_chunk_and_leave(client, i) for i in range(200)))
+    assert statuses == [200] * 200
+    leases = f"{_redis_prefix(platform)}:{{{key_id}}}:leases"
+    client_r = redis.from_url(platform.redis.url)
+    try:
+        deadline = time.monotonic() + 5
+        while await client_r.zcard(leases) > 0:
+            assert time.monotonic() < deadline, "leases leaked after the clients left"
+            await asyncio.sleep(0.05)
+    finally:
+        await client_r.aclose()
+    async with httpx.AsyncClient(timeout=30) as client:  # the key is not locked out
+        reply = await client.post(f"{edges.url(0)}/v1/chat/completions", headers=_auth(secret),
+                                  json={"model": edges.model("ok"), "messages": HI})
+    assert reply.status_code == 200
+
+
+async def test_requests_are_served_with_postgresql_stopped(edges: Edges, platform: Platform) -> None:
+    _, secret = await edges.new_key(requests_per_minute=1000)
+    platform.postgres.stop(fast=True)
+    try:
+        replies = await _burst(edges, secret, 6, {"model": edges.model("ok"), "messages": HI})
+        assert [r.status_code for r in replies] == [200] * 6
+    finally:
+        platform.postgres.start()
+        platform.postgres.wait_ready()
+
+
+async def test_no_secret_appears_in_any_log_of_the_run(edges: Edges, platform: Platform) -> None:
+    logs = list(platform.config.run_dir.rglob("*.log"))
+    assert len(logs) >= 3
+    text = "\n".join(path.read_text(errors="replace") for path in logs)
+    assert "req_" in text or "service_starting" in text  # the logs are really there
+    for secret in [*edges.secrets, platform.admin_key, platform.key_hash_secret]:
+        assert secret not in text and secret[3:] not in text
