@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
+from bench.admission_cost import admission_cost
 from bench.loadgen import proc_cpu_seconds
 from bench.report import PLATFORM, Results, render
 from bench.spec import LoadResult, LoadSpec, Mode, http_request, run_load
@@ -42,7 +43,7 @@ class Bench:
         self.stack, self.args = stack, args
         self.res = Results(rate=args.rate)
 
-    def request(self, target: str, stream: bool) -> tuple[int, str]:
+    def request(self, target: str, stream: bool, limited: bool = False) -> tuple[int, str]:
         direct = target == "direct"
         port = self.stack.upstream_port if direct else self.stack.edge_port
         body: dict[str, object] = {
@@ -51,14 +52,15 @@ class Bench:
         }
         if stream:
             body |= {"stream": True, "stream_options": {"include_usage": True}}
-        bearer = "sk-bench-direct" if direct else self.stack.secret
+        key = self.stack.limited_secret if limited else self.stack.secret
+        bearer = "sk-bench-direct" if direct else key
         return port, http_request(HOST, port, PATH, body, bearer)
 
     def load(
         self, target: str, stream: bool, label: str, concurrency: int, mode: Mode = "closed",
-        rate: float = 0.0, duration: float | None = None,
+        rate: float = 0.0, duration: float | None = None, limited: bool = False,
     ) -> LoadResult:
-        port, request = self.request(target, stream)
+        port, request = self.request(target, stream, limited)
         spec = LoadSpec(
             HOST, port, request, mode=mode, concurrency=concurrency, rate=rate, warmup=self.args.warmup,
             duration=duration or self.args.duration, stream=stream, watch=self.stack.pids(),
@@ -105,9 +107,24 @@ class Bench:
                     target, stream, label, mode="open", rate=rate, concurrency=32
                 )
 
+    def admission(self) -> None:
+        """Full path with admission off (a key without limits: no Redis call) and on (a key with every
+        limit: one admit and one settle script per request), alternated to spread the machine's noise."""
+        for _ in range(2):
+            for limited in (False, True):
+                label = f"admission {'on' if limited else 'off'} c=16"
+                result = self.load("platform", False, label, concurrency=16, limited=limited)
+                self.res.admission.setdefault(limited, []).append(result)
+        url = self.stack.platform.redis.url
+        self.res.admission_cost_us = admission_cost(url, self.stack.tag)
+        p50, p99, n = self.res.admission_cost_us
+        print(f"  admission round trip (admit script, {n} samples): p50 {p50:.0f} µs  p99 {p99:.0f} µs",
+              flush=True)
+
     def run(self) -> Results:
         self.warm_up()
         self.idle()
+        self.admission()
         for conc in self.args.concurrency:
             for stream in (False, True):
                 for target in ("direct", "platform"):

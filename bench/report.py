@@ -9,7 +9,7 @@ from bench.spec import LoadResult
 
 PLATFORM = ("edge", "router")
 LOAD_SIDE = ("upstream",)
-NOT_IMPLEMENTED = ("admission", "usage event")  # on the full path once their issues land
+NOT_IMPLEMENTED = ("usage event",)  # on the full path once its issue lands
 REFERENCE = (
     "one core, zero-delay upstream, concurrency 32: LiteLLM ≈ 57 req/s, Portkey ≈ 400 req/s, "
     "TensorZero ≈ 2,800 req/s"
@@ -23,6 +23,8 @@ class Results:
     rate: float = 300.0  # the rate the target is stated at
     ceiling: LoadResult | None = None  # generator on its core, upstream alone on the other
     idle_cpu_ms_per_s: float = 0.0  # edge + router with no traffic
+    admission: dict[bool, list[LoadResult]] = field(default_factory=dict)  # limited key? -> runs
+    admission_cost_us: tuple[float, float, int] = (0.0, 0.0, 0)  # p50, p99, samples
 
 
 def _ratio(a: float, b: float) -> str:
@@ -189,6 +191,24 @@ def noise(res: Results, platform_cpu: int) -> list[str]:
             "request much less so (it is the processes' own CPU time)."]
 
 
+def admission(res: Results) -> list[str]:
+    off, on = res.admission.get(False, []), res.admission.get(True, [])
+    if not off or not on:
+        return []
+    rps_off = sum(r.rps for r in off) / len(off)
+    rps_on = sum(r.rps for r in on) / len(on)
+    cpu_off = sum(r.cpu_ms_per_request(*PLATFORM) for r in off) / len(off)
+    cpu_on = sum(r.cpu_ms_per_request(*PLATFORM) for r in on) / len(on)
+    p50, p99, n = res.admission_cost_us
+    return [
+        "Admission (non-stream, c=16, two alternated runs each):",
+        f"  off (key without limits): {rps_off:7.0f} req/s, {cpu_off:.3f} ms CPU/req",
+        f"  on  (every limit, 1 admit + 1 settle script): {rps_on:7.0f} req/s, {cpu_on:.3f} ms CPU/req",
+        f"  ratio on/off: {rps_on / rps_off:.3f} req/s, {cpu_on / cpu_off:.3f} CPU/req",
+        f"  admit round trip to Redis: p50 {p50:.0f} µs, p99 {p99:.0f} µs ({n} sequential samples)",
+    ]
+
+
 def render(res: Results, platform_cpu: int, load_cpu: int) -> str:
     return "\n".join([
         *table(res, platform_cpu, load_cpu),
@@ -197,6 +217,8 @@ def render(res: Results, platform_cpu: int, load_cpu: int) -> str:
         "",
         *generator(res),
         f"  edge+router idle (no traffic): {res.idle_cpu_ms_per_s:.1f} ms CPU per second",
+        "",
+        *admission(res),
         "",
         *targets(res),
         f"Reference ({REFERENCE}).",

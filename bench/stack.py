@@ -18,6 +18,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.admission_cost import ALL_LIMITS
 from infra.stack.paths import REPO_ROOT
 from infra.stack.platform import Platform, PlatformConfig, Ports
 from infra.stack.ports import free_port
@@ -67,7 +68,8 @@ class BenchStack:
         )
         self.tag = uuid.uuid4().hex[:6]
         self.model = f"bench-ok-{self.tag}"
-        self.secret = generate_key()
+        self.secret = generate_key()  # no limits: admission makes no Redis call
+        self.limited_secret = generate_key()  # every limit set (high): the full admission script
         self.started: list[str] = []
 
     @property
@@ -116,14 +118,16 @@ class BenchStack:
         await producer.start()
         now = datetime.now(UTC)
         try:
-            key_id = f"key_bench_{self.tag}"
-            await producer.publish("keys.v1", key_id, KeyEventV1(
-                key_id=key_id, version=1, account_id=f"acct_bench_{self.tag}", plan_id="plan_bench",
-                key_hash=hash_key(self.secret, platform.key_hash_secret), prefix=display_prefix(self.secret),
-                name="bench", status="active", account_status="active", billing="invoice",
-                limits=Limits(),  # unlimited: the bench measures the path, not the plan
-                updated_at=now,
-            ))
+            for key_id, secret, limits in (
+                (f"key_bench_{self.tag}", self.secret, Limits()),
+                (f"key_bench_limited_{self.tag}", self.limited_secret, ALL_LIMITS),
+            ):
+                await producer.publish("keys.v1", key_id, KeyEventV1(
+                    key_id=key_id, version=1, account_id=f"acct_bench_{self.tag}", plan_id="plan_bench",
+                    key_hash=hash_key(secret, platform.key_hash_secret), prefix=display_prefix(secret),
+                    name="bench", status="active", account_status="active", billing="invoice",
+                    limits=limits, updated_at=now,
+                ))
             upstream, model = f"http://127.0.0.1:{self.upstream_port}/v1", self.model
             entities = [
                 ModelEntry(id=model, display_name=model, context_length=8192, max_output_tokens=1024),
