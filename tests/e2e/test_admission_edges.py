@@ -9,126 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from datetime import timedelta
 
 import httpx
-import pytest
 import redis.asyncio as redis
 
 from infra.stack.platform import Platform
-from infra.stack.ports import free_port
-from infra.stack.services import ServiceProcess
-from services.common.api_keys import generate_key
-from services.common.events.catalog import CatalogEventV1, DeploymentEntry, ModelEntry, PriceEntry
-from services.common.events.keys import Limits
-from services.common.kafka.producer import EventProducer
+from services.common.events.catalog import PriceEntry
 from services.common.pricing import TokenCounts, cost_micros
-from tests.e2e.conftest import Stack, now, publish_key
-from tests.kafka_helpers import ClientSettings
-
-# gpt-4o's list prices: $2.50 / 1M input, $1.25 cached, $10.00 output
-PRICE_FIELDS = {"input_micros_per_mtok": 2_500_000, "cached_input_micros_per_mtok": 1_250_000,
-                "cache_write_micros_per_mtok": 0, "output_micros_per_mtok": 10_000_000}
-HI = [{"role": "user", "content": "hi"}]  # reserves 16 + 8 + 2 = 26 input tokens (the bound)
-
-
-@dataclass
-class Edges:
-    urls: list[str]
-    stack: Stack
-    producer: EventProducer
-    tag: str
-    secrets: list[str]
-
-    def url(self, i: int) -> str:
-        return self.urls[i % len(self.urls)]
-
-    def model(self, scenario: str) -> str:
-        return f"adm-{scenario}-{self.tag}"
-
-    async def new_key(self, **limits: object) -> tuple[str, str]:
-        key_id, secret = f"key_adm_{uuid.uuid4().hex[:10]}", generate_key()
-        self.secrets.append(secret)
-        await publish_key(self.producer, self.stack.platform, key_id, secret,
-                          limits=Limits(**limits))  # type: ignore[arg-type]
-        await self.wait_known(secret)
-        return key_id, secret
-
-    async def wait_known(self, secret: str, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient() as client:
-            for url in self.urls:
-                while (await client.get(f"{url}/v1/models", headers=_auth(secret))).status_code != 200:
-                    assert time.monotonic() < deadline, f"{url} never learned the key"
-                    await asyncio.sleep(0.05)
-
-
-def _auth(secret: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {secret}"}
-
-
-async def _publish_model(producer: EventProducer, name: str, base_url: str, scenario: str) -> None:
-    for entity in (
-        ModelEntry(id=name, display_name=name, context_length=128_000, max_output_tokens=4096),
-        DeploymentEntry(id=f"{name}-dep", model_id=name, backend="openai", endpoint=base_url,
-                        upstream_model=f"{scenario}:{name}"),
-        PriceEntry(id=f"{name}-price", model_id=name, effective_from=now() - timedelta(days=1), **PRICE_FIELDS),
-    ):
-        event = CatalogEventV1(version=1, entity=entity, updated_at=now())
-        await producer.publish("catalog.v1", event.record_key, event)
-
-
-@pytest.fixture(scope="module")
-def more_edges(stack: Stack) -> Iterator[list[ServiceProcess]]:
-    platform = stack.platform
-    extra = []
-    for n in (2, 3):
-        env = {**platform.service_env("edge"), "TOLLGATE_PORT": str(free_port()), "EDGE_INSTANCE_ID": f"edge-{n}"}
-        extra.append(ServiceProcess("edge", int(env["TOLLGATE_PORT"]), env, platform.config.run_dir / f"edge-{n}"))
-    for proc in extra:
-        proc.start()
-    try:
-        for proc in extra:
-            proc.wait_ready()
-        yield extra
-    finally:
-        for proc in extra:
-            proc.stop()
-
-
-@pytest.fixture(scope="module")
-async def edges(stack: Stack, more_edges: list[ServiceProcess]) -> AsyncIterator[Edges]:
-    platform = stack.platform
-    settings = ClientSettings(kafka_bootstrap=platform.bus.bootstrap, topic_prefix=platform.config.topic_prefix)
-    producer = EventProducer(settings, client_id="e2e-admission")
-    await producer.start()
-    tag = uuid.uuid4().hex[:6]
-    urls = [stack.base_url.removesuffix("/v1"), *(p.base_url for p in more_edges)]
-    result = Edges(urls, stack, producer, tag, [stack.key])
-    # "concurrency" is the slow scenario under a name of its own, so its upstream counters are its own
-    for name, scenario in (("ok", "ok"), ("slow", "slow"), ("concurrency", "slow"), ("slow-stream", "slow-stream")):
-        await _publish_model(producer, result.model(name), stack.upstream.openai_base_url, scenario)
-    _, secret = await result.new_key()
-    deadline = time.monotonic() + 20
-    async with httpx.AsyncClient() as client:
-        for url in urls:
-            while result.model("slow-stream") not in {
-                m["id"] for m in (await client.get(f"{url}/v1/models", headers=_auth(secret))).json()["data"]
-            }:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.05)
-    yield result
-    await producer.stop()
+from tests.e2e.conftest import now
+from tests.e2e.edges import HI, PRICE_FIELDS, Edges, auth, edges_fixture, more_edges_fixture, redis_prefix  # noqa: F401 - module fixtures
 
 
 async def _burst(edges: Edges, secret: str, n: int, body: dict[str, object], timeout: float = 60.0) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
         return await asyncio.gather(*(
-            client.post(f"{edges.url(i)}/v1/chat/completions", headers=_auth(secret), json=body) for i in range(n)
+            client.post(f"{edges.url(i)}/v1/chat/completions", headers=auth(secret), json=body) for i in range(n)
         ))
 
 
@@ -195,7 +91,7 @@ async def test_budget_of_one_cent_is_never_exceeded_whatever_the_concurrency(edg
     try:
         deadline = time.monotonic() + 5
         while True:  # settlements run just after each response
-            counters = [k async for k in client.scan_iter(f"{_redis_prefix(platform)}:{{{key_id}}}:budget:*")]
+            counters = [k async for k in client.scan_iter(f"{redis_prefix(platform)}:{{{key_id}}}:budget:*")]
             if counters and int(await client.get(counters[0])) == spent:
                 break
             assert time.monotonic() < deadline, "the budget counter never settled to the real spend"
@@ -204,17 +100,13 @@ async def test_budget_of_one_cent_is_never_exceeded_whatever_the_concurrency(edg
         await client.aclose()
 
 
-def _redis_prefix(platform: Platform) -> str:
-    return platform.service_env("edge")["EDGE_REDIS_PREFIX"]
-
-
 async def test_200_clients_that_disconnect_mid_stream_leave_no_lease(edges: Edges, platform: Platform) -> None:
     key_id, secret = await edges.new_key(max_concurrency=200)
     body = {"model": edges.model("slow-stream"), "messages": HI, "stream": True}
     limits = httpx.Limits(max_connections=250, max_keepalive_connections=0)
 
     async def read_one_chunk_and_leave(client: httpx.AsyncClient, i: int) -> int:
-        async with client.stream("POST", f"{edges.url(i)}/v1/chat/completions", headers=_auth(secret),
+        async with client.stream("POST", f"{edges.url(i)}/v1/chat/completions", headers=auth(secret),
                                  json=body) as reply:
             async for _ in reply.aiter_bytes():
                 break
@@ -223,7 +115,7 @@ async def test_200_clients_that_disconnect_mid_stream_leave_no_lease(edges: Edge
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         statuses = await asyncio.gather(*(read_one_chunk_and_leave(client, i) for i in range(200)))
     assert statuses == [200] * 200
-    leases = f"{_redis_prefix(platform)}:{{{key_id}}}:leases"
+    leases = f"{redis_prefix(platform)}:{{{key_id}}}:leases"
     client_r = redis.from_url(platform.redis.url)
     try:
         deadline = time.monotonic() + 5
@@ -233,7 +125,7 @@ async def test_200_clients_that_disconnect_mid_stream_leave_no_lease(edges: Edge
     finally:
         await client_r.aclose()
     async with httpx.AsyncClient(timeout=30) as client:  # the key is not locked out
-        reply = await client.post(f"{edges.url(0)}/v1/chat/completions", headers=_auth(secret),
+        reply = await client.post(f"{edges.url(0)}/v1/chat/completions", headers=auth(secret),
                                   json={"model": edges.model("ok"), "messages": HI})
     assert reply.status_code == 200
 
