@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from services.billing.bootstrap import bootstrap
+from services.billing.service import main
 from services.billing.settings import BillingSettings
 from services.common.kafka.producer import EventProducer
+from services.common.lifecycle import run_service
 from services.common.logging import configure_logging
 from services.common.pg_service import pg_service_cli
 from services.common.settings import load_settings
@@ -45,5 +47,8 @@ if __name__ == "__main__":
         if secret is not None:
             _write_secret(out_file, secret)
         print(f"billing: demo key {'created in' if secret else 'kept; secret in'} {out_file}")
-    else:
+    elif args[:1] in ([], ["serve"]):
+        settings = load_settings(BillingSettings)
+        run_service("billing", settings, lambda stop: main(settings, stop))
+    else:  # migrate (and its usage message)
         pg_service_cli("billing", BillingSettings, MIGRATIONS, args)

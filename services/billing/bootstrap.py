@@ -2,7 +2,8 @@
 
 Idempotent: the first run creates them and the CLI writes the key's secret to OUT_FILE (mode 0600) —
 the only place it ever exists, since billing stores just its keyed hash; later runs leave the rows alone and
-re-publish the key's state on keys.v1. The full accounts/plans/keys management API builds on the same
+re-publish the key's state on keys.v1 (through the outbox's lock protocol, so a running billing
+service publishing the same key cannot interleave with it). The management API builds on the same
 tables and the same publisher.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.billing.key_events import publish_keys
+from services.billing.outbox import republish
 from services.common.api_keys import display_prefix, generate_key, hash_key
 from services.common.kafka.producer import EventProducer
 
@@ -44,10 +45,11 @@ async def bootstrap(dsn: str, producer: EventProducer, hash_secret: str, have_se
                     "INSERT INTO api_keys (id, account_id, plan_id, name, key_hash, prefix)"
                     " VALUES ($1, $2, $3, 'demo key', $4, $5)"
                     " ON CONFLICT (id) DO UPDATE SET key_hash = EXCLUDED.key_hash, prefix = EXCLUDED.prefix,"
-                    " version = api_keys.version + 1, updated_at = now()",
+                    " version = api_keys.version + 1, state_version = nextval('key_state_seq'),"
+                    " updated_at = now()",
                     DEMO_KEY, DEMO_ACCOUNT, DEMO_PLAN, digest, display_prefix(secret),
                 )
-        await publish_keys(conn, producer, "WHERE k.id = $1", DEMO_KEY)
+        await republish(conn, producer, [DEMO_KEY])
     finally:
         await conn.close()
     return secret

@@ -1,0 +1,174 @@
+"""keys.v1's transactional outbox: publish every key row whose state is committed but not yet on Kafka.
+
+A change commits ``state_version = nextval('key_state_seq')`` on every key it affects (migration 0002),
+so ``state_version > published_version`` *is* the outbox: nothing committed can be missed, whether the
+process crashed or Kafka was down at commit time. The publisher sends each such row's current state
+with ``version = state_version`` and then raises ``published_version`` (only upwards).
+
+Two paths drive it: a management request ``flush``-es right after its commit (so edges see the change
+well within the 2 s of promise 5), and ``run`` makes a pass every ``interval`` seconds to catch whatever
+is left. Both go through the one publisher task of this process, and replicas exclude each other per
+key with a transaction-scoped advisory lock held from reading a row to marking it: a key's records
+therefore reach Kafka in version order, so compaction always keeps the newest one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import asyncpg
+import structlog
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from services.billing.db import Conn
+from services.billing.key_events import SELECT_KEY_STATE, key_event
+from services.common.kafka.producer import EventProducer
+
+log = structlog.get_logger(__name__)
+
+LOCK_CLASS = 0x6B657973  # "keys": namespace of the per-key advisory locks (two-int form)
+PUBLISHED = Counter("tollgate_billing_key_events_published_total", "keys.v1 events published")
+FAILED_PASSES = Counter("tollgate_billing_outbox_failed_passes_total", "outbox passes that failed")
+
+_CLAIM = """
+WITH candidates AS MATERIALIZED (
+    SELECT id FROM api_keys WHERE state_version > published_version ORDER BY state_version LIMIT $1
+)
+SELECT id FROM candidates WHERE pg_try_advisory_xact_lock($2, hashtext(id))
+"""
+# SKIP LOCKED: a row locked by a request is being changed, so it gets a newer state_version and stays
+# in the outbox anyway; the publisher never waits on a request's row lock, so it cannot deadlock with one
+_MARK = """
+UPDATE api_keys k SET published_version = v.version
+FROM unnest($1::text[], $2::bigint[]) AS v (id, version)
+WHERE k.id = v.id AND k.published_version < v.version
+  AND k.id IN (SELECT id FROM api_keys WHERE id = ANY($1::text[]) FOR UPDATE SKIP LOCKED)
+"""
+
+
+async def _publish_rows(conn: Conn, producer: EventProducer, where: str, ids: list[str]) -> int:
+    """Publish the rows (already locked by this transaction) and mark them; return how many."""
+    rows = await conn.fetch(SELECT_KEY_STATE + where, ids)
+    sends, versions = [], []
+    for row in rows:
+        try:
+            event = key_event(row)
+        except ValidationError as exc:  # a row breaking the event schema: say so, never block the rest
+            log.error("key_event_invalid", key_id=row["id"], errors=exc.error_count())
+            continue
+        sends.append(producer.publish("keys.v1", row["id"], event))
+        versions.append((row["id"], row["state_version"]))
+    results = await asyncio.gather(*sends, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    if versions:
+        await conn.execute(_MARK, [k for k, _ in versions], [v for _, v in versions])
+    PUBLISHED.inc(len(versions))
+    return len(versions)
+
+
+async def publish_pending(
+    conn: Conn, producer: EventProducer, limit: int = 500
+) -> tuple[int, bool]:
+    """One batch: claim up to ``limit`` unpublished keys no other publisher holds, publish, mark.
+
+    Returns (events published, whether another batch may be waiting).
+    """
+    async with conn.transaction():
+        claimed = [r["id"] for r in await conn.fetch(_CLAIM, limit, LOCK_CLASS)]
+        if not claimed:
+            return 0, False
+        # re-read under the locks: another replica may have published some of them meanwhile
+        published = await _publish_rows(
+            conn, producer, "WHERE k.id = ANY($1::text[]) AND k.state_version > k.published_version", claimed
+        )
+    # a full batch means more may wait, unless nothing in it could be published (don't spin on it)
+    return published, len(claimed) == limit and published > 0
+
+
+async def republish(conn: Conn, producer: EventProducer, key_ids: Sequence[str]) -> int:
+    """Publish these keys' current state even if already published (same version again: harmless).
+
+    For ``bootstrap``, which must leave the demo key on the bus even when the bus was emptied. Waits
+    for each key's lock (in id order, so two callers cannot deadlock).
+    """
+    ids = sorted(set(key_ids))
+    async with conn.transaction():
+        for key_id in ids:
+            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_CLASS, key_id)
+        return await _publish_rows(conn, producer, "WHERE k.id = ANY($1::text[])", ids)
+
+
+class OutboxPublisher:
+    """The one publisher task of a billing process (see the module docstring)."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, producer: EventProducer, interval: float = 1.0, batch: int = 500
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._interval = interval
+        self._batch = batch
+        self._kick = asyncio.Event()
+        self._done = asyncio.Condition()
+        self._started = 0  # passes begun
+        self._completed = 0  # passes finished (successfully or not)
+        self._last_ok = False
+
+    async def flush(self, timeout: float) -> bool:
+        """Ask for a pass now; wait until one that began after this call has finished.
+
+        Returns True when that pass succeeded within ``timeout``. Never raises: a change that could
+        not be published now is published by a later pass (the rows stay in the outbox).
+        """
+        target = self._started + 1
+        self._kick.set()
+        try:
+            async with self._done:
+                await asyncio.wait_for(self._done.wait_for(lambda: self._completed >= target), timeout)
+        except TimeoutError:
+            return False
+        return self._last_ok
+
+    async def _pass(self) -> None:
+        self._started += 1
+        ok = False
+        try:
+            if self._producer.started:
+                more = True
+                while more:
+                    async with self._pool.acquire() as conn:
+                        _, more = await publish_pending(conn, self._producer, self._batch)
+                ok = True
+        except Exception as exc:  # noqa: BLE001 - Kafka or PostgreSQL down: the rows stay, retry later
+            FAILED_PASSES.inc()
+            log.warning("outbox_pass_failed", error=str(exc))
+        finally:
+            async with self._done:
+                self._completed = self._started
+                self._last_ok = ok
+                self._done.notify_all()
+
+    async def run(self, stop: asyncio.Event, final_pass_timeout: float = 5.0) -> None:
+        """Pass on every kick and every ``interval``; after ``stop``, one last bounded pass."""
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                kicked = asyncio.create_task(self._kick.wait())
+                await asyncio.wait(
+                    {kicked, stopped}, timeout=self._interval, return_when=asyncio.FIRST_COMPLETED
+                )
+                kicked.cancel()
+                if stop.is_set():
+                    break
+                self._kick.clear()
+                await self._pass()
+        finally:
+            stopped.cancel()
+        try:
+            await asyncio.wait_for(self._pass(), final_pass_timeout)
+        except TimeoutError:
+            log.warning("outbox_final_pass_timed_out")
