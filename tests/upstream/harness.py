@@ -97,7 +97,7 @@ class UpstreamServer:
     def model_stats(self, model: str) -> dict[str, int]:
         """Counts for one (tagged) model: requests, completed, disconnects."""
         counts: dict[str, int] = self.stats()["per_model"].get(model, {"requests": 0, "completed": 0,
-                                                                       "disconnects": 0})
+                                                                       "disconnects": 0, "in_flight": 0, "max_in_flight": 0})
         return counts
 
     def requests_for(self, model: str) -> list[dict[str, Any]]:
