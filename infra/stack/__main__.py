@@ -72,6 +72,12 @@ for chunk in client.chat.completions.create(model='smollm2', max_tokens=24, stre
     print(chunk.choices[0].delta.content or '', end='', flush=True)
 print()"
 
+Create your own account, plan and key (management API, admin key; docs/management-api.md):
+
+  curl -s {base}/v1/manage/plans -H "Authorization: Bearer {platform.admin_key}" \
+    -d '{{"name": "starter", "requests_per_minute": 60, "budget_amount": "5.00", "budget_window": "1d"}}'
+  curl -s {base}/openapi.json     # every management endpoint
+
 Ctrl-C (or `make stop` from another terminal) stops everything this started.
 """
 
