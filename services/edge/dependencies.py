@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import redis.asyncio as redis
@@ -20,6 +21,8 @@ from services.edge.auth import KeyIndex
 from services.edge.catalog_view import CatalogView
 from services.edge.request_events import RequestEvents
 from services.edge.settings import EdgeSettings
+from services.edge.usage.emitter import UsageEmitter
+from services.edge.usage.spool import Spool
 
 
 def admission_pool(settings: EdgeSettings) -> redis.BlockingConnectionPool:
@@ -44,7 +47,9 @@ class EdgeDeps:
     catalog_view: CatalogView
     admission: Admission
     request_events: RequestEvents
+    usage: UsageEmitter
     billing_channel: grpc.aio.Channel
+    metering_channel: grpc.aio.Channel
 
     @classmethod
     def create(cls, settings: EdgeSettings) -> EdgeDeps:
@@ -70,7 +75,11 @@ class EdgeDeps:
             catalog_view=view,
             admission=admission,
             request_events=RequestEvents(producer),
+            usage=UsageEmitter(
+                producer, Spool(Path(settings.spool_root) / settings.instance_id), settings.spool_max_bytes
+            ),
             billing_channel=grpc.aio.insecure_channel(settings.billing_address),
+            metering_channel=grpc.aio.insecure_channel(settings.metering_address),
         )
 
     async def connect(self, stop: asyncio.Event) -> None:
@@ -107,6 +116,7 @@ class EdgeDeps:
 
     async def close(self) -> None:
         await self.admission.drain()
+        await self.usage.stop()
         await self.request_events.stop()
         await self.keys.stop()
         await self.catalog.stop()
@@ -114,3 +124,4 @@ class EdgeDeps:
         await self.redis.aclose(close_connection_pool=True)
         await self.router_channel.close(None)
         await self.billing_channel.close(None)
+        await self.metering_channel.close(None)

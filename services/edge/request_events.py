@@ -11,16 +11,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 
 import structlog
 from prometheus_client import Counter
 
+from services.common.errors import TollgateError
+from services.common.events.keys import KeyEventV1
 from services.common.events.requests import RequestEventV1
+from services.common.events.usage import Api
 from services.common.kafka.producer import EventProducer
+from services.edge.admission.reservation import Reservation
 
 log = structlog.get_logger(__name__)
 DROPPED = Counter("tollgate_request_events_dropped_total", "requests.v1 events dropped (queue full)")
 BATCH = 500
+
+
+def request_event(
+    request_id: str, api: Api, key: KeyEventV1 | None, model: str, stream: bool, received_at: datetime,
+    edge_id: str, reservation: Reservation | None, refusal: TollgateError | None,
+) -> RequestEventV1:
+    """The requests.v1 record of one admission decision (metadata only: never prompt text)."""
+    return RequestEventV1(
+        request_id=request_id, account_id=key.account_id if key else None, key_id=key.key_id if key else None,
+        api=api, model=model[:256] or "-", stream=stream,
+        decision="rejected" if refusal else "admitted",
+        reject_code=((refusal.code or type(refusal).__name__)[:64]) if refusal else None,
+        reserved_input_tokens=reservation.input_tokens if reservation else 0,
+        reserved_output_tokens=reservation.output_tokens if reservation else 0,
+        reserved_cost_micros=reservation.cost_micros if reservation else 0,
+        received_at=received_at, edge_id=edge_id,
+    )
 
 
 class RequestEvents:

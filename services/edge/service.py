@@ -16,6 +16,7 @@ async def main(settings: EdgeSettings, stop: asyncio.Event) -> None:
     connecting = asyncio.create_task(deps.connect(stop))
     renewing = asyncio.create_task(deps.admission.run_renewals(stop))
     deps.request_events.start()
+    deps.usage.start()
     try:
         await serve_http(
             build_app(deps), settings.http_host, settings.http_port, stop, settings.shutdown_grace_seconds

@@ -60,3 +60,14 @@ class EdgeSettings(ServiceSettings):
     manage_timeout_seconds: float = Field(
         default=15.0, gt=0, le=300, description="longest a management API call to billing may take"
     )
+    spool_root: str = Field(
+        default=".tollgate/spool", min_length=1,
+        description="usage events are written ahead here, in <spool_root>/<instance_id>, before Kafka",
+    )
+    spool_max_bytes: int = Field(
+        default=1024**3, ge=1024 * 1024,
+        description="unsent spool above this: alarm, and new requests are refused until Kafka drains it",
+    )
+    metering_address: str = Field(
+        default="127.0.0.1:50053", min_length=3, description="metering's gRPC usage API backend"
+    )

@@ -95,10 +95,18 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             return
         served = Served(Outcome())
         sent_any = False
+        deltas = 0
         try:
             async for text in generate_with_fallback(chain, generation, self._breakers, served):
+                o = served.outcome
+                deltas += 1
+                delta = router_pb2.Delta(
+                    text=text, output_tokens=max(o.output_tokens, deltas), input_tokens=o.input_tokens
+                )
+                if not sent_any:
+                    delta.deployment_id, delta.provider = served.deployment_id, served.provider
                 sent_any = True
-                yield router_pb2.GenerateResponse(delta=router_pb2.Delta(text=text))
+                yield router_pb2.GenerateResponse(delta=delta)
         except TollgateError as exc:
             if not sent_any:
                 await _abort(context, exc)

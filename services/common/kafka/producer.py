@@ -53,6 +53,10 @@ class EventProducer:
             self._settings.topic(topic), value=value, key=key.encode()
         )
 
+    async def publish_bytes(self, topic: str, key: bytes, value: bytes) -> None:
+        """An event already serialised (read back from the edge's spool); ``topic`` gets the prefix."""
+        await self._producer.send_and_wait(self._settings.topic(topic), value=value, key=key)
+
     async def publish_raw(self, full_topic: str, key: bytes | None, value: bytes) -> None:
         """For dead-letter copies of records that never parsed into an event."""
         await self._producer.send_and_wait(full_topic, value=value, key=key)

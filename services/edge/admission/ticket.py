@@ -6,9 +6,10 @@ into the deltas that replace the reservation with the truth:
 
 * usage reported (a Finish arrived)          → the real tokens and cost;
 * nothing was generated (failed before output) → zero: the whole reservation is returned;
-* output started but no usage (the client went away, the stream broke) → the reservation stays
-  spent: the edge cannot know how much was generated, and budgets fail closed. The bill itself
-  (metering) is made from the router's count, not from this counter.
+* output started but no final usage (the client went away, the stream broke) → the router's running
+  count of output tokens from the last delta; input tokens as the backend reported them, or the
+  reserved bound where it has not said yet (OpenAI-compatible providers report input only at the
+  end): what is unknown stays at its worst case, so budgets fail closed.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import time
 from dataclasses import dataclass, field
 
 from services.common.events.catalog import PriceEntry
-from services.common.pricing import cost_micros
-from services.edge.admission.reservation import Reservation, usage_tokens
+from services.common.pricing import TokenCounts, cost_micros
+from services.edge.admission.reservation import Reservation, usage_tokens, worst_case_cost
 from tollgate.router.v1 import router_pb2
 
 
@@ -35,6 +36,7 @@ class Ticket:
     admitted_at: float = field(default_factory=time.monotonic)
     output_started: bool = False
     usage: router_pb2.Usage | None = None
+    running: router_pb2.Usage | None = None  # the last delta's running usage (a stream cut short)
     released: bool = False
 
     def settlement(self) -> tuple[int, int]:
@@ -45,4 +47,9 @@ class Ticket:
             return tokens.total - self.reservation.tokens, cost - self.reservation.cost_micros
         if not self.output_started:
             return -self.reservation.tokens, -self.reservation.cost_micros
-        return 0, 0
+        if self.running is None:
+            return 0, 0
+        input_tokens = self.running.input_tokens or self.reservation.input_tokens
+        tokens = TokenCounts(input=input_tokens, output=self.running.output_tokens)
+        cost = worst_case_cost(self.price, input_tokens, self.running.output_tokens)
+        return tokens.total - self.reservation.tokens, cost - self.reservation.cost_micros

@@ -1,17 +1,22 @@
 """The management API's front door: ``/v1/manage/...`` and ``/openapi.json``.
 
 The edge authenticates the caller — the operator's admin key (``TOLLGATE_ADMIN_KEY``), or an
-account-scoped management key from its keys.v1 snapshot — and forwards the request unchanged to
-billing's ``ManagementService.Call``, which owns the resources, their validation, the tenancy rules
-and the OpenAPI document. Answers come back as billing wrote them (status + JSON body, errors in
-OpenAI's shape), with this request's ``x-request-id``.
+account-scoped management key from its keys.v1 snapshot — and forwards the request unchanged to the
+service that owns the resource, over its ``ManagementService.Call``: usage (``/v1/manage/usage``) to
+metering, everything else (accounts, plans, keys) to billing. Each owns its resources, their
+validation, their tenancy rules and its part of the OpenAPI document; the edge merges the parts.
+Answers come back as the owner wrote them (status + JSON body, errors in OpenAI's shape), with this
+request's ``x-request-id``.
 """
 
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 import grpc
+import orjson
+import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -21,6 +26,8 @@ from services.edge.dependencies import EdgeDeps
 from services.edge.routes.responses import error_response, read_body
 from tollgate.manage.v1 import manage_pb2, manage_pb2_grpc
 
+log = structlog.get_logger(__name__)
+USAGE_PREFIX = "/v1/manage/usage"
 ADMIN_REQUIRED = "A management key is required: the admin key, or an account's management key, as Bearer."
 
 
@@ -43,10 +50,14 @@ async def forward(request: Request) -> Response:
     try:
         caller = _caller(request, deps)
         body = await read_body(request, deps.settings.max_body_bytes)
-        stub = manage_pb2_grpc.ManagementServiceStub(deps.billing_channel)
+        path = request.url.path
+        owner = deps.metering_channel if path == USAGE_PREFIX or path.startswith(USAGE_PREFIX + "/") else (
+            deps.billing_channel
+        )
+        stub = manage_pb2_grpc.ManagementServiceStub(owner)
         reply = await stub.Call(
             manage_pb2.ManageRequest(
-                request_id=request_id, caller=caller, method=request.method, path=request.url.path,
+                request_id=request_id, caller=caller, method=request.method, path=path,
                 query=request.url.query, body=body,
             ),
             timeout=deps.settings.manage_timeout_seconds,
@@ -63,18 +74,40 @@ async def forward(request: Request) -> Response:
     return Response(reply.body, status_code=reply.status, media_type="application/json")
 
 
-async def openapi(request: Request) -> Response:
-    """The management API's OpenAPI document; public (it describes, it does not act)."""
-    deps: EdgeDeps = request.app.state.deps
+async def _document(channel: grpc.aio.Channel, request_id: str, timeout: float) -> dict[str, Any] | None:
     try:
-        stub = manage_pb2_grpc.ManagementServiceStub(deps.billing_channel)
-        reply = await stub.Call(
-            manage_pb2.ManageRequest(
-                request_id=request.scope["state"]["request_id"], caller=manage_pb2.Caller(),
-                method="GET", path="/openapi.json",
-            ),
-            timeout=deps.settings.manage_timeout_seconds,
+        reply = await manage_pb2_grpc.ManagementServiceStub(channel).Call(
+            manage_pb2.ManageRequest(request_id=request_id, caller=manage_pb2.Caller(), method="GET",
+                                     path="/openapi.json"),
+            timeout=timeout,
         )
-    except grpc.aio.AioRpcError:
+    except grpc.aio.AioRpcError as err:
+        log.warning("openapi_part_unavailable", code=err.code().name)
+        return None
+    document = orjson.loads(reply.body) if reply.status == 200 else None
+    return document if isinstance(document, dict) else None
+
+
+def merge_documents(base: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """``part``'s paths and component schemas added to ``base`` (base wins a name both define)."""
+    merged = {**base, "paths": {**part.get("paths", {}), **base.get("paths", {})}}
+    components = dict(base.get("components", {}))
+    for section, entries in part.get("components", {}).items():
+        components[section] = {**entries, **components.get(section, {})}
+    merged["components"] = components
+    return merged
+
+
+async def openapi(request: Request) -> Response:
+    """The management API's OpenAPI document, merged from its owners; public (it describes, it does
+    not act). Without billing there is no document (503); without metering, the usage paths are left
+    out until it answers again."""
+    deps: EdgeDeps = request.app.state.deps
+    request_id = request.scope["state"]["request_id"]
+    timeout = deps.settings.manage_timeout_seconds
+    billing = await _document(deps.billing_channel, request_id, timeout)
+    if billing is None:
         return error_response(DependencyUnavailable("The management backend is unavailable."), "openai")
-    return Response(reply.body, status_code=reply.status, media_type="application/json")
+    metering = await _document(deps.metering_channel, request_id, timeout)
+    return Response(orjson.dumps(merge_documents(billing, metering) if metering else billing),
+                    media_type="application/json")

@@ -1,0 +1,102 @@
+"""What the edge learns about one admitted request while serving it, and the usage.v1 event it makes.
+
+The request flow feeds it every router message (``observe``) and every failure (``fail``); the
+response's ``finally`` closes it exactly once. The status is decided from what was seen:
+
+| seen                                        | status                | tokens                          |
+|---------------------------------------------|-----------------------|---------------------------------|
+| a Finish, not an error                      | ``ok``                | the Finish's usage              |
+| a Finish with ``finish_reason = error``     | ``error``             | the Finish's usage              |
+| an error before any output                  | ``error``             | zero                            |
+| an error after output began, no Finish      | ``error``             | the last delta's running usage  |
+| the client left (nothing else), any time    | ``client_disconnected`` | the last delta's running usage |
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from services.common.errors import TollgateError
+from services.common.events.usage import Api, TokenCounts, UsageEventV1, UsageStatus
+from tollgate.router.v1 import router_pb2
+
+
+@dataclass
+class RequestRecord:
+    request_id: str
+    account_id: str
+    key_id: str
+    api: Api
+    model_requested: str
+    model_id: str
+    price_version: str | None
+    streamed: bool
+    edge_id: str
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started: float = field(default_factory=time.monotonic)
+    first_byte: float | None = None
+    deployment_id: str = ""
+    provider: str = ""
+    running: router_pb2.Delta | None = None  # the last delta: its running token counts
+    finish: router_pb2.Finish | None = None
+    error: TollgateError | None = None
+
+    def observe(self, message: router_pb2.GenerateResponse) -> None:
+        if message.WhichOneof("event") == "delta":
+            if self.first_byte is None:
+                self.first_byte = time.monotonic()
+                self.deployment_id, self.provider = message.delta.deployment_id, message.delta.provider
+            self.running = message.delta
+        else:
+            self.finish = message.finish
+
+    def fail(self, exc: TollgateError) -> None:
+        if self.error is None:
+            self.error = exc
+
+    @property
+    def output_started(self) -> bool:
+        return self.first_byte is not None
+
+    def running_usage(self) -> router_pb2.Usage | None:
+        """What the backend had produced when the stream stopped short (None before any output)."""
+        if self.running is None:
+            return None
+        running = self.running
+        return router_pb2.Usage(input_tokens=running.input_tokens, output_tokens=running.output_tokens)
+
+    def _status(self) -> tuple[UsageStatus, str | None]:
+        if self.finish is not None:
+            if self.finish.finish_reason == "error":
+                return "error", self.finish.error_code or "upstream_error"
+            return "ok", None
+        if self.error is not None:
+            return "error", self.error.code or type(self.error).__name__
+        return "client_disconnected", None
+
+    def to_event(self) -> UsageEventV1:
+        status, error_type = self._status()
+        usage = self.finish.usage if self.finish is not None else self.running_usage()
+        tokens = TokenCounts()
+        if usage is not None:
+            tokens = TokenCounts(
+                input=usage.input_tokens, cached_input=usage.cached_input_tokens,
+                cache_write=usage.cache_write_tokens, output=usage.output_tokens,
+                reasoning=min(usage.reasoning_tokens, usage.output_tokens),
+            )
+        finish = self.finish
+        now = time.monotonic()
+        return UsageEventV1(
+            request_id=self.request_id, account_id=self.account_id, key_id=self.key_id, api=self.api,
+            model_requested=self.model_requested[:256], model_served=self.model_id,
+            deployment_id=(finish.deployment_id if finish else self.deployment_id) or None,
+            provider=(finish.provider if finish else self.provider) or "none",
+            price_version=self.price_version, tokens=tokens, status=status,
+            error_type=error_type[:64] if error_type else None, streamed=self.streamed,
+            started_at=self.started_at,
+            ttft_ms=int((self.first_byte - self.started) * 1000) if self.first_byte is not None else None,
+            duration_ms=int((now - self.started) * 1000), edge_id=self.edge_id,
+            attempts=max(1, min(finish.attempts if finish else 1, 16)),
+        )

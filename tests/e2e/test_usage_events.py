@@ -1,0 +1,110 @@
+"""usage.v1 from the edge, end to end on the real servers: one event per admitted request, whatever
+way it ended, and none lost (or doubled) while Kafka is down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+
+from services.common.events.usage import UsageEventV1
+from tests.e2e.conftest import TRITON_MODEL, Stack
+from tests.kafka_helpers import read_all
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+async def _usage_events(stack: Stack, request_ids: set[str], timeout: float = 30.0) -> dict[str, list[UsageEventV1]]:
+    """Every usage.v1 event of these requests (waits until each has at least one)."""
+    platform = stack.platform
+    topic = platform.config.topic_prefix + "usage.v1"
+    deadline = time.monotonic() + timeout
+    while True:
+        found: dict[str, list[UsageEventV1]] = {}
+        for _, value in await read_all(platform.bus.bootstrap, topic):
+            if value:
+                event = UsageEventV1.from_bytes(value)
+                if event.request_id in request_ids:
+                    found.setdefault(event.request_id, []).append(event)
+        if set(found) == request_ids or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.5)
+
+
+def _auth(stack: Stack) -> dict[str, str]:
+    return {"authorization": f"Bearer {stack.key}"}
+
+
+async def test_every_admitted_request_has_exactly_one_usage_event(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.base_url, headers=_auth(stack), timeout=60) as client:
+        ok = await client.post("/chat/completions", json={"model": stack.model("oa-ok"), "messages": HI})
+        streamed = await client.post("/chat/completions", json={
+            "model": TRITON_MODEL, "messages": HI, "max_tokens": 4, "stream": True,
+        })
+        failed = await client.post("/chat/completions", json={"model": stack.model("oa-server-error"), "messages": HI})
+        refused = await client.post("/chat/completions", json={"model": "no-such-model", "messages": HI})
+    assert (ok.status_code, streamed.status_code, failed.status_code, refused.status_code) == (200, 200, 502, 404)
+    ids = {r.headers["x-request-id"]: r for r in (ok, streamed, failed)}
+    events = await _usage_events(stack, set(ids))
+    assert {k: len(v) for k, v in events.items()} == dict.fromkeys(ids, 1)
+    by = {rid: evs[0] for rid, evs in events.items()}
+
+    first = by[ok.headers["x-request-id"]]
+    usage = ok.json()["usage"]
+    assert first.status == "ok" and first.streamed is False
+    assert first.tokens.input + first.tokens.cached_input == usage["prompt_tokens"]
+    assert first.tokens.output == usage["completion_tokens"] and first.price_version == f"oa-ok-{stack.tag}-price"
+    assert first.provider == "openai" and first.deployment_id == f"oa-ok-{stack.tag}-dep"
+
+    stream = by[streamed.headers["x-request-id"]]
+    assert stream.status == "ok" and stream.streamed and stream.provider == "triton"
+    assert stream.tokens.input > 0 and 1 <= stream.tokens.output <= 4 and stream.ttft_ms is not None
+
+    error = by[failed.headers["x-request-id"]]
+    assert error.status == "error" and error.tokens.output == 0 and error.tokens.input == 0
+    assert refused.headers["x-request-id"] not in events  # never admitted: no usage
+
+
+async def test_a_client_that_leaves_mid_stream_is_billed_for_what_was_generated(stack: Stack) -> None:
+    received = 0
+    async with httpx.AsyncClient(base_url=stack.base_url, headers=_auth(stack), timeout=60) as client:
+        async with client.stream("POST", "/chat/completions", json={
+            "model": TRITON_MODEL, "messages": HI, "max_tokens": 200, "stream": True, "temperature": 1.0,
+        }) as reply:
+            request_id = reply.headers["x-request-id"]
+            async for line in reply.aiter_lines():
+                if line.startswith("data: {"):
+                    choices = json.loads(line[6:])["choices"]
+                    received += bool(choices and choices[0]["delta"].get("content"))
+                if received >= 5:
+                    break
+    events = await _usage_events(stack, {request_id})
+    [event] = events[request_id]
+    assert event.status == "client_disconnected"
+    assert event.tokens.input > 0  # Triton says how long the prompt was with its first response
+    # the router's running count when the edge saw the client go: at least what the client read,
+    # and short of the 200 it asked for (the generation was really cancelled)
+    assert received <= event.tokens.output < 200
+
+
+async def test_usage_survives_kafka_being_down_for_30_seconds(stack: Stack) -> None:
+    platform = stack.platform
+    sent: list[str] = []
+    platform.bus.stop()
+    try:
+        async with httpx.AsyncClient(base_url=stack.base_url, headers=_auth(stack), timeout=60) as client:
+            started = time.monotonic()
+            while time.monotonic() - started < 30:
+                reply = await client.post("/chat/completions", json={"model": stack.model("oa-ok"), "messages": HI})
+                assert reply.status_code == 200, reply.text  # serving goes on: keys and catalog are in memory
+                sent.append(reply.headers["x-request-id"])
+                await asyncio.sleep(0.5)
+    finally:
+        platform.bus.start()
+        platform.bus.wait_ready()
+    assert len(sent) >= 40
+    events = await _usage_events(stack, set(sent), timeout=60)
+    assert set(events) == set(sent), f"{len(set(sent) - set(events))} usage events lost"
+    assert all(len(v) == 1 for v in events.values()), "an event was sent twice"

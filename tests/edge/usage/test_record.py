@@ -1,0 +1,71 @@
+"""The usage event an edge makes from what it saw of a request (the status table of record.py)."""
+
+from __future__ import annotations
+
+from services.common.errors import UpstreamError
+from services.edge.usage.record import RequestRecord
+from tollgate.router.v1 import router_pb2
+
+
+def _record() -> RequestRecord:
+    return RequestRecord(
+        request_id="req_1", account_id="acct_1", key_id="key_1", api="openai.chat_completions",
+        model_requested="smollm2", model_id="smollm2-135m-instruct", price_version="p1", streamed=True,
+        edge_id="edge-1",
+    )
+
+
+def _delta(text: str, out: int, inp: int = 0, deployment: str = "") -> router_pb2.GenerateResponse:
+    return router_pb2.GenerateResponse(delta=router_pb2.Delta(
+        text=text, output_tokens=out, input_tokens=inp, deployment_id=deployment, provider="triton" if deployment else "",
+    ))
+
+
+def test_a_finished_request_is_ok_with_the_finish_usage() -> None:
+    record = _record()
+    record.observe(_delta("Hi", 1, 12, "dep-1"))
+    record.observe(router_pb2.GenerateResponse(finish=router_pb2.Finish(
+        finish_reason="stop", deployment_id="dep-1", provider="triton", attempts=2,
+        usage=router_pb2.Usage(input_tokens=12, cached_input_tokens=3, output_tokens=7, reasoning_tokens=2),
+    )))
+    event = record.to_event()
+    assert event.status == "ok" and event.error_type is None
+    assert (event.tokens.input, event.tokens.cached_input, event.tokens.output, event.tokens.reasoning) == (12, 3, 7, 2)
+    assert event.deployment_id == "dep-1" and event.attempts == 2 and event.ttft_ms is not None
+    assert event.price_version == "p1" and event.model_served == "smollm2-135m-instruct"
+
+
+def test_an_error_before_output_is_recorded_with_zero_tokens() -> None:
+    record = _record()
+    record.fail(UpstreamError("boom", code="upstream_error"))
+    event = record.to_event()
+    assert event.status == "error" and event.error_type == "upstream_error"
+    assert event.tokens.input == event.tokens.output == 0 and event.ttft_ms is None and event.provider == "none"
+
+
+def test_a_client_that_leaves_mid_stream_is_billed_the_running_count() -> None:
+    record = _record()
+    for i in range(1, 6):
+        record.observe(_delta("x", i, 40, "dep-1" if i == 1 else ""))
+    event = record.to_event()
+    assert event.status == "client_disconnected"
+    assert (event.tokens.input, event.tokens.output) == (40, 5)
+    assert event.deployment_id == "dep-1" and event.provider == "triton"
+
+
+def test_a_stream_that_breaks_after_output_is_an_error_with_its_running_count() -> None:
+    record = _record()
+    record.observe(_delta("x", 3, 10, "dep-1"))
+    record.fail(UpstreamError("cut", code="upstream_error"))
+    event = record.to_event()
+    assert event.status == "error" and event.tokens.output == 3
+
+
+def test_a_finish_that_reports_an_error_keeps_its_usage() -> None:
+    record = _record()
+    record.observe(_delta("x", 2, 10, "dep-1"))
+    record.observe(router_pb2.GenerateResponse(finish=router_pb2.Finish(
+        finish_reason="error", error_code="upstream_error", usage=router_pb2.Usage(input_tokens=10, output_tokens=2),
+    )))
+    event = record.to_event()
+    assert event.status == "error" and event.error_type == "upstream_error" and event.tokens.output == 2
