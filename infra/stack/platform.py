@@ -46,6 +46,7 @@ class Ports:
     router_grpc: int = 50051
     billing_grpc: int = 50052
     metering_grpc: int = 50053
+    catalog_grpc: int = 50054
     edge: int = 8080
     router: int = 8091
     metering: int = 8092
@@ -125,11 +126,14 @@ class Platform:
             env["BILLING_GRPC_PORT"] = str(ports.billing_grpc)
         if name == "metering":
             env["METERING_GRPC_PORT"] = str(ports.metering_grpc)
+        if name == "catalog":
+            env["CATALOG_GRPC_PORT"] = str(ports.catalog_grpc)
         if name == "edge":
             env["EDGE_REDIS_URL"] = self.redis.url
             env["EDGE_ROUTER_ADDRESS"] = f"127.0.0.1:{ports.router_grpc}"
             env["EDGE_BILLING_ADDRESS"] = f"127.0.0.1:{ports.billing_grpc}"
             env["EDGE_METERING_ADDRESS"] = f"127.0.0.1:{ports.metering_grpc}"
+            env["EDGE_CATALOG_ADDRESS"] = f"127.0.0.1:{ports.catalog_grpc}"
             env["EDGE_SPOOL_ROOT"] = str(self.config.run_dir / "spool")
             env["EDGE_REDIS_PREFIX"] = f"tg:{self.config.topic_prefix.strip('.') or 'run'}"
             env["TOLLGATE_ADMIN_KEY"] = self.admin_key

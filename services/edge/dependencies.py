@@ -50,6 +50,7 @@ class EdgeDeps:
     usage: UsageEmitter
     billing_channel: grpc.aio.Channel
     metering_channel: grpc.aio.Channel
+    catalog_channel: grpc.aio.Channel
 
     @classmethod
     def create(cls, settings: EdgeSettings) -> EdgeDeps:
@@ -80,6 +81,7 @@ class EdgeDeps:
             ),
             billing_channel=grpc.aio.insecure_channel(settings.billing_address),
             metering_channel=grpc.aio.insecure_channel(settings.metering_address),
+            catalog_channel=grpc.aio.insecure_channel(settings.catalog_address),
         )
 
     async def connect(self, stop: asyncio.Event) -> None:
@@ -125,3 +127,4 @@ class EdgeDeps:
         await self.router_channel.close(None)
         await self.billing_channel.close(None)
         await self.metering_channel.close(None)
+        await self.catalog_channel.close(None)

@@ -71,3 +71,6 @@ class EdgeSettings(ServiceSettings):
     metering_address: str = Field(
         default="127.0.0.1:50053", min_length=3, description="metering's gRPC usage API backend"
     )
+    catalog_address: str = Field(
+        default="127.0.0.1:50054", min_length=3, description="catalog's gRPC backend of /v1/manage/models"
+    )

@@ -3,7 +3,8 @@
 The edge authenticates the caller — the operator's admin key (``TOLLGATE_ADMIN_KEY``), or an
 account-scoped management key from its keys.v1 snapshot — and forwards the request unchanged to the
 service that owns the resource, over its ``ManagementService.Call``: usage (``/v1/manage/usage``) to
-metering, everything else (accounts, plans, keys) to billing. Each owns its resources, their
+metering, models and prices (``/v1/manage/models``, ``/v1/manage/catalog``) to catalog, everything else
+(accounts, plans, keys, balances) to billing. Each owns its resources, their
 validation, their tenancy rules and its part of the OpenAPI document; the edge merges the parts.
 Answers come back as the owner wrote them (status + JSON body, errors in OpenAI's shape), with this
 request's ``x-request-id``.
@@ -27,7 +28,9 @@ from services.edge.routes.responses import error_response, read_body
 from tollgate.manage.v1 import manage_pb2, manage_pb2_grpc
 
 log = structlog.get_logger(__name__)
-USAGE_PREFIX = "/v1/manage/usage"
+OWNERS = (  # path prefix → the service that owns it; anything else belongs to billing
+    ("/v1/manage/usage", "metering"), ("/v1/manage/models", "catalog"), ("/v1/manage/catalog", "catalog"),
+)
 ADMIN_REQUIRED = "A management key is required: the admin key, or an account's management key, as Bearer."
 
 
@@ -44,6 +47,13 @@ def _caller(request: Request, deps: EdgeDeps) -> manage_pb2.Caller:
     return manage_pb2.Caller(account_id=key.account_id, key_id=key.key_id)
 
 
+def _owner(deps: EdgeDeps, path: str) -> grpc.aio.Channel:
+    for prefix, service in OWNERS:
+        if path == prefix or path.startswith(prefix + "/"):
+            return deps.metering_channel if service == "metering" else deps.catalog_channel
+    return deps.billing_channel
+
+
 async def forward(request: Request) -> Response:
     deps: EdgeDeps = request.app.state.deps
     request_id: str = request.scope["state"]["request_id"]
@@ -51,10 +61,7 @@ async def forward(request: Request) -> Response:
         caller = _caller(request, deps)
         body = await read_body(request, deps.settings.max_body_bytes)
         path = request.url.path
-        owner = deps.metering_channel if path == USAGE_PREFIX or path.startswith(USAGE_PREFIX + "/") else (
-            deps.billing_channel
-        )
-        stub = manage_pb2_grpc.ManagementServiceStub(owner)
+        stub = manage_pb2_grpc.ManagementServiceStub(_owner(deps, path))
         reply = await stub.Call(
             manage_pb2.ManageRequest(
                 request_id=request_id, caller=caller, method=request.method, path=path,
@@ -100,14 +107,17 @@ def merge_documents(base: dict[str, Any], part: dict[str, Any]) -> dict[str, Any
 
 async def openapi(request: Request) -> Response:
     """The management API's OpenAPI document, merged from its owners; public (it describes, it does
-    not act). Without billing there is no document (503); without metering, the usage paths are left
-    out until it answers again."""
+    not act). Without billing there is no document (503); a part whose owner does not answer (metering,
+    catalog) is left out until it answers again."""
     deps: EdgeDeps = request.app.state.deps
     request_id = request.scope["state"]["request_id"]
     timeout = deps.settings.manage_timeout_seconds
     billing = await _document(deps.billing_channel, request_id, timeout)
     if billing is None:
         return error_response(DependencyUnavailable("The management backend is unavailable."), "openai")
-    metering = await _document(deps.metering_channel, request_id, timeout)
-    return Response(orjson.dumps(merge_documents(billing, metering) if metering else billing),
-                    media_type="application/json")
+    document = billing
+    for channel in (deps.metering_channel, deps.catalog_channel):
+        part = await _document(channel, request_id, timeout)
+        if part is not None:
+            document = merge_documents(document, part)
+    return Response(orjson.dumps(document), media_type="application/json")
