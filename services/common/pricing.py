@@ -8,6 +8,11 @@ token kinds of ``tokens × price``, in micro-USD × 10⁻⁶, rounded UP once to
 
 Rounding once per request (not per token kind) keeps the error below 1 micro-USD per request; rounding
 up means a reservation made from upper-bound token counts is never smaller than the settled cost.
+
+A batch request (``batch=True``) pays every amount less the price's ``batch_discount_bps``; the factor
+goes inside the same single division, so the discounted cost is rounded once, by the same rule:
+
+    cost_micros = ceil( Σ tokens_k × micros_per_mtok_k × (10,000 − bps) / (1,000,000 × 10,000) )
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from services.common.events.catalog import PriceEntry
 
 TOKENS_PER_PRICE_UNIT = 1_000_000
+BASIS_POINTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ class TokenCounts:
         return self.input + self.cached_input + self.cache_write + self.output
 
 
-def cost_micros(price: PriceEntry | None, tokens: TokenCounts) -> int:
+def cost_micros(price: PriceEntry | None, tokens: TokenCounts, *, batch: bool = False) -> int:
     """Integer micro-USD for ``tokens`` at ``price``; a model without a price costs nothing."""
     if price is None:
         return 0
@@ -43,4 +49,7 @@ def cost_micros(price: PriceEntry | None, tokens: TokenCounts) -> int:
         + tokens.cache_write * price.cache_write_micros_per_mtok
         + tokens.output * price.output_micros_per_mtok
     )
-    return -(-exact // TOKENS_PER_PRICE_UNIT)
+    if not batch:
+        return -(-exact // TOKENS_PER_PRICE_UNIT)
+    discounted = exact * (BASIS_POINTS - price.batch_discount_bps)
+    return -(-discounted // (TOKENS_PER_PRICE_UNIT * BASIS_POINTS))

@@ -2,6 +2,10 @@
 
 Edge and router keep snapshots. Prices are integer micro-USD per 1M tokens (exact for any public
 price quoted to 6 decimals per 1M tokens) and each carries the version that usage is priced at.
+
+Fields added after the first release all have defaults, so a record written before them still parses.
+A model the catalog holds but does not serve (disabled) is published with ``deleted: true``: every
+consumer already drops a deleted entity, so a disabled model can never be routed or listed.
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ class ModelEntry(Event):
     deprecated_at: UtcDatetime | None = None
     sunset_at: UtcDatetime | None = None
     replacement: Id | None = None
+    description: str = Field(default="", max_length=4000)
+    category: str = Field(default="chat", max_length=64)
+    tags: tuple[str, ...] = ()
+    input_modalities: tuple[str, ...] = ("text",)
+    output_modalities: tuple[str, ...] = ("text",)
 
 
 class DeploymentEntry(Event):
@@ -36,6 +45,8 @@ class DeploymentEntry(Event):
     weight: NonNegative = 1
     fallback: tuple[Id, ...] = ()
     credentials_env: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
+    region: str | None = Field(default=None, max_length=64)
+    tier: str | None = Field(default=None, max_length=64)
 
 
 class PriceEntry(Event):
@@ -47,6 +58,8 @@ class PriceEntry(Event):
     cached_input_micros_per_mtok: NonNegative
     cache_write_micros_per_mtok: NonNegative
     output_micros_per_mtok: NonNegative
+    # Batch (asynchronous) requests pay every amount above less this share, in basis points (5000 = 50 %)
+    batch_discount_bps: int = Field(default=0, ge=0, le=10_000)
 
 
 class AliasEntry(Event):
