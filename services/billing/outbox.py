@@ -5,16 +5,16 @@ so ``state_version > published_version`` *is* the outbox: nothing committed can 
 process crashed or Kafka was down at commit time. The publisher sends each such row's current state
 with ``version = state_version`` and then raises ``published_version`` (only upwards).
 
-Two paths drive it: a management request ``flush``-es right after its commit (so edges see the change
-well within the 2 s of promise 5), and ``run`` makes a pass every ``interval`` seconds to catch whatever
-is left. Both go through the one publisher task of this process, and replicas exclude each other per
-key with a transaction-scoped advisory lock held from reading a row to marking it: a key's records
-therefore reach Kafka in version order, so compaction always keeps the newest one.
+Two paths drive it (``services.common.outbox.OutboxLoop``): a management request ``flush``-es right after
+its commit (so edges see the change well within the 2 s of promise 5), and ``run`` makes a pass every
+``interval`` seconds to catch whatever is left. Both go through the one publisher task of this process,
+and replicas exclude each other per key with a transaction-scoped advisory lock held from reading a row
+to marking it: a key's records therefore reach Kafka in version order, so compaction always keeps the
+newest one.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 import asyncpg
@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from services.billing.db import Conn
 from services.billing.key_events import SELECT_KEY_STATE, key_event
 from services.common.kafka.producer import EventProducer
+from services.common.outbox import OutboxLoop, publish_all
 
 log = structlog.get_logger(__name__)
 
@@ -60,10 +61,7 @@ async def _publish_rows(conn: Conn, producer: EventProducer, where: str, ids: li
             continue
         sends.append(producer.publish("keys.v1", row["id"], event))
         versions.append((row["id"], row["state_version"]))
-    results = await asyncio.gather(*sends, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
+    await publish_all(sends)
     if versions:
         await conn.execute(_MARK, [k for k, _ in versions], [v for _, v in versions])
     PUBLISHED.inc(len(versions))
@@ -102,73 +100,18 @@ async def republish(conn: Conn, producer: EventProducer, key_ids: Sequence[str])
         return await _publish_rows(conn, producer, "WHERE k.id = ANY($1::text[])", ids)
 
 
-class OutboxPublisher:
-    """The one publisher task of a billing process (see the module docstring)."""
+class OutboxPublisher(OutboxLoop):
+    """The one publisher task of a billing process (see the module docstring): batches until none is
+    left, each in its own transaction."""
 
     def __init__(
         self, pool: asyncpg.Pool, producer: EventProducer, interval: float = 1.0, batch: int = 500
     ) -> None:
-        self._pool = pool
-        self._producer = producer
-        self._interval = interval
+        super().__init__(pool, producer, interval, FAILED_PASSES, name="outbox")
         self._batch = batch
-        self._kick = asyncio.Event()
-        self._done = asyncio.Condition()
-        self._started = 0  # passes begun
-        self._completed = 0  # passes finished (successfully or not)
-        self._last_ok = False
 
-    async def flush(self, timeout: float) -> bool:
-        """Ask for a pass now; wait until one that began after this call has finished.
-
-        Returns True when that pass succeeded within ``timeout``. Never raises: a change that could
-        not be published now is published by a later pass (the rows stay in the outbox).
-        """
-        target = self._started + 1
-        self._kick.set()
-        try:
-            async with self._done:
-                await asyncio.wait_for(self._done.wait_for(lambda: self._completed >= target), timeout)
-        except TimeoutError:
-            return False
-        return self._last_ok
-
-    async def _pass(self) -> None:
-        self._started += 1
-        ok = False
-        try:
-            if self._producer.started:
-                more = True
-                while more:
-                    async with self._pool.acquire() as conn:
-                        _, more = await publish_pending(conn, self._producer, self._batch)
-                ok = True
-        except Exception as exc:  # noqa: BLE001 - Kafka or PostgreSQL down: the rows stay, retry later
-            FAILED_PASSES.inc()
-            log.warning("outbox_pass_failed", error=str(exc))
-        finally:
-            async with self._done:
-                self._completed = self._started
-                self._last_ok = ok
-                self._done.notify_all()
-
-    async def run(self, stop: asyncio.Event, final_pass_timeout: float = 5.0) -> None:
-        """Pass on every kick and every ``interval``; after ``stop``, one last bounded pass."""
-        stopped = asyncio.create_task(stop.wait())
-        try:
-            while not stop.is_set():
-                kicked = asyncio.create_task(self._kick.wait())
-                await asyncio.wait(
-                    {kicked, stopped}, timeout=self._interval, return_when=asyncio.FIRST_COMPLETED
-                )
-                kicked.cancel()
-                if stop.is_set():
-                    break
-                self._kick.clear()
-                await self._pass()
-        finally:
-            stopped.cancel()
-        try:
-            await asyncio.wait_for(self._pass(), final_pass_timeout)
-        except TimeoutError:
-            log.warning("outbox_final_pass_timed_out")
+    async def drain(self) -> None:
+        more = True
+        while more:
+            async with self._pool.acquire() as conn:
+                _, more = await publish_pending(conn, self._producer, self._batch)

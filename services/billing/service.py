@@ -16,12 +16,13 @@ from grpc_health.v1 import health_pb2
 
 from services.billing.last_used import GROUP_ID, LastUsedWriter, process_requests
 from services.billing.manage.context import Deps
-from services.billing.manage.grpc_server import ManagementService, build_server
+from services.billing.manage.dispatch import dispatch
 from services.billing.outbox import OutboxPublisher
 from services.billing.settings import BillingSettings
 from services.common.kafka.batch_consumer import BatchConsumer
 from services.common.kafka.producer import EventProducer
 from services.common.lifecycle import serve_http
+from services.common.manage.grpc_server import ManagementService, build_server
 from services.common.ops import ops_app
 from services.common.pg import create_pool, pg_ready
 from services.common.retry import keep_trying
@@ -39,7 +40,7 @@ async def main(settings: BillingSettings, stop: asyncio.Event) -> None:
     deps = Deps(pool, outbox, settings.key_hash_secret.get_secret_value(), settings.publish_wait_seconds)
     health = health_aio.HealthServicer()
     await health.set("", health_pb2.HealthCheckResponse.SERVING)
-    server = build_server(ManagementService(deps), health)
+    server = build_server(ManagementService(deps, dispatch), health)
     server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
     await server.start()
 

@@ -2,16 +2,16 @@
 Kafka (``state_version > published_version``, see migration 0002), so a Kafka outage delays a change
 but never loses one, and versions only grow.
 
-Two paths drive it: a management request ``flush``-es right after its commit (edges and routers see the
-change within the 2 s of the promise), and ``run`` makes a pass every ``interval`` seconds to catch
-whatever is left (Kafka was down, the process died between commit and publish, a sync or seed ran in
-another process). A pass holds one transaction-scoped advisory lock, so replicas and the CLI publish
-one at a time: an entity's records reach Kafka in version order and compaction keeps the newest.
+Two paths drive it (``services.common.outbox.OutboxLoop``): a management request ``flush``-es right
+after its commit (edges and routers see the change within the 2 s of the promise), and ``run`` makes a
+pass every ``interval`` seconds to catch whatever is left (Kafka was down, the process died between
+commit and publish, a sync or seed ran in another process). A pass holds one transaction-scoped
+advisory lock, so replicas and the CLI publish one at a time: an entity's records reach Kafka in version
+order and compaction keeps the newest.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 import asyncpg
@@ -23,6 +23,7 @@ from services.catalog.records import RECORDS, TABLES, Kind, published_deleted
 from services.catalog.store import Conn
 from services.common.events.catalog import CatalogEventV1
 from services.common.kafka.producer import EventProducer
+from services.common.outbox import OutboxLoop, publish_all
 
 log = structlog.get_logger(__name__)
 
@@ -55,10 +56,7 @@ async def _publish(conn: Conn, producer: EventProducer, where: str, *args: objec
                 continue
             sends.append(producer.publish("catalog.v1", event.record_key, event))
             marks.append((row["id"], row["state_version"]))
-        results = await asyncio.gather(*sends, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        await publish_all(sends)
         if marks:
             await conn.execute(
                 f"""UPDATE {table} t SET published_version = v.version
@@ -86,65 +84,13 @@ async def republish_all(conn: Conn, producer: EventProducer) -> int:
         return await _publish(conn, producer, "")
 
 
-class OutboxPublisher:
-    """The one publisher task of a catalog process (see the module docstring)."""
+class OutboxPublisher(OutboxLoop):
+    """The one publisher task of a catalog process (see the module docstring): a pass is one
+    ``publish_pending`` under the database-wide publisher lock."""
 
     def __init__(self, pool: asyncpg.Pool, producer: EventProducer, interval: float = 1.0) -> None:
-        self._pool = pool
-        self._producer = producer
-        self._interval = interval
-        self._kick = asyncio.Event()
-        self._done = asyncio.Condition()
-        self._started = 0
-        self._completed = 0
-        self._last_ok = False
+        super().__init__(pool, producer, interval, FAILED_PASSES, name="catalog_outbox")
 
-    async def flush(self, timeout: float) -> bool:
-        """Ask for a pass now; wait until one that began after this call has finished. True when it
-        succeeded within ``timeout``; never raises (what was not published goes out on a later pass)."""
-        target = self._started + 1
-        self._kick.set()
-        try:
-            async with self._done:
-                await asyncio.wait_for(self._done.wait_for(lambda: self._completed >= target), timeout)
-        except TimeoutError:
-            return False
-        return self._last_ok
-
-    async def _pass(self) -> None:
-        self._started += 1
-        ok = False
-        try:
-            if self._producer.started:
-                async with self._pool.acquire() as conn:
-                    await publish_pending(conn, self._producer)
-                ok = True
-        except Exception as exc:  # noqa: BLE001 - Kafka or PostgreSQL down: the rows stay, retry later
-            FAILED_PASSES.inc()
-            log.warning("catalog_outbox_pass_failed", error=str(exc))
-        finally:
-            async with self._done:
-                self._completed = self._started
-                self._last_ok = ok
-                self._done.notify_all()
-
-    async def run(self, stop: asyncio.Event, final_pass_timeout: float = 5.0) -> None:
-        """Pass on every kick and every ``interval``; after ``stop``, one last bounded pass."""
-        stopped = asyncio.create_task(stop.wait())
-        try:
-            while not stop.is_set():
-                kicked = asyncio.create_task(self._kick.wait())
-                await asyncio.wait(
-                    {kicked, stopped}, timeout=self._interval, return_when=asyncio.FIRST_COMPLETED
-                )
-                kicked.cancel()
-                if stop.is_set():
-                    break
-                self._kick.clear()
-                await self._pass()
-        finally:
-            stopped.cancel()
-        try:
-            await asyncio.wait_for(self._pass(), final_pass_timeout)
-        except TimeoutError:
-            log.warning("catalog_outbox_final_pass_timed_out")
+    async def drain(self) -> None:
+        async with self._pool.acquire() as conn:
+            await publish_pending(conn, self._producer)

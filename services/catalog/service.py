@@ -14,13 +14,14 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2
 
 from services.catalog.manage.context import Deps
-from services.catalog.manage.grpc_server import ManagementService, build_server
+from services.catalog.manage.dispatch import dispatch
 from services.catalog.outbox import OutboxPublisher
 from services.catalog.settings import CatalogSettings, credential
 from services.catalog.sync.runner import SyncConfig
 from services.catalog.sync.schedule import run_schedule
 from services.common.kafka.producer import EventProducer
 from services.common.lifecycle import serve_http
+from services.common.manage.grpc_server import ManagementService, build_server
 from services.common.ops import ops_app
 from services.common.pg import create_pool, pg_ready
 from services.common.retry import keep_trying
@@ -47,7 +48,7 @@ async def main(settings: CatalogSettings, stop: asyncio.Event) -> None:
     )
     health = health_aio.HealthServicer()
     await health.set("", health_pb2.HealthCheckResponse.SERVING)
-    server = build_server(ManagementService(deps), health)
+    server = build_server(ManagementService(deps, dispatch), health)
     server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
     await server.start()
 

@@ -17,12 +17,13 @@ import orjson
 import pytest
 
 from infra.stack.platform import Platform
-from services.billing.manage.context import Caller, Deps
+from services.billing.manage.context import Deps
 from services.billing.manage.dispatch import dispatch
 from services.billing.outbox import OutboxPublisher
 from services.common.events.keys import KeyEventV1
 from services.common.kafka.producer import EventProducer
 from services.common.kafka.snapshot import CompactedSnapshot
+from services.common.manage.context import Caller
 from tests.kafka_helpers import ClientSettings, eventually
 
 ADMIN = Caller(account_id=None)

@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from infra.stack.platform import Platform
-from services.catalog.manage.context import Caller, Deps
+from services.catalog.manage.context import Deps
 from services.catalog.manage.dispatch import dispatch
 from services.catalog.outbox import OutboxPublisher
 from services.catalog.seed import SEED_FILE, load_seed, seed
@@ -31,6 +31,7 @@ from services.catalog.sync.sources import SyncSource
 from services.common.events.catalog import CatalogEventV1
 from services.common.kafka.producer import EventProducer
 from services.common.kafka.snapshot import CompactedSnapshot
+from services.common.manage.context import Caller
 from services.common.pg_migrate import migrate
 from services.edge.catalog_view import CatalogView
 from services.router.routing import RoutingTable

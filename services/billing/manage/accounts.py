@@ -12,12 +12,13 @@ from __future__ import annotations
 import structlog
 
 from services.billing.manage import store
-from services.billing.manage.context import Call, Deps, Reply
+from services.billing.manage.context import Deps
 from services.billing.manage.pages import page
 from services.billing.manage.tenancy import require_account, tree_of
 from services.billing.manage.views import AccountList, account_view
 from services.billing.manage.wire import AccountCreate, AccountPatch, AccountQuery
 from services.common.errors import PermissionDenied
+from services.common.manage.context import Call, Reply
 
 log = structlog.get_logger(__name__)
 

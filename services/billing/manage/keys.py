@@ -18,7 +18,7 @@ import structlog
 from services.billing.db import Conn
 from services.billing.key_events import overrides_of
 from services.billing.manage import store
-from services.billing.manage.context import Call, Caller, Deps, Reply
+from services.billing.manage.context import Deps
 from services.billing.manage.limits import require_tightening
 from services.billing.manage.pages import page
 from services.billing.manage.plans import require_future
@@ -34,6 +34,7 @@ from services.billing.manage.views import KeyList, key_view, with_secret
 from services.billing.manage.wire import KeyCreate, KeyPatch, KeyQuery
 from services.common.api_keys import display_prefix, generate_key, hash_key
 from services.common.errors import Conflict, InvalidRequest
+from services.common.manage.context import Call, Caller, Reply
 
 log = structlog.get_logger(__name__)
 

@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 import structlog
 
 from services.billing.manage import store
-from services.billing.manage.context import Call, Deps, Reply
+from services.billing.manage.context import Deps
 from services.billing.manage.pages import page
 from services.billing.manage.tenancy import admin_only, not_found, require_account, sees_plan, tree_of
 from services.billing.manage.views import PlanList, plan_view
 from services.billing.manage.wire import PlanCreate, PlanPatch, PlanQuery
 from services.common.errors import InvalidRequest
+from services.common.manage.context import Call, Reply
 
 log = structlog.get_logger(__name__)
 

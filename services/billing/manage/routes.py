@@ -1,18 +1,16 @@
 """The one route table of the management API: method + path template → handler, with the models that
 validate the request and describe the answer (the OpenAPI document is generated from this table, so
-it cannot drift from what is served).
+it cannot drift from what is served). What a route is and how a request finds one is
+``services.common.manage.routing``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
-
-from pydantic import BaseModel
+from collections.abc import Mapping
 
 from services.billing.manage import accounts, keys, plans
-from services.billing.manage.context import Call, Deps, Reply
+from services.billing.manage.context import Deps
+from services.billing.manage.openapi import document
 from services.billing.manage.views import (
     AccountList,
     AccountView,
@@ -30,45 +28,21 @@ from services.billing.manage.wire import (
     KeyPatch,
     KeyQuery,
     KeyRotate,
-    NoQuery,
     PlanCreate,
     PlanPatch,
     PlanQuery,
 )
-from services.common.errors import InvalidRequest, NotFound
-
-Handler = Callable[[Deps, Call], Awaitable[Reply]]
-OPENAPI_PATH = "/openapi.json"
-
-
-class MethodNotAllowed(InvalidRequest):
-    http_status = 405
-    default_code = "method_not_allowed"
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str  # template: "{id}" segments are parameters
-    handler: Handler
-    summary: str
-    response: type[BaseModel] | None  # None: a free-form JSON object (the OpenAPI document)
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] = NoQuery
-    status: int = 200
-    errors: tuple[int, ...] = (400, 401, 404)
-    tag: str = ""
-    public: bool = False  # answered without a caller (the edge sends none)
+from services.common.manage import routing
+from services.common.manage.context import Call, Reply
+from services.common.manage.routing import OPENAPI_PATH, Route
 
 
 async def _openapi(deps: Deps, call: Call) -> Reply:
-    from services.billing.manage.openapi import document  # the document is built from ROUTES
-
     return Reply(200, document(ROUTES))
 
 
 _A, _P, _K = "/v1/manage/accounts", "/v1/manage/plans", "/v1/manage/keys"
-ROUTES: tuple[Route, ...] = (
+ROUTES: tuple[Route[Deps], ...] = (
     Route("POST", _A, accounts.create_account, "Create an account (a sub-account when parent_id is set)",
           AccountView, body=AccountCreate, status=201, errors=(400, 401, 403, 404), tag="accounts"),
     Route("GET", _A, accounts.list_accounts, "List the accounts the caller sees", AccountList,
@@ -99,35 +73,6 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-def _matches(template: str, path: str) -> dict[str, str] | None:
-    want, got = template.split("/"), path.split("/")
-    if len(want) != len(got):
-        return None
-    params: dict[str, str] = {}
-    for w, g in zip(want, got, strict=True):
-        if w.startswith("{") and w.endswith("}"):
-            if not g:
-                return None
-            params[w[1:-1]] = g
-        elif w != g:
-            return None
-    return params
-
-
-def match(method: str, path: str) -> tuple[Route, Mapping[str, str]]:
+def match(method: str, path: str) -> tuple[Route[Deps], Mapping[str, str]]:
     """The route for this request, with its path parameters; 404 / 405 otherwise."""
-    allowed: list[str] = []
-    for route in ROUTES:
-        params = _matches(route.path, path)
-        if params is None:
-            continue
-        if route.method == method:
-            return route, params
-        allowed.append(route.method)
-    if allowed:
-        raise MethodNotAllowed(f"{method} is not allowed on {path[:200]}; allowed: {', '.join(allowed)}.")
-    raise NotFound(f"Unknown request URL: {method} {path[:200]}.", code="unknown_url")
-
-
-def as_json(body: BaseModel | Mapping[str, Any]) -> Any:
-    return body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    return routing.match(ROUTES, method, path)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncpg
 
 from services.billing.db import Conn
-from services.billing.manage.context import Caller
 from services.common.errors import NotFound, PermissionDenied
+from services.common.manage.context import Caller
 
 # Is $2 the account $1 itself or one of its ancestors? (walks up: depth, not tree size)
 _WITHIN = """

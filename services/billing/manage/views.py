@@ -125,17 +125,6 @@ class KeyList(ListView[KeyView]):
     pass
 
 
-class ErrorDetail(View):
-    message: str
-    type: str
-    param: str | None
-    code: str | None
-
-
-class ErrorView(View):
-    error: ErrorDetail
-
-
 def limits_view(limits: dict[str, Any]) -> OverridesView:
     """Column-named limits (micros, seconds) → the wire names and formats; only keys present are set."""
     out: dict[str, Any] = {}

@@ -10,12 +10,13 @@ from __future__ import annotations
 import structlog
 
 from services.catalog import store
-from services.catalog.manage.context import Call, Deps, Reply
+from services.catalog.manage.context import Deps, actor, require_admin
 from services.catalog.manage.models import check_id
 from services.catalog.manage.views import AliasList, alias_out
 from services.catalog.manage.wire import AliasPut, Page
 from services.catalog.records import AliasRecord, ModelRecord
 from services.common.errors import Conflict, InvalidRequest, NotFound
+from services.common.manage.context import Call, Reply
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +46,7 @@ async def get_alias(deps: Deps, call: Call) -> Reply:
 
 
 async def put_alias(deps: Deps, call: Call) -> Reply:
-    call.require_admin()
+    require_admin(call)
     alias_id = check_id(call.params["alias"], "alias")
     target = call.body_as(AliasPut).target
     async with deps.pool.acquire() as conn, conn.transaction():
@@ -57,7 +58,7 @@ async def put_alias(deps: Deps, call: Call) -> Reply:
                 conn, target) == "alias" else ""
             raise InvalidRequest(f"target {target!r} is not a model in the catalog{hint}.", param="target",
                                  code="model_not_found")
-        change = await store.put(conn, AliasRecord(id=alias_id, target=target), call.actor)
+        change = await store.put(conn, AliasRecord(id=alias_id, target=target), actor(call))
         row = await store.row_of(conn, "SELECT * FROM aliases WHERE id = $1", alias_id)
     if change.action is not None:
         log.info("catalog_alias_saved", alias=alias_id, target=target, action=change.action,
@@ -67,10 +68,10 @@ async def put_alias(deps: Deps, call: Call) -> Reply:
 
 
 async def delete_alias(deps: Deps, call: Call) -> Reply:
-    call.require_admin()
+    require_admin(call)
     alias_id = check_id(call.params["alias"], "alias")
     async with deps.pool.acquire() as conn, conn.transaction():
-        change = await store.delete(conn, AliasRecord, alias_id, call.actor)
+        change = await store.delete(conn, AliasRecord, alias_id, actor(call))
         if change is None:
             raise NotFound(f"No alias {alias_id!r} in the catalog.", param="alias")
         row = await store.row_of(conn, "SELECT * FROM aliases WHERE id = $1", alias_id)

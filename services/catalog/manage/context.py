@@ -1,48 +1,21 @@
-"""What a handler is given (the caller, the parsed request, the service's dependencies) and returns."""
+"""What the catalog's handlers are given besides the caller and the request (``services.common.manage``),
+and the two questions every catalog write asks of a call: may this caller change the catalog (the
+operator only; a management key of an account may read what is served, but not deployments, the review
+queue or the audit trail), and how the audit trail names it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
 
 import asyncpg
-from pydantic import BaseModel
 
 from services.catalog.store import Actor
 from services.catalog.sync.runner import SyncConfig
 from services.catalog.sync.sources import SyncSource
 from services.common.errors import PermissionDenied
-
-M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who the edge says is calling: the operator (``account_id is None``), who may change the catalog,
-    or a management key of one account, which may read what is served (not deployments, not the review
-    queue, not the audit trail)."""
-
-    account_id: str | None
-    key_id: str = ""
-
-    @classmethod
-    def nobody(cls) -> Caller:
-        """For public routes called without a caller: not the admin."""
-        return cls(account_id="")
-
-    @property
-    def admin(self) -> bool:
-        return self.account_id is None
-
-    @property
-    def audit(self) -> str:
-        """How the audit trail and logs name the caller: ids only, never a secret."""
-        return "admin" if self.admin else f"{self.account_id}/{self.key_id or '?'}"
-
-
-class Flusher(Protocol):
-    async def flush(self, timeout: float) -> bool: ...
+from services.common.manage.context import Call
+from services.common.outbox import Flusher
 
 
 @dataclass(frozen=True)
@@ -61,33 +34,11 @@ class Deps:
         await self.outbox.flush(self.flush_timeout)
 
 
-@dataclass(frozen=True)
-class Call:
-    caller: Caller
-    params: Mapping[str, str]
-    query: BaseModel
-    body: BaseModel | None
-    request_id: str = ""
-
-    def body_as(self, model: type[M]) -> M:
-        assert isinstance(self.body, model), f"route declares {type(self.body)}, handler wants {model}"
-        return self.body
-
-    def query_as(self, model: type[M]) -> M:
-        assert isinstance(self.query, model), f"route declares {type(self.query)}, handler wants {model}"
-        return self.query
-
-    @property
-    def actor(self) -> Actor:
-        return Actor(self.caller.audit, self.request_id)
-
-    def require_admin(self) -> None:
-        if not self.caller.admin:
-            raise PermissionDenied("Only the platform operator can do this in the catalog.",
-                                   code="admin_only")
+def actor(call: Call) -> Actor:
+    """The audit trail's record of who made a change, and in which request."""
+    return Actor(call.caller.audit, call.request_id)
 
 
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: BaseModel | Mapping[str, Any]
+def require_admin(call: Call) -> None:
+    if not call.caller.admin:
+        raise PermissionDenied("Only the platform operator can do this in the catalog.", code="admin_only")

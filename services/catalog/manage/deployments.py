@@ -11,18 +11,19 @@ from __future__ import annotations
 import structlog
 
 from services.catalog import store
-from services.catalog.manage.context import Call, Deps, Reply
+from services.catalog.manage.context import Deps, actor, require_admin
 from services.catalog.manage.models import check_id, not_found
 from services.catalog.manage.views import DeploymentList, deployment_out
 from services.catalog.manage.wire import DeploymentPut
 from services.catalog.records import DeploymentRecord, ModelRecord
 from services.common.errors import Conflict, InvalidRequest, NotFound
+from services.common.manage.context import Call, Reply
 
 log = structlog.get_logger(__name__)
 
 
 async def list_deployments(deps: Deps, call: Call) -> Reply:
-    call.require_admin()
+    require_admin(call)
     model_id = check_id(call.params["id"])
     async with deps.pool.acquire() as conn:
         if await store.get(conn, ModelRecord, model_id) is None:
@@ -34,7 +35,7 @@ async def list_deployments(deps: Deps, call: Call) -> Reply:
 
 
 async def put_deployment(deps: Deps, call: Call) -> Reply:
-    call.require_admin()
+    require_admin(call)
     model_id, dep_id = check_id(call.params["id"]), check_id(call.params["deployment_id"], "deployment_id")
     body = call.body_as(DeploymentPut)
     record = DeploymentRecord(id=dep_id, model_id=model_id, **body.model_dump())
@@ -50,7 +51,7 @@ async def put_deployment(deps: Deps, call: Call) -> Reply:
             if fallback == dep_id or target is None or target.deleted:
                 raise InvalidRequest(f"fallback {fallback!r} is not another live deployment.",
                                      param=f"fallback[{index}]", code="deployment_not_found")
-        change = await store.put(conn, record, call.actor)
+        change = await store.put(conn, record, actor(call))
         row = await store.row_of(conn, "SELECT * FROM deployments WHERE id = $1", dep_id)
     if change.action is not None:
         log.info("catalog_deployment_saved", deployment_id=dep_id, model_id=model_id, action=change.action,
@@ -60,13 +61,13 @@ async def put_deployment(deps: Deps, call: Call) -> Reply:
 
 
 async def delete_deployment(deps: Deps, call: Call) -> Reply:
-    call.require_admin()
+    require_admin(call)
     model_id, dep_id = check_id(call.params["id"]), check_id(call.params["deployment_id"], "deployment_id")
     async with deps.pool.acquire() as conn, conn.transaction():
         existing = await store.get(conn, DeploymentRecord, dep_id, lock=True)
         if existing is None or existing.deleted or existing.record.model_id != model_id:
             raise NotFound(f"No deployment {dep_id!r} of model {model_id!r}.", param="deployment_id")
-        change = await store.delete(conn, DeploymentRecord, dep_id, call.actor)
+        change = await store.delete(conn, DeploymentRecord, dep_id, actor(call))
         row = await store.row_of(conn, "SELECT * FROM deployments WHERE id = $1", dep_id)
     log.info("catalog_deployment_deleted", deployment_id=dep_id, version=change.version if change else None,
              by=call.caller.audit, request_id=call.request_id)

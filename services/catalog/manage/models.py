@@ -15,14 +15,15 @@ import structlog
 from pydantic import TypeAdapter, ValidationError
 
 from services.catalog import store
-from services.catalog.manage.context import Call, Deps, Reply
-from services.catalog.manage.validation import invalid
+from services.catalog.manage.context import Deps, actor, require_admin
 from services.catalog.manage.views import ModelList, ModelOut, deployment_out, model_out, price_out
 from services.catalog.manage.wire import ModelPatch, ModelPut, ModelQuery, ResourceId
 from services.catalog.records import ModelRecord, PriceRecord
 from services.catalog.store import Conn
 from services.common.errors import Conflict, InvalidRequest, NotFound
 from services.common.events.base import Id
+from services.common.manage.context import Call, Reply
+from services.common.manage.validation import invalid
 
 log = structlog.get_logger(__name__)
 _ID = TypeAdapter(Id)
@@ -72,7 +73,7 @@ async def visible_model(conn: Conn, call: Call, model_id: str) -> asyncpg.Record
 async def list_models(deps: Deps, call: Call) -> Reply:
     query = call.query_as(ModelQuery)
     if query.include_disabled:
-        call.require_admin()
+        require_admin(call)
     async with deps.pool.acquire() as conn:
         rows = await conn.fetch(
             """SELECT * FROM models
@@ -110,7 +111,7 @@ async def _check_links(conn: Conn, record: ModelRecord) -> None:
 async def _save(deps: Deps, call: Call, conn: Conn, record: ModelRecord) -> store.Change:
     """Inside the caller's transaction: check the links, write (version + audit)."""
     await _check_links(conn, record)
-    return await store.put(conn, record, call.actor)
+    return await store.put(conn, record, actor(call))
 
 
 async def _answer(deps: Deps, call: Call, change: store.Change, model_id: str) -> None:
@@ -121,7 +122,7 @@ async def _answer(deps: Deps, call: Call, change: store.Change, model_id: str) -
 
 
 async def put_model(deps: Deps, call: Call) -> Reply:
-    call.require_admin()
+    require_admin(call)
     model_id: ResourceId = check_id(call.params["id"])
     record = ModelRecord(id=model_id, **call.body_as(ModelPut).model_dump())
     async with deps.pool.acquire() as conn, conn.transaction():
@@ -132,7 +133,7 @@ async def put_model(deps: Deps, call: Call) -> Reply:
 
 
 async def patch_model(deps: Deps, call: Call) -> Reply:
-    call.require_admin()
+    require_admin(call)
     model_id = check_id(call.params["id"])
     body = call.body_as(ModelPatch)
     async with deps.pool.acquire() as conn, conn.transaction():

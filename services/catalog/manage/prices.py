@@ -11,11 +11,12 @@ from datetime import datetime
 import structlog
 
 from services.catalog import prices, store
-from services.catalog.manage.context import Call, Deps, Reply
+from services.catalog.manage.context import Deps, actor, require_admin
 from services.catalog.manage.models import check_id, visible_model
 from services.catalog.manage.views import PriceList, price_out
 from services.catalog.manage.wire import PriceCreate, PriceQuery
 from services.catalog.records import PriceRecord
+from services.common.manage.context import Call, Reply
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +40,7 @@ def _current_id(versions: list[store.Stored], now: datetime) -> str | None:
 
 
 async def create_price(deps: Deps, call: Call) -> Reply:
-    call.require_admin()
+    require_admin(call)
     model_id = check_id(call.params["id"])
     body = call.body_as(PriceCreate)
     async with deps.pool.acquire() as conn, conn.transaction():
@@ -53,7 +54,7 @@ async def create_price(deps: Deps, call: Call) -> Reply:
             cache_write_micros_per_mtok=body.cache_write if body.cache_write is not None else body.input,
             batch_discount_bps=body.batch_discount, source=call.caller.audit,
         )
-        change = await prices.add_version(conn, price, call.actor, max_micros=deps.max_price_micros)
+        change = await prices.add_version(conn, price, actor(call), max_micros=deps.max_price_micros)
         versions = await store.prices_of(conn, model_id)
     if change.action is not None:
         log.info("catalog_price_added", model_id=model_id, price_id=price.id, version=change.version,

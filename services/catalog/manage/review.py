@@ -15,7 +15,7 @@ import orjson
 import structlog
 
 from services.catalog import prices, store
-from services.catalog.manage.context import Call, Deps, Reply
+from services.catalog.manage.context import Deps, actor, require_admin
 from services.catalog.manage.models import check_id
 from services.catalog.manage.views import (
     AuditList,
@@ -30,12 +30,13 @@ from services.catalog.store import Conn
 from services.catalog.sync.report import SyncReport
 from services.catalog.sync.runner import amounts_of, price_record, run_sync
 from services.common.errors import Conflict, InvalidRequest, NotFound
+from services.common.manage.context import Call, Reply
 
 log = structlog.get_logger(__name__)
 
 
 async def sync(deps: Deps, call: Call) -> Reply:
-    call.require_admin()
+    require_admin(call)
     body = call.body_as(SyncRun)
     source = deps.sync_sources.get(body.source)
     if source is None:
@@ -50,7 +51,7 @@ async def sync(deps: Deps, call: Call) -> Reply:
 
 
 async def list_sync_runs(deps: Deps, call: Call) -> Reply:
-    call.require_admin()
+    require_admin(call)
     query = call.query_as(SyncRunsQuery)
     async with deps.pool.acquire() as conn:
         rows = await conn.fetch(
@@ -62,7 +63,7 @@ async def list_sync_runs(deps: Deps, call: Call) -> Reply:
 
 
 async def list_pending(deps: Deps, call: Call) -> Reply:
-    call.require_admin()
+    require_admin(call)
     query = call.query_as(PendingQuery)
     async with deps.pool.acquire() as conn:
         rows = await conn.fetch(
@@ -82,7 +83,7 @@ async def _open(conn: Conn, change_id: str) -> asyncpg.Record:
 
 
 async def approve(deps: Deps, call: Call) -> Reply:
-    call.require_admin()
+    require_admin(call)
     change_id = check_id(call.params["id"])
     body = call.body_as(Approve)
     async with deps.pool.acquire() as conn, conn.transaction():
@@ -90,13 +91,13 @@ async def approve(deps: Deps, call: Call) -> Reply:
         now: datetime = await conn.fetchval("SELECT now()")
         price = price_record(row["model_id"], amounts_of(orjson.loads(row["proposed_price"])),
                              body.effective_from or now, f"review:{row['source']}")
-        change = await prices.add_version(conn, price, call.actor, max_micros=deps.max_price_micros,
+        change = await prices.add_version(conn, price, actor(call), max_micros=deps.max_price_micros,
                                           note=f"approved {change_id}")
         row = await store.row_of(
             conn, """UPDATE pending_changes SET status = 'approved', decided_at = now(), decided_by = $2,
                       applied_price_id = $3, updated_at = now() WHERE id = $1 RETURNING *""",
             change_id, call.caller.audit, price.id)
-        await store.audit(conn, call.actor, "approved", "pending_change", change_id, change.version,
+        await store.audit(conn, actor(call), "approved", "pending_change", change_id, change.version,
                           None, {"price_id": price.id})
     log.info("catalog_change_approved", change_id=change_id, price_id=price.id, by=call.caller.audit,
              request_id=call.request_id)
@@ -105,7 +106,7 @@ async def approve(deps: Deps, call: Call) -> Reply:
 
 
 async def reject(deps: Deps, call: Call) -> Reply:
-    call.require_admin()
+    require_admin(call)
     change_id = check_id(call.params["id"])
     body = call.body_as(Reject)
     async with deps.pool.acquire() as conn, conn.transaction():
@@ -113,14 +114,14 @@ async def reject(deps: Deps, call: Call) -> Reply:
         row = await store.row_of(
             conn, """UPDATE pending_changes SET status = 'rejected', decided_at = now(), decided_by = $2,
                       updated_at = now() WHERE id = $1 RETURNING *""", change_id, call.caller.audit)
-        await store.audit(conn, call.actor, "rejected", "pending_change", change_id, None, None, None,
+        await store.audit(conn, actor(call), "rejected", "pending_change", change_id, None, None, None,
                           body.reason)
     log.info("catalog_change_rejected", change_id=change_id, by=call.caller.audit, request_id=call.request_id)
     return Reply(200, pending_out(row))
 
 
 async def list_audit(deps: Deps, call: Call) -> Reply:
-    call.require_admin()
+    require_admin(call)
     query = call.query_as(AuditQuery)
     async with deps.pool.acquire() as conn:
         rows = await conn.fetch(

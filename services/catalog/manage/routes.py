@@ -6,20 +6,17 @@ Every path is under ``/v1/manage/models`` or ``/v1/manage/catalog``: the two pre
 forwards to the catalog. Model and alias ids may contain ``/`` (``meta-llama/Llama-3.1-8B-Instruct``,
 as vLLM and OpenRouter name models), so their parameters are written ``{id*}`` and span as many path
 segments as it takes; when two templates match, the one with more fixed segments wins
-(``.../models/a/b/prices`` is the prices of ``a/b``). Model ids that would be ambiguous that way are
-refused when a model is created (``models.RESERVED_SUFFIXES``).
+(``.../models/a/b/prices`` is the prices of ``a/b``; see ``services.common.manage.routing``). Model ids
+that would be ambiguous that way are refused when a model is created (``models.RESERVED_SUFFIXES``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
-
-from pydantic import BaseModel
+from collections.abc import Mapping
 
 from services.catalog.manage import aliases, deployments, models, prices, review
-from services.catalog.manage.context import Call, Deps, Reply
+from services.catalog.manage.context import Deps
+from services.catalog.manage.openapi import document
 from services.catalog.manage.views import (
     AliasList,
     AliasOut,
@@ -42,7 +39,6 @@ from services.catalog.manage.wire import (
     ModelPatch,
     ModelPut,
     ModelQuery,
-    NoQuery,
     Page,
     PendingQuery,
     PriceCreate,
@@ -52,42 +48,18 @@ from services.catalog.manage.wire import (
     SyncRunsQuery,
 )
 from services.catalog.sync.report import SyncReport
-from services.common.errors import InvalidRequest, NotFound
-
-Handler = Callable[[Deps, Call], Awaitable[Reply]]
-OPENAPI_PATH = "/openapi.json"
-
-
-class MethodNotAllowed(InvalidRequest):
-    http_status = 405
-    default_code = "method_not_allowed"
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str  # template: "{name}" is one path segment, "{name*}" one or more
-    handler: Handler
-    summary: str
-    response: type[BaseModel] | None  # None: a free-form JSON object (the OpenAPI document)
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] = NoQuery
-    status: int = 200
-    also: tuple[int, ...] = ()  # other success statuses with the same answer (PUT: 201 created)
-    errors: tuple[int, ...] = (400, 401, 404)
-    tag: str = ""
-    public: bool = False  # answered without a caller (the edge sends none)
+from services.common.manage import routing
+from services.common.manage.context import Call, Reply
+from services.common.manage.routing import OPENAPI_PATH, Route
 
 
 async def _openapi(deps: Deps, call: Call) -> Reply:
-    from services.catalog.manage.openapi import document  # the document is built from ROUTES
-
     return Reply(200, document(ROUTES))
 
 
 _M, _C = "/v1/manage/models", "/v1/manage/catalog"
 _W = (400, 401, 403, 404, 409)  # writes
-ROUTES: tuple[Route, ...] = (
+ROUTES: tuple[Route[Deps], ...] = (
     Route("GET", _M, models.list_models, "List the catalog's models (enabled ones, unless the operator "
           "asks for all)", ModelList, query=ModelQuery, errors=(400, 401, 403), tag="models"),
     Route("GET", _M + "/{id*}", models.get_model,
@@ -133,50 +105,6 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-def _matches(template: str, path: str) -> tuple[int, dict[str, str]] | None:
-    """(number of fixed segments, parameters) when ``path`` fits ``template``."""
-    want, got = template.split("/"), path.split("/")
-    greedy = next((i for i, w in enumerate(want) if w.endswith("*}")), None)
-    if greedy is None:
-        if len(want) != len(got):
-            return None
-        pairs = list(zip(want, got, strict=True))
-    else:
-        tail = len(want) - greedy - 1
-        if len(got) < len(want):
-            return None
-        middle = got[greedy:len(got) - tail]
-        if not all(middle):
-            return None
-        pairs = [*zip(want[:greedy], got[:greedy], strict=True), (want[greedy], "/".join(middle)),
-                 *zip(want[greedy + 1:], got[len(got) - tail:], strict=True)]
-    params: dict[str, str] = {}
-    fixed = 0
-    for w, g in pairs:
-        if w.startswith("{") and w.endswith("}"):
-            if not g:
-                return None
-            params[w[1:-1].rstrip("*")] = g
-        elif w != g:
-            return None
-        else:
-            fixed += 1
-    return fixed, params
-
-
-def match(method: str, path: str) -> tuple[Route, Mapping[str, str]]:
+def match(method: str, path: str) -> tuple[Route[Deps], Mapping[str, str]]:
     """The route for this request, with its path parameters; 404 / 405 otherwise."""
-    found = [(m[0], route, m[1]) for route in ROUTES if (m := _matches(route.path, path)) is not None]
-    if not found:
-        raise NotFound(f"Unknown request URL: {method} {path[:200]}.", code="unknown_url")
-    best = max(fixed for fixed, _, _ in found)
-    candidates = [(route, params) for fixed, route, params in found if fixed == best]
-    for route, params in candidates:
-        if route.method == method:
-            return route, params
-    allowed = ", ".join(dict.fromkeys(route.method for route, _ in candidates))
-    raise MethodNotAllowed(f"{method} is not allowed on {path[:200]}; allowed: {allowed}.")
-
-
-def as_json(body: BaseModel | Mapping[str, Any]) -> Any:
-    return body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    return routing.match(ROUTES, method, path)

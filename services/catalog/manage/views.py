@@ -159,17 +159,6 @@ class SyncRunList(ListView[SyncRunOut]):
     pass
 
 
-class ErrorDetail(View):
-    message: str
-    type: str
-    param: str | None
-    code: str | None
-
-
-class ErrorView(View):
-    error: ErrorDetail
-
-
 def price_out(price: PriceRecord, version: int, in_force_id: str | None, now: datetime) -> PriceOut:
     status: Literal["in_force", "scheduled", "superseded"] = (
         "in_force" if price.id == in_force_id else "scheduled" if price.effective_from > now else "superseded"

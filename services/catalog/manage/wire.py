@@ -209,10 +209,6 @@ class Reject(WireModel):
 
 # --- query strings ----------------------------------------------------------------------------
 
-class NoQuery(WireModel):
-    pass
-
-
 class Page(WireModel):
     limit: int = Field(default=20, ge=1, le=100)
     after: ResourceId | None = Field(default=None, description="the last id of the previous page")

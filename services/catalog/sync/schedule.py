@@ -15,12 +15,9 @@ import structlog
 
 from services.catalog.sync.runner import SyncConfig, ran_recently, run_sync
 from services.catalog.sync.sources import SyncSource
+from services.common.outbox import Flusher
 
 log = structlog.get_logger(__name__)
-
-
-class Flusher(Protocol):
-    async def flush(self, timeout: float) -> bool: ...
 
 
 class Credentials(Protocol):

@@ -1,23 +1,27 @@
-"""``tollgate.manage.v1.ManagementService`` over gRPC: the edge's forwarded request → ``dispatch``.
+"""``tollgate.manage.v1.ManagementService`` over gRPC: the edge's forwarded request → a dispatcher.
 
-The channel is internal: the catalog trusts the caller the edge established. A request with no caller
-at all is refused (401) rather than treated as anyone in particular.
+The channel is internal: the service trusts the caller the edge established. A request with no caller
+at all is refused (401) rather than treated as anyone in particular (a public route still answers it).
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Generic
 
 import grpc
 import structlog
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2_grpc
 
-from services.catalog.manage.context import Caller, Deps
-from services.catalog.manage.dispatch import dispatch
 from services.common.errors import AuthenticationFailed, TollgateError
+from services.common.manage.context import Caller
+from services.common.manage.routing import DepsT
 from tollgate.manage.v1 import manage_pb2, manage_pb2_grpc
 
-log = structlog.get_logger(__name__)
 Context = grpc.aio.ServicerContext[manage_pb2.ManageRequest, manage_pb2.ManageResponse]
+# (deps, caller or auth error, method, path, query, body, request_id) -> (status, JSON body): a Dispatcher
+Dispatch = Callable[[DepsT, Caller | TollgateError, str, str, str, bytes, str], Awaitable[tuple[int, bytes]]]
 
 
 def caller_of(request: manage_pb2.ManageRequest) -> Caller | TollgateError:
@@ -29,22 +33,23 @@ def caller_of(request: manage_pb2.ManageRequest) -> Caller | TollgateError:
     return AuthenticationFailed("The management API needs the admin key or a management key.")
 
 
-class ManagementService(manage_pb2_grpc.ManagementServiceServicer):
-    def __init__(self, deps: Deps) -> None:
+class ManagementService(manage_pb2_grpc.ManagementServiceServicer, Generic[DepsT]):
+    def __init__(self, deps: DepsT, dispatch: Dispatch[DepsT]) -> None:
         self._deps = deps
+        self._dispatch = dispatch
 
     async def Call(  # noqa: N802 - gRPC method name
         self, request: manage_pb2.ManageRequest, context: Context
     ) -> manage_pb2.ManageResponse:
         structlog.contextvars.bind_contextvars(request_id=request.request_id)
-        status, body = await dispatch(
+        status, body = await self._dispatch(
             self._deps, caller_of(request), request.method, request.path, request.query, request.body,
             request.request_id,
         )
         return manage_pb2.ManageResponse(status=status, body=body)
 
 
-def build_server(service: ManagementService, health: health_aio.HealthServicer) -> grpc.aio.Server:
+def build_server(service: ManagementService[DepsT], health: health_aio.HealthServicer) -> grpc.aio.Server:
     server = grpc.aio.server()
     manage_pb2_grpc.add_ManagementServiceServicer_to_server(service, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -1,8 +1,9 @@
 """Turning a raw body or query string into a request model, or into one clear 400.
 
 Messages follow OpenAI's phrasing where it has one (``Unrecognized request argument supplied: x``)
-and name the offending field in ``param`` (dotted for nested fields: ``limits.budget_window``). The
-rejected value itself is not echoed: it could be anything, including a pasted secret.
+and name the offending field in ``param`` (dotted for nested fields: ``limits.budget_window``,
+``tags[2]`` for an item of a list). The rejected value itself is not echoed: it could be anything,
+including a pasted secret. Shared, so every management answer reads alike whichever service gives it.
 """
 
 from __future__ import annotations
