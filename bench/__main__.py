@@ -1,4 +1,4 @@
-"""``python -m bench [--duration S] [--quick]``: start, drive, print, stop.
+"""``python -m bench [--duration S] [--quick] | --metering``: start, drive, print, stop.
 
 Runs, each a fixed-duration closed loop after a short unrecorded warm-up, direct and platform side by
 side: non-stream and stream at each concurrency; then an open loop at a fixed rate for the added
@@ -153,6 +153,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--platform-cpu", type=int, default=0, help="core for edge and router")
     parser.add_argument("--load-cpu", type=int, default=1, help="core for generator, upstream, infra")
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs) afterwards")
+    parser.add_argument("--metering", action="store_true",
+                        help="run the metering bench instead (Kafka + chDB: events/s, lag, usage API p99)")
+    parser.add_argument("--metering-events", type=int, default=300_000, help="events drained (default 300k)")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration = 2.0
@@ -166,6 +169,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     signal.signal(signal.SIGTERM, _interrupted)
+    if args.metering:
+        from bench.metering import main as metering
+
+        return metering(args.metering_events, args.keep)
     run_dir = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
     load1, load5, _ = os.getloadavg()
     print(f"Tollgate bench {datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}: {args.duration:g} s per run, "

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import ValidationError
 
 from infra.stack.topics import ensure_topics
+from services.common.events.usage import UsageEventV1
+from services.common.kafka.batch_consumer import DeadLetter, ProcessResult, Record
 from services.common.settings import ServiceSettings
 
 
@@ -22,6 +26,21 @@ async def fresh_topics(bootstrap: str) -> ClientSettings:
     prefix = f"t{uuid.uuid4().hex[:10]}."
     await ensure_topics(bootstrap, prefix=prefix)
     return ClientSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
+
+
+def usage_request_ids(records: Sequence[Record]) -> ProcessResult[dict[str, Any]]:
+    """A minimal pure processor for tests of the consumer pattern itself (not of metering's): a valid
+    usage.v1 record becomes ``{"request_id": ...}``, anything else a dead letter with the reason."""
+    result: ProcessResult[dict[str, Any]] = ProcessResult()
+    for rec in records:
+        try:
+            event = UsageEventV1.from_bytes(rec.value or b"")
+        except ValidationError as exc:
+            where = "; ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+            result.dead_letters.append(DeadLetter(rec, f"schema violation: {where}"))
+            continue
+        result.rows.append({"request_id": event.request_id})
+    return result
 
 
 async def committed_offsets(bootstrap: str, group: str) -> dict[int, int]:

@@ -14,8 +14,7 @@ from infra.stack.tansu import TansuServer
 from infra.stack.topics import ensure_topics
 from services.common.kafka.batch_consumer import BatchBounds, BatchConsumer
 from services.common.kafka.producer import EventProducer
-from services.metering.processor import process_usage
-from tests.kafka_helpers import ClientSettings
+from tests.kafka_helpers import ClientSettings, usage_request_ids
 
 USAGE = Path(__file__).resolve().parents[2] / "services/common/events/examples/usage.v1/ok_stream.json"
 
@@ -44,7 +43,7 @@ async def test_platform_helpers_work_on_tansu(run_dir: Path) -> None:
 
         writer = Rows()
         consumer = BatchConsumer(
-            settings=settings, topics=["usage.v1"], group_id="smoke", processor=process_usage, writer=writer,
+            settings=settings, topics=["usage.v1"], group_id="smoke", processor=usage_request_ids, writer=writer,
             bounds=BatchBounds(max_records=100, max_wait_seconds=0.3),
         )
         await consumer.start()

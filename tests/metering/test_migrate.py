@@ -2,59 +2,66 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from services.common.events.usage import UsageEventV1
 from services.metering.migrate import migrate, statements
-from services.metering.processor import usage_row
+from services.metering.processor import COLUMNS
 from services.metering.store.chdb_store import ChdbStore
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "services/common/events/examples/usage.v1/ok_stream.json"
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> ChdbStore:
+async def blank(tmp_path: Path) -> AsyncIterator[ChdbStore]:
     chdb = ChdbStore(str(tmp_path / "chdb"))
-    yield chdb  # type: ignore[misc]
+    yield chdb
     await chdb.close()
 
 
-async def test_migrations_apply_once_and_are_recorded(store: ChdbStore) -> None:
-    first = await migrate(store)
-    assert first and first[0].startswith("0001_")
-    assert await migrate(store) == []
-    rows = await store.query("SELECT name FROM schema_migrations ORDER BY version")
+async def test_migrations_apply_once_and_are_recorded(blank: ChdbStore) -> None:
+    first = await migrate(blank)
+    assert [m[:4] for m in first] == ["0001", "0002"]
+    assert await migrate(blank) == []
+    rows = await blank.query("SELECT name FROM schema_migrations ORDER BY version")
     assert [r["name"] for r in rows] == first
 
 
-async def test_usage_row_matches_the_table_columns(store: ChdbStore) -> None:
-    await migrate(store)
+async def test_the_row_model_is_the_table_minus_its_defaults(store: ChdbStore) -> None:
     columns = await store.query(
-        "SELECT name FROM system.columns WHERE table = 'usage_raw' AND default_kind = '' ORDER BY position"
+        "SELECT name, type FROM system.columns WHERE table = 'usage_raw' AND default_kind = '' ORDER BY position"
     )
-    row = usage_row(UsageEventV1.from_bytes(EXAMPLE.read_bytes()))
-    assert [c["name"] for c in columns] == list(row)
+    assert [c["name"] for c in columns] == [name for name, _ in COLUMNS]
+    for column, (name, sent_as) in zip(columns, COLUMNS, strict=True):
+        stored = column["type"].removeprefix("LowCardinality(").removesuffix(")") if "LowCardinality" in column["type"] else column["type"]
+        if name == "started_at":
+            assert (stored, sent_as) == ("DateTime64(3, 'UTC')", "Int64")  # converted in the INSERT
+        else:
+            assert stored == sent_as, name
 
 
-async def test_a_redelivered_event_is_counted_once(store: ChdbStore) -> None:
-    await migrate(store)
-    row = usage_row(UsageEventV1.from_bytes(EXAMPLE.read_bytes()))
-    await store.insert("usage_raw", [row])
-    await store.insert("usage_raw", [row, row])
-    totals = await store.query("SELECT count() AS n, sum(output_tokens) AS out FROM usage_raw FINAL")
-    assert (int(totals[0]["n"]), int(totals[0]["out"])) == (1, row["output_tokens"])
+async def test_rollup_projections_exist_with_the_tables_partitioning_and_ttl(store: ChdbStore) -> None:
+    table = (await store.query(
+        "SELECT engine, partition_key, sorting_key, create_table_query FROM system.tables WHERE name = 'usage_raw'"
+    ))[0]
+    assert table["engine"] == "ReplacingMergeTree"
+    assert table["partition_key"] == "toYYYYMM(started_at)"
+    assert table["sorting_key"] == "account_id, started_at, request_id"
+    ddl = table["create_table_query"]
+    assert "TTL toDateTime(started_at) + toIntervalDay(400)" in ddl
+    for level in ("minute", "hour", "day"):
+        assert f"PROJECTION usage_by_{level}" in ddl
+    assert "deduplicate_merge_projection_mode = 'rebuild'" in ddl
 
 
-async def test_an_edited_migration_is_refused(store: ChdbStore, tmp_path: Path) -> None:
+async def test_an_edited_migration_is_refused(blank: ChdbStore, tmp_path: Path) -> None:
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "0001_t.sql").write_text("CREATE TABLE t (a UInt8) ENGINE = MergeTree ORDER BY a")
-    await migrate(store, folder)
+    await migrate(blank, folder)
     (folder / "0001_t.sql").write_text("CREATE TABLE t (a UInt16) ENGINE = MergeTree ORDER BY a")
     with pytest.raises(RuntimeError, match="was edited"):
-        await migrate(store, folder)
+        await migrate(blank, folder)
 
 
 def test_semicolons_in_comments_do_not_split_statements() -> None:

@@ -9,6 +9,11 @@ Offsets are committed only after the writer succeeded (and dead letters were ack
 writer fails, the consumer seeks back to the first offset of the batch and tries again after a
 backoff: the batch is redelivered, so writers must be idempotent (metering dedupes by request id).
 Auto-commit is off, so a crash at any point means "redeliver from the last commit", never "lose".
+
+With ``pipeline=True`` the next batch is polled and processed while the previous one is being written
+(the writer's I/O overlaps the processor's CPU). At most one write is in flight and commits stay in
+order, because a batch's commit is the last step of its own write; a failed write rewinds it and the
+batch processed behind it.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class BatchConsumer(Generic[Row]):
         dead_letter_topic: str | None = None,
         producer: EventProducer | None = None,
         bounds: BatchBounds | None = None,
+        pipeline: bool = False,
     ) -> None:
         if dead_letter_topic is not None and producer is None:
             raise ValueError("a dead-letter topic needs a producer")
@@ -85,6 +91,7 @@ class BatchConsumer(Generic[Row]):
         self._dlq = settings.topic(dead_letter_topic) if dead_letter_topic else None
         self._producer = producer
         self._bounds = bounds or BatchBounds()
+        self._pipeline = pipeline
         self._consumer = AIOKafkaConsumer(
             *(settings.topic(t) for t in topics),
             bootstrap_servers=settings.kafka_bootstrap,
@@ -130,7 +137,9 @@ class BatchConsumer(Generic[Row]):
         return records
 
     async def _handle(self, records: list[Record]) -> None:
-        result = self._processor(records)
+        await self._finish(records, self._processor(records))
+
+    async def _finish(self, records: list[Record], result: ProcessResult[Row]) -> None:
         await self._writer.write(result.rows)
         if result.dead_letters and self._producer is not None and self._dlq is not None:
             for dead in result.dead_letters:
@@ -156,8 +165,20 @@ class BatchConsumer(Generic[Row]):
             if tp in self._consumer.assignment():
                 self._consumer.seek(tp, offset)
 
+    async def _failed(self, records: list[Record], exc: Exception, stop: asyncio.Event) -> None:
+        BATCHES.labels(self._group, "failed").inc()
+        log.warning("batch_failed", group=self._group, records=len(records), error=str(exc))
+        self._rewind(records)
+        try:
+            await asyncio.wait_for(stop.wait(), self._bounds.retry_backoff_seconds)
+        except TimeoutError:
+            pass
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished (or rewound) first."""
+        if self._pipeline:
+            await self._run_pipelined(stop)
+            return
         while not stop.is_set():
             records = await self._poll_batch(stop)
             if not records:
@@ -166,13 +187,32 @@ class BatchConsumer(Generic[Row]):
                 await self._handle(records)
                 BATCHES.labels(self._group, "committed").inc()
             except Exception as exc:  # noqa: BLE001 - any writer failure means: redeliver, retry
-                BATCHES.labels(self._group, "failed").inc()
-                log.warning("batch_failed", group=self._group, records=len(records), error=str(exc))
-                self._rewind(records)
+                await self._failed(records, exc, stop)
+
+    async def _run_pipelined(self, stop: asyncio.Event) -> None:
+        in_flight: tuple[asyncio.Task[None], list[Record]] | None = None
+        while not stop.is_set() or in_flight is not None:
+            records = [] if stop.is_set() else await self._poll_batch(stop)
+            result: ProcessResult[Row] | None = None
+            failure: Exception | None = None
+            if records:
                 try:
-                    await asyncio.wait_for(stop.wait(), self._bounds.retry_backoff_seconds)
-                except TimeoutError:
-                    pass
+                    result = self._processor(records)
+                except Exception as exc:  # noqa: BLE001 - handled once the write in flight is done
+                    failure = exc
+            if in_flight is not None:
+                task, previous = in_flight
+                in_flight = None
+                try:
+                    await task
+                    BATCHES.labels(self._group, "committed").inc()
+                except Exception as exc:  # noqa: BLE001 - redeliver both: the failed one and this one
+                    await self._failed(previous + records, exc, stop)
+                    continue
+            if failure is not None:
+                await self._failed(records, failure, stop)
+            elif result is not None:
+                in_flight = (asyncio.create_task(self._finish(records, result)), records)
 
 
 def _dead_letter_value(dead: DeadLetter) -> bytes:

@@ -1,7 +1,7 @@
 """The management-API kit: what every service behind ``tollgate.manage.v1.ManagementService`` shares.
 
 The edge authenticates the caller and forwards the HTTP request over gRPC; each service (billing,
-catalog, and next metering) answers it from its own route table. Everything here is the same for all
+catalog, metering) answers it from its own route table. Everything here is the same for all
 of them, so it is written once and a fix reaches every service:
 
 - ``context``: ``Caller`` (who the edge says is calling), ``Call`` (what a handler is given besides the
@@ -20,15 +20,13 @@ What stays in a service: its ``Deps`` (pool, outbox, settings), its route table 
 request/response models, its tenancy rules, its metric objects (names are per service) and its
 ``ApiInfo`` (title, description, what each error status means there).
 
-To adopt it (metering next): define ``Deps``; write ``ROUTES: tuple[Route[Deps], ...]`` with handlers
+To adopt it: define ``Deps``; write ``ROUTES: tuple[Route[Deps], ...]`` with handlers
 ``async (deps, call) -> Reply``; build ``dispatch = Dispatcher(ROUTES, <your Histogram>, "<the
 unavailable message>")``; serve ``ManagementService(deps, dispatch)`` with ``build_server``; render
 ``document(ROUTES, <your ApiInfo>)`` from an ``OPENAPI_PATH`` route. A GET-only API simply leaves
 ``body=None`` (the forwarded body is then ignored); ``Route.description`` adds a longer text to an
-operation; answers are rendered by alias (``"from"``/``"to"``). Differences to settle when moving
-``services/metering/api`` over: a ``value_error`` message is used as the whole sentence here (write
-validators' messages so, rather than prefixing the parameter name), and an unreachable store logs
-``manage_db_unavailable``. ``tests/common/test_manage_kit.py`` is a whole toy service. A
-service whose changes go out through a transactional outbox gets its publisher loop from
-``services.common.outbox`` (billing and catalog do).
+operation; answers are rendered by alias (``"from"``/``"to"``). A ``value_error`` message is used as
+the whole sentence (write validators' messages so, naming the parameter themselves).
+``tests/common/test_manage_kit.py`` is a whole toy service. A service whose changes go out through a
+transactional outbox gets its publisher loop from ``services.common.outbox`` (billing and catalog do).
 """

@@ -12,10 +12,20 @@ from typing import Any, Protocol
 Row = Mapping[str, Any]
 
 
-class UsageStore(Protocol):
-    async def execute(self, sql: str) -> None: ...
+# The consumer's INSERT carries its batch inside the statement (``format()``): megabytes, not the 256 KiB
+# ClickHouse allows a query by default.
+MAX_QUERY_BYTES = 256 * 1024 * 1024
 
-    async def query(self, sql: str) -> list[dict[str, Any]]: ...
+
+class UsageStore(Protocol):
+    async def execute(self, sql: str) -> None:
+        """A statement of up to ``MAX_QUERY_BYTES``."""
+        ...
+
+    async def query(self, sql: str) -> list[dict[str, Any]]:
+        """Rows as dicts. 64-bit integers may come back as strings (chDB's JSON output quotes them):
+        callers convert with ``int()``."""
+        ...
 
     async def insert(self, table: str, rows: Sequence[Row]) -> None: ...
 

@@ -1,6 +1,7 @@
 """chDB driver. chDB allows ONE process per data directory, which is why metering alone owns it.
 
-chDB calls block, so they run in a worker thread; one lock serialises them on the one session.
+chDB calls block (and release the GIL), so they run in a worker thread; one lock serialises them on
+the one session.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from typing import Any
 import orjson
 from chdb import session
 
-from services.metering.store import Row
+from services.metering.store import MAX_QUERY_BYTES, Row
 
 
 class ChdbStore:
     def __init__(self, path: str) -> None:
         self._session = session.Session(path)  # type: ignore[no-untyped-call]
         self._lock = asyncio.Lock()
+        self._run(f"SET max_query_size = {MAX_QUERY_BYTES}", "CSV")  # a session setting: it stays
 
     def _run(self, sql: str, fmt: str = "JSONEachRow") -> str:
         return str(self._session.query(sql, fmt).data())  # type: ignore[no-untyped-call]

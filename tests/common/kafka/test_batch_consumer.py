@@ -11,9 +11,8 @@ import orjson
 
 from services.common.kafka.batch_consumer import BatchBounds, BatchConsumer
 from services.common.kafka.producer import EventProducer
-from services.metering.processor import process_usage
 from tests.conftest import unique
-from tests.kafka_helpers import committed_offsets, eventually, fresh_topics, read_all
+from tests.kafka_helpers import committed_offsets, eventually, fresh_topics, read_all, usage_request_ids
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "services/common/events/examples/usage.v1/ok_stream.json"
 
@@ -52,7 +51,7 @@ async def produce(settings: Any, payloads: list[bytes]) -> None:
 
 def consumer_for(settings: Any, group: str, writer: FlakyWriter, producer: EventProducer | None = None) -> BatchConsumer[dict[str, Any]]:
     return BatchConsumer(
-        settings=settings, topics=["usage.v1"], group_id=group, processor=process_usage, writer=writer,
+        settings=settings, topics=["usage.v1"], group_id=group, processor=usage_request_ids, writer=writer,
         dead_letter_topic="usage.v1.dlq" if producer else None, producer=producer,
         bounds=BatchBounds(max_records=1000, max_wait_seconds=0.3, retry_backoff_seconds=0.2),
     )
