@@ -24,6 +24,7 @@ class CatalogView:
         self.models: dict[str, ModelEntry] = {}
         self.aliases: dict[str, str] = {}
         self.prices: dict[str, PriceEntry] = {}
+        self._prices_of: dict[str, dict[str, PriceEntry]] = {}  # model id → its price versions by id
 
     def apply(self, key: str, event: CatalogEventV1 | None) -> None:
         kind, _, entity_id = key.partition(":")
@@ -33,7 +34,7 @@ class CatalogView:
             elif kind == "alias":
                 self.aliases.pop(entity_id, None)
             elif kind == "price":
-                self.prices.pop(entity_id, None)
+                self._drop_price(entity_id)
             return
         entity = event.entity
         if isinstance(entity, ModelEntry):
@@ -41,7 +42,14 @@ class CatalogView:
         elif isinstance(entity, AliasEntry):
             self.aliases[entity.id] = entity.target
         elif isinstance(entity, PriceEntry):
+            self._drop_price(entity.id)
             self.prices[entity.id] = entity
+            self._prices_of.setdefault(entity.model_id, {})[entity.id] = entity
+
+    def _drop_price(self, price_id: str) -> None:
+        old = self.prices.pop(price_id, None)
+        if old is not None:
+            self._prices_of.get(old.model_id, {}).pop(price_id, None)
 
     @staticmethod
     def allowed(key: KeyEventV1, *names: str) -> bool:
@@ -68,7 +76,8 @@ class CatalogView:
     def current_price(self, model_id: str, now: datetime | None = None) -> PriceEntry | None:
         """The price version in force now: the latest one whose effective-from has passed."""
         at = now or datetime.now(UTC)
-        live = [p for p in self.prices.values() if p.model_id == model_id and p.effective_from <= at]
+        versions = self._prices_of.get(model_id, {}).values()  # per request: never scan every price
+        live = [p for p in versions if p.effective_from <= at]
         return max(live, key=lambda p: p.effective_from, default=None)
 
     def listed(self, key: KeyEventV1) -> list[tuple[str, ModelEntry]]:
