@@ -205,7 +205,8 @@ async def test_unknown_models_follow_the_policy(catalog: Catalog, tmp_path: Path
                                        credentials_env="OPENROUTER_API_KEY"), policy="add")
     assert report["applied"][0]["enabled"] is True
     seen = catalog.seen
-    await seen.until(lambda: served in seen.view.models and seen.routing.chain(served) != [], 2.0)
+    await seen.until(lambda: served in seen.view.models and seen.routing.chain(served) != []
+                     and seen.view.current_price(served) is not None, 2.0)  # all three records applied
     (deployment,) = seen.routing.chain(served)
     assert (deployment.upstream_model, deployment.endpoint, deployment.credentials_env) == (
         f"acme/{served}", "https://openrouter.example/api/v1", "OPENROUTER_API_KEY")

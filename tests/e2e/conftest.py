@@ -113,4 +113,11 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
                 break
             assert time.monotonic() < deadline, reply.text
             await asyncio.sleep(0.1)
+        while True:  # and the router's: the edge lists a model before the router may route it
+            reply = await client.post(f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {secret}"},
+                                      json={"model": f"oa-ok-{tag}", "messages": [{"role": "user", "content": "hi"}]})
+            if reply.status_code == 200:
+                break
+            assert time.monotonic() < deadline, reply.text
+            await asyncio.sleep(0.1)
     yield Stack(services, f"{base}/v1", secret, upstream, tag)
