@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from infra.stack.kafka import KafkaServer
+from infra.stack.localstripe import LocalstripeServer
 from infra.stack.paths import REPO_ROOT
 from infra.stack.ports import free_port
 from infra.stack.postgres import PostgresServer
@@ -40,6 +41,7 @@ class Ports:
     kafka_controller: int = 19093
     postgres: int = 15432
     redis: int = 16379
+    localstripe: int = 18420
     triton_grpc: int = 18001
     triton_http: int = 18000
     triton_metrics: int = 18002
@@ -83,6 +85,14 @@ class Platform:
         )
         self.admin_key = config.admin_key or self._secret("TOLLGATE_ADMIN_KEY", "admin_key", "tg-admin-")
         self.key_hash_secret = self._secret("TOLLGATE_KEY_HASH_SECRET", "key_hash_secret", "")
+        self.stripe_webhook_secret = self._secret(
+            "TOLLGATE_STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret", "whsec_"
+        )
+        # Stripe's signed events reach billing the way production's do: through the edge's public route
+        self.localstripe = LocalstripeServer(
+            run, ports.localstripe, f"http://127.0.0.1:{ports.edge}/v1/webhooks/stripe",
+            self.stripe_webhook_secret,
+        )
         self.services = {
             name: ServiceProcess(name, getattr(ports, name), self.service_env(name), run)
             for name in SERVICES
@@ -101,6 +111,11 @@ class Platform:
         path.touch(mode=0o600)
         path.write_text(key + "\n")
         return key
+
+    @property
+    def redis_prefix(self) -> str:
+        """One per run: the edges' counters and billing's wallets share it."""
+        return f"tg:{self.config.topic_prefix.strip('.') or 'run'}"
 
     def service_env(self, name: str) -> dict[str, str]:
         """Everything a service is told, through its environment only."""
@@ -124,6 +139,12 @@ class Platform:
             env["ROUTER_GRPC_PORT"] = str(ports.router_grpc)
         if name == "billing":
             env["BILLING_GRPC_PORT"] = str(ports.billing_grpc)
+            env["BILLING_REDIS_URL"] = self.redis.url
+            env["BILLING_REDIS_PREFIX"] = self.redis_prefix
+            env["BILLING_METERING_ADDRESS"] = f"127.0.0.1:{ports.metering_grpc}"
+            env["BILLING_STRIPE_API_KEY"] = self.localstripe.api_key
+            env["BILLING_STRIPE_API_BASE"] = self.localstripe.url
+            env["BILLING_STRIPE_WEBHOOK_SECRET"] = self.stripe_webhook_secret
         if name == "metering":
             env["METERING_GRPC_PORT"] = str(ports.metering_grpc)
         if name == "catalog":
@@ -135,14 +156,14 @@ class Platform:
             env["EDGE_METERING_ADDRESS"] = f"127.0.0.1:{ports.metering_grpc}"
             env["EDGE_CATALOG_ADDRESS"] = f"127.0.0.1:{ports.catalog_grpc}"
             env["EDGE_SPOOL_ROOT"] = str(self.config.run_dir / "spool")
-            env["EDGE_REDIS_PREFIX"] = f"tg:{self.config.topic_prefix.strip('.') or 'run'}"
+            env["EDGE_REDIS_PREFIX"] = self.redis_prefix
             env["TOLLGATE_ADMIN_KEY"] = self.admin_key
             env.pop("EDGE_HTTP_PORT")
             env["TOLLGATE_PORT"] = str(ports.edge)
         return env
 
     def infrastructure(self) -> list[Server]:
-        return [self.bus, self.postgres, self.redis, self.triton]
+        return [self.bus, self.postgres, self.redis, self.localstripe, self.triton]  # triton last (see below)
 
     def start_infrastructure(self, with_triton: bool = True) -> None:
         servers = self.infrastructure() if with_triton else self.infrastructure()[:-1]

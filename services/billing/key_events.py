@@ -6,7 +6,8 @@ transaction as any change that alters this event (see migration 0002 and ``outbo
 change always carries a larger version than an earlier one, whichever row it touched.
 
 ``account_status`` is effective: a key is suspended when its account *or any ancestor* is suspended,
-so suspending a reseller stops its customers' keys too.
+so suspending a reseller stops its customers' keys too. A billing hold (an unpaid or canceled Stripe
+subscription, ``accounts.billing_hold``) suspends exactly like ``status = 'suspended'`` does.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from services.common.events.keys import KeyEventV1, Limits
 SELECT_KEY_STATE = """
 SELECT k.id, k.account_id, k.plan_id, k.name, encode(k.key_hash, 'hex') AS key_hash, k.prefix, k.status,
        k.kind, k.overrides, k.expires_at, k.state_version, k.published_version,
-       (WITH RECURSIVE up (id, parent_id, status) AS (
-            SELECT a0.id, a0.parent_id, a0.status FROM accounts a0 WHERE a0.id = k.account_id
+       (WITH RECURSIVE up (id, parent_id, status, hold) AS (
+            SELECT a0.id, a0.parent_id, a0.status, a0.billing_hold FROM accounts a0 WHERE a0.id = k.account_id
             UNION ALL
-            SELECT a1.id, a1.parent_id, a1.status FROM accounts a1 JOIN up ON a1.id = up.parent_id)
-        SELECT CASE WHEN bool_or(up.status = 'suspended') THEN 'suspended' ELSE 'active' END FROM up
+            SELECT a1.id, a1.parent_id, a1.status, a1.billing_hold
+            FROM accounts a1 JOIN up ON a1.id = up.parent_id)
+        SELECT CASE WHEN bool_or(up.status = 'suspended' OR up.hold IS NOT NULL) THEN 'suspended'
+                    ELSE 'active' END FROM up
        ) AS account_status,
        a.billing,
        p.requests_per_minute, p.tokens_per_minute, p.max_concurrency, p.budget_micros,

@@ -9,7 +9,7 @@ from starlette.routing import Route
 from services.common.ops import ops_routes
 from services.edge.dependencies import EdgeDeps
 from services.edge.request_id import RequestIdMiddleware
-from services.edge.routes import anthropic, manage, openai
+from services.edge.routes import anthropic, manage, openai, webhooks
 
 
 def build_app(deps: EdgeDeps) -> Starlette:
@@ -21,6 +21,7 @@ def build_app(deps: EdgeDeps) -> Starlette:
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
         Route("/v1/manage/{path:path}", manage.forward, methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
         Route("/openapi.json", manage.openapi, methods=["GET"]),
+        Route("/v1/webhooks/stripe", webhooks.stripe_webhook, methods=["POST"]),
         *ops_routes("edge", deps.readiness()),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])

@@ -52,7 +52,8 @@ class EdgeSettings(ServiceSettings):
         default="allow", description="Redis unreachable: serve keys whose limits are RPM/TPM/concurrency only"
     )
     redis_down_budgets: Literal["allow", "refuse"] = Field(
-        default="refuse", description="Redis unreachable: keys with a budget are refused (fail closed: money)"
+        default="refuse",
+        description="Redis unreachable: keys with a budget or a prepaid balance are refused (fail closed)",
     )
     billing_address: str = Field(
         default="127.0.0.1:50052", min_length=3, description="billing's gRPC management backend"

@@ -24,12 +24,12 @@ from services.common.kafka.snapshot import CompactedSnapshot
 from services.common.lifecycle import serve_http
 from services.common.manage.grpc_server import ManagementService, build_server
 from services.common.ops import ops_routes
+from services.common.price_book import PriceBook
 from services.common.retry import keep_trying
 from services.metering.api.context import Deps
 from services.metering.api.dispatch import dispatch
 from services.metering.consumer import GROUP_ID, build_consumer
 from services.metering.ops_page import ops_usage_route
-from services.metering.prices import PriceBook
 from services.metering.processor import UsageRow
 from services.metering.settings import MeteringSettings
 from services.metering.store import UsageStore

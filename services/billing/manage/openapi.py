@@ -25,6 +25,7 @@ INFO = openapi.ApiInfo(
         400: "Invalid request (nothing was changed)", 401: "Missing or unknown key",
         403: "The caller may not do this", 404: "No such resource, or not visible to the caller",
         409: "Conflicts with the resource's state (e.g. the key is revoked)",
+        502: "Stripe did not answer (retry)", 503: "A dependency is unavailable, or Stripe is not configured",
     },
 )
 

@@ -57,7 +57,11 @@ class Call:
 
 @dataclass(frozen=True)
 class Reply:
-    """A status and a body: a response model, or a free-form JSON object (the OpenAPI document)."""
+    """A status and a body: a response model, or a free-form JSON object (the OpenAPI document) — or,
+    for a download (a CSV statement), the raw bytes with their ``media_type`` and a ``filename`` that
+    the edge turns into ``content-disposition: attachment``."""
 
     status: int
-    body: BaseModel | Mapping[str, Any]
+    body: BaseModel | Mapping[str, Any] | bytes
+    media_type: str = "application/json"
+    filename: str = ""

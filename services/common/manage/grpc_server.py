@@ -6,7 +6,6 @@ at all is refused (401) rather than treated as anyone in particular (a public ro
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Generic
 
 import grpc
@@ -16,12 +15,11 @@ from grpc_health.v1 import health_pb2_grpc
 
 from services.common.errors import AuthenticationFailed, TollgateError
 from services.common.manage.context import Caller
+from services.common.manage.dispatch import Dispatcher
 from services.common.manage.routing import DepsT
 from tollgate.manage.v1 import manage_pb2, manage_pb2_grpc
 
 Context = grpc.aio.ServicerContext[manage_pb2.ManageRequest, manage_pb2.ManageResponse]
-# (deps, caller or auth error, method, path, query, body, request_id) -> (status, JSON body): a Dispatcher
-Dispatch = Callable[[DepsT, Caller | TollgateError, str, str, str, bytes, str], Awaitable[tuple[int, bytes]]]
 
 
 def caller_of(request: manage_pb2.ManageRequest) -> Caller | TollgateError:
@@ -34,7 +32,7 @@ def caller_of(request: manage_pb2.ManageRequest) -> Caller | TollgateError:
 
 
 class ManagementService(manage_pb2_grpc.ManagementServiceServicer, Generic[DepsT]):
-    def __init__(self, deps: DepsT, dispatch: Dispatch[DepsT]) -> None:
+    def __init__(self, deps: DepsT, dispatch: Dispatcher[DepsT]) -> None:
         self._deps = deps
         self._dispatch = dispatch
 
@@ -42,11 +40,14 @@ class ManagementService(manage_pb2_grpc.ManagementServiceServicer, Generic[DepsT
         self, request: manage_pb2.ManageRequest, context: Context
     ) -> manage_pb2.ManageResponse:
         structlog.contextvars.bind_contextvars(request_id=request.request_id)
-        status, body = await self._dispatch(
+        answer = await self._dispatch.answer(
             self._deps, caller_of(request), request.method, request.path, request.query, request.body,
             request.request_id,
         )
-        return manage_pb2.ManageResponse(status=status, body=body)
+        return manage_pb2.ManageResponse(
+            status=answer.status, body=answer.body, filename=answer.filename,
+            content_type="" if answer.media_type == "application/json" else answer.media_type,
+        )
 
 
 def build_server(service: ManagementService[DepsT], health: health_aio.HealthServicer) -> grpc.aio.Server:

@@ -4,16 +4,24 @@
 -- KEYS[2] tokens-per-minute hash     {bucket second -> reserved/settled tokens}
 -- KEYS[3] concurrency leases zset    {lease id -> expiry ms}
 -- KEYS[4] budget counter base name   (the window start is appended: one string per window)
--- All four share the hash tag {<key id>}, so they live in one Redis Cluster slot.
+-- KEYS[5] the account's wallet hash  {balance, version, pending}   (prepaid accounts)
+-- KEYS[6] the account's holds hash   {request id -> micro-USD held}
+-- All share the hash tag {<account id>}, so they live in one Redis Cluster slot.
 --
 -- ARGV: rpm_limit tpm_limit concurrency_limit budget_limit_micros budget_window_seconds
 --       reserve_tokens reserve_cost_micros lease_id lease_ttl_ms        (a limit < 0 means "none")
+--       prepaid (1|0) hold_id (the request id)
 --
 -- Sliding windows are 60 one-second buckets: a request counts against the limit for exactly 60 s
 -- after the second it was admitted in. The clock is Redis's own (TIME), so every edge agrees.
 -- Returns {admitted, reason, retry_after_ms, rpm_remaining, rpm_reset_ms, tpm_remaining,
---          tpm_reset_ms, bucket_second, window_start, budget_remaining_micros}
--- reason: 0 admitted, 1 requests, 2 tokens, 3 concurrency, 4 budget; -1 means "no such limit" or "never".
+--          tpm_reset_ms, bucket_second, window_start, budget_remaining_micros, wallet_available_micros}
+-- reason: 0 admitted, 1 requests, 2 tokens, 3 concurrency, 4 budget, 5 prepaid balance;
+-- -1 means "no such limit" or "never".
+--
+-- A prepaid wallet's available credit is balance - pending: billing writes the ledger's balance, the
+-- edges hold the worst case of each request in flight (and its settled cost until billing charges it).
+-- No balance written yet means none: a prepaid account starts at zero.
 
 local WINDOW = 60
 local t = redis.call('TIME')
@@ -29,6 +37,8 @@ local want_tokens = tonumber(ARGV[6])
 local want_cost = tonumber(ARGV[7])
 local lease_id = ARGV[8]
 local lease_ttl = tonumber(ARGV[9])
+local prepaid = ARGV[10] == '1'
+local hold_id = ARGV[11]
 
 -- Live buckets of a sliding window, oldest first; stale ones are deleted on the way.
 local function live_buckets(key)
@@ -90,6 +100,12 @@ if budget_limit >= 0 then
     if want_cost > budget_limit then retry = -1 else retry = (window_start + budget_window) * 1000 - now_ms end
   end
 end
+local available = -1
+if prepaid then
+  local wallet = redis.call('HMGET', KEYS[5], 'balance', 'pending')
+  available = tonumber(wallet[1] or '0') - tonumber(wallet[2] or '0')
+  if reason == 0 and available < want_cost then reason, retry = 5, -1 end
+end
 
 if reason == 0 then
   if rpm_limit >= 0 then
@@ -113,6 +129,11 @@ if reason == 0 then
     redis.call('EXPIRE', budget_key, budget_window + 86400)
     spent = spent + want_cost
   end
+  if prepaid and want_cost > 0 then
+    redis.call('HINCRBY', KEYS[5], 'pending', want_cost)
+    redis.call('HSET', KEYS[6], hold_id, want_cost)
+    available = available - want_cost
+  end
 end
 
 local rpm_remaining, tpm_remaining, budget_remaining = -1, -1, -1
@@ -120,4 +141,4 @@ if rpm_limit >= 0 then rpm_remaining = math.max(0, rpm_limit - rpm_used) end
 if tpm_limit >= 0 then tpm_remaining = math.max(0, tpm_limit - tpm_used) end
 if budget_limit >= 0 then budget_remaining = math.max(0, budget_limit - spent) end
 return {reason == 0 and 1 or 0, reason, retry, rpm_remaining, reset_ms(rpm_live), tpm_remaining,
-        reset_ms(tpm_live), now_s, window_start, budget_remaining}
+        reset_ms(tpm_live), now_s, window_start, budget_remaining, math.max(available, -1)}

@@ -25,9 +25,10 @@ import structlog
 from prometheus_client import Counter, Histogram
 from redis.exceptions import RedisError
 
+from services.common import redis_keys
 from services.common.errors import DependencyUnavailable, InsufficientQuota, RateLimited
 from services.common.events.catalog import PriceEntry
-from services.common.events.keys import KeyEventV1, Limits
+from services.common.events.keys import KeyEventV1
 from services.common.money import format_micros
 from services.edge.admission.headers import duration, rate_limit_headers
 from services.edge.admission.reservation import Reservation
@@ -43,7 +44,7 @@ ADMIT_SECONDS = Histogram(
     "tollgate_admission_seconds", "Time of the admission round trip to Redis",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5),
 )
-REASONS = {1: "requests", 2: "tokens", 3: "concurrency", 4: "budget"}
+REASONS = {1: "requests", 2: "tokens", 3: "concurrency", 4: "budget", 5: "balance"}
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,15 @@ def _limit(value: int | None) -> int:
     return UNLIMITED if value is None else value
 
 
-def needs_redis(limits: Limits) -> bool:
+def spends_money(key: KeyEventV1) -> bool:
+    """A budget or a prepaid balance: what the outage policy for money covers."""
+    return key.limits.budget_micros is not None or key.billing == "prepaid"
+
+
+def needs_redis(key: KeyEventV1) -> bool:
+    limits = key.limits
     counted = (limits.requests_per_minute, limits.tokens_per_minute, limits.max_concurrency)
-    return limits.budget_micros is not None or any(v is not None for v in counted)
+    return spends_money(key) or any(v is not None for v in counted)
 
 
 class Admission:
@@ -80,52 +87,63 @@ class Admission:
         self._leases: dict[str, Ticket] = {}
         self._settling: set[asyncio.Task[None]] = set()
 
-    def _keys(self, key_id: str) -> tuple[str, str, str, str]:
-        base = f"{self._prefix}:{{{key_id}}}"  # hash tag: one Redis Cluster slot per API key
-        return f"{base}:rpm", f"{base}:tpm", f"{base}:leases", f"{base}:budget"
+    def _keys(self, account_id: str, key_id: str) -> tuple[str, str, str, str, str, str]:
+        """The key's counters and its account's wallet: one hash tag (the account), one Cluster slot."""
+        base = redis_keys.key_base(self._prefix, account_id, key_id)
+        return (f"{base}:rpm", f"{base}:tpm", f"{base}:leases", f"{base}:budget",
+                redis_keys.wallet(self._prefix, account_id), redis_keys.holds(self._prefix, account_id))
 
-    async def admit(self, key: KeyEventV1, reservation: Reservation, price: PriceEntry | None) -> Ticket:
-        """Reserve ``reservation`` against every limit of ``key``, or raise the refusal (429/503)."""
+    async def admit(
+        self, key: KeyEventV1, reservation: Reservation, price: PriceEntry | None,
+        request_id: str | None = None,
+    ) -> Ticket:
+        """Reserve ``reservation`` against every limit of ``key`` (and its account's prepaid balance,
+        held under ``request_id`` until billing charges the request), or raise the refusal (429/503)."""
         limits = key.limits
-        ticket = Ticket(key.key_id, reservation, price)
-        if not needs_redis(limits):
+        ticket = Ticket(key.key_id, reservation, price, account_id=key.account_id)
+        if not needs_redis(key):
             ticket.metered = False
             return ticket
         lease_id = secrets.token_hex(8) if limits.max_concurrency is not None else ""
         window = limits.budget_window_seconds or 1
+        prepaid = key.billing == "prepaid"
+        hold_id = request_id or secrets.token_hex(12)
         started = time.perf_counter()
         try:
             reply: list[int] = await self._admit(
-                keys=self._keys(key.key_id),
+                keys=self._keys(key.account_id, key.key_id),
                 args=[
                     _limit(limits.requests_per_minute), _limit(limits.tokens_per_minute),
                     _limit(limits.max_concurrency), _limit(limits.budget_micros), window,
                     reservation.tokens, reservation.cost_micros, lease_id or "-", self._lease_ttl_ms,
+                    1 if prepaid else 0, hold_id,
                 ],
             )
         except RedisError as exc:
-            return self._without_redis(ticket, limits, exc)
+            return self._without_redis(ticket, key, exc)
         finally:
             ADMIT_SECONDS.observe(time.perf_counter() - started)
         (admitted, reason, retry_ms, rpm_left, rpm_reset, tpm_left, tpm_reset, second, window_start,
-         budget_left) = (int(v) for v in reply)
+         budget_left, available) = (int(v) for v in reply)
         headers = rate_limit_headers(
             limits.requests_per_minute, rpm_left, rpm_reset, limits.tokens_per_minute, tpm_left, tpm_reset,
         )
         if not admitted:
             DECISIONS.labels(REASONS.get(reason, "unknown")).inc()
-            raise self._refusal(key, reason, retry_ms, reservation, budget_left, headers)
+            raise self._refusal(key, reason, retry_ms, reservation, max(budget_left, available), headers)
         DECISIONS.labels("admitted").inc()
         ticket.headers = headers
         ticket.bucket_second = second if limits.tokens_per_minute is not None else -1
         ticket.window_start = window_start
+        if prepaid and reservation.cost_micros > 0:
+            ticket.hold_id = hold_id
         if lease_id:
             ticket.lease_id = lease_id
             self._leases[lease_id] = ticket
         return ticket
 
-    def _without_redis(self, ticket: Ticket, limits: Limits, exc: RedisError) -> Ticket:
-        money = limits.budget_micros is not None
+    def _without_redis(self, ticket: Ticket, key: KeyEventV1, exc: RedisError) -> Ticket:
+        money = spends_money(key)
         policy = self._policy.budgets if money else self._policy.rate_limits
         log.warning("admission_redis_unavailable", error=type(exc).__name__, policy=policy, budget=money)
         if policy == "refuse":
@@ -139,7 +157,7 @@ class Admission:
 
     @staticmethod
     def _refusal(
-        key: KeyEventV1, reason: int, retry_ms: int, reservation: Reservation, budget_left: int,
+        key: KeyEventV1, reason: int, retry_ms: int, reservation: Reservation, money_left: int,
         headers: dict[str, str],
     ) -> RateLimited | InsufficientQuota:
         limits = key.limits
@@ -165,12 +183,19 @@ class Admission:
                 f"Too many concurrent requests on key {key.prefix}...: limit {limits.max_concurrency}."
                 f"{wait}", code="concurrency_limit_exceeded",
             )
-        else:
+        elif reason == 4:
             budget = format_micros(limits.budget_micros or 0)
             exc = InsufficientQuota(
                 f"This key's budget of ${budget} per {duration((limits.budget_window_seconds or 0) * 1000)} "
-                f"would be exceeded: ${format_micros(budget_left)} left, this request may cost up to "
+                f"would be exceeded: ${format_micros(money_left)} left, this request may cost up to "
                 f"${format_micros(reservation.cost_micros)}.{wait}",
+            )
+        else:
+            available = format_micros(max(money_left, 0))
+            exc = InsufficientQuota(
+                f"This account's prepaid balance cannot cover this request: ${available} "
+                f"available, this request may cost up to ${format_micros(reservation.cost_micros)}. "
+                "Add credits to the account, or lower max_tokens.",
             )
         exc.retry_after = retry
         exc.headers = headers
@@ -187,18 +212,19 @@ class Admission:
         if not ticket.metered:
             return
         token_delta, cost_delta = ticket.settlement()
-        if not ticket.lease_id and token_delta == 0 and cost_delta == 0:
+        if not ticket.lease_id and token_delta == 0 and cost_delta == 0:  # a hold waits for billing
             return
         task = asyncio.create_task(self._settle_one(ticket, token_delta, cost_delta))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
     async def _settle_one(self, ticket: Ticket, token_delta: int, cost_delta: int) -> None:
-        _, tpm, leases, budget = self._keys(ticket.key_id)
+        _, tpm, leases, budget, wallet, holds = self._keys(ticket.account_id, ticket.key_id)
         try:
             await self._settle(
-                keys=[tpm, leases, budget],
-                args=[ticket.bucket_second, token_delta, ticket.lease_id, ticket.window_start, cost_delta],
+                keys=[tpm, leases, budget, wallet, holds],
+                args=[ticket.bucket_second, token_delta, ticket.lease_id, ticket.window_start, cost_delta,
+                      ticket.hold_id],
             )
         except RedisError as exc:
             # the lease expires on its own; an unsettled reservation only errs on the safe side
@@ -207,17 +233,17 @@ class Admission:
     async def renew_leases(self) -> int:
         """Extend every lease this edge holds, one script call per key, all in one pipeline."""
         horizon = time.monotonic() - self._max_request_seconds
-        by_key: dict[str, list[str]] = defaultdict(list)
+        by_key: dict[tuple[str, str], list[str]] = defaultdict(list)
         for lease_id, ticket in list(self._leases.items()):
             if ticket.admitted_at < horizon:  # outlived any request: stop keeping it alive
                 self._leases.pop(lease_id, None)
             else:
-                by_key[ticket.key_id].append(lease_id)
+                by_key[(ticket.account_id, ticket.key_id)].append(lease_id)
         if not by_key:
             return 0
         pipe = self._redis.pipeline(transaction=False)
-        for key_id, lease_ids in by_key.items():
-            leases = self._keys(key_id)[2]
+        for (account_id, key_id), lease_ids in by_key.items():
+            leases = self._keys(account_id, key_id)[2]
             await self._renew(keys=[leases], args=[self._lease_ttl_ms, *lease_ids], client=pipe)
         results: list[Any] = await pipe.execute()
         return sum(int(r) for r in results)

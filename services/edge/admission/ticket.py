@@ -28,9 +28,11 @@ class Ticket:
     key_id: str
     reservation: Reservation
     price: PriceEntry | None
+    account_id: str = ""
     lease_id: str = ""  # empty: the key has no concurrency limit
     bucket_second: int = -1  # the TPM bucket the reservation went into (-1: no TPM limit)
     window_start: int = -1  # the budget window it was charged to (-1: no budget)
+    hold_id: str = ""  # the request id its prepaid hold is under ("" : no hold)
     headers: dict[str, str] = field(default_factory=dict)
     metered: bool = True  # False when admitted without Redis (outage policy): nothing to settle
     admitted_at: float = field(default_factory=time.monotonic)

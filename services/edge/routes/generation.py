@@ -116,7 +116,7 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response:
             )
         price = deps.catalog_view.current_price(model.id)
         reservation = reserve_for(generate, price)
-        ticket = await deps.admission.admit(key, reservation, price)
+        ticket = await deps.admission.admit(key, reservation, price, request_id)
         admitted = Admitted(ticket, RequestRecord(
             request_id=request_id, account_id=key.account_id, key_id=key.key_id, api=api.name,
             model_requested=parsed.model, model_id=model.id, price_version=price.id if price else None,

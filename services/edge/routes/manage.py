@@ -7,12 +7,14 @@ metering, models and prices (``/v1/manage/models``, ``/v1/manage/catalog``) to c
 (accounts, plans, keys, balances) to billing. Each owns its resources, their
 validation, their tenancy rules and its part of the OpenAPI document; the edge merges the parts.
 Answers come back as the owner wrote them (status + JSON body, errors in OpenAI's shape), with this
-request's ``x-request-id``.
+request's ``x-request-id``; an owner may answer another media type (a CSV statement), and a filename
+makes it a download (``content-disposition: attachment``).
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Any
 
 import grpc
@@ -78,7 +80,16 @@ async def forward(request: Request) -> Response:
         if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             unavailable.message = "The management backend failed to answer."
         return error_response(unavailable, "openai")
-    return Response(reply.body, status_code=reply.status, media_type="application/json")
+    headers = None
+    if reply.filename:
+        headers = {"content-disposition": f'attachment; filename="{_safe(reply.filename)}"'}
+    return Response(reply.body, status_code=reply.status, media_type=reply.content_type or "application/json",
+                    headers=headers)
+
+
+def _safe(filename: str) -> str:
+    """The owner's download name, reduced to characters that need no quoting in a header."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", filename)[:200] or "download"
 
 
 async def _document(channel: grpc.aio.Channel, request_id: str, timeout: float) -> dict[str, Any] | None:

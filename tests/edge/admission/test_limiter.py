@@ -10,6 +10,7 @@ import redis.asyncio as redis
 
 from services.common.errors import DependencyUnavailable, InsufficientQuota, RateLimited
 from services.common.pricing import TokenCounts, cost_micros
+from services.common.redis_keys import key_base
 from services.edge.admission.limiter import Admission, OutagePolicy
 from services.edge.admission.reservation import Reservation
 from services.edge.admission.ticket import Ticket
@@ -51,7 +52,7 @@ async def test_tokens_per_minute_reserves_the_worst_case_and_settles_to_the_real
     results = await asyncio.gather(*(_try(admission, key, SMALL, None) for _ in range(40)))
     admitted = [r for r in results if isinstance(r, Ticket)]
     assert len(admitted) == 10
-    bucket = f"{prefix}:{{{key.key_id}}}:tpm"
+    bucket = f"{key_base(prefix, key.account_id, key.key_id)}:tpm"
     assert sum(int(v) for v in (await redis_client.hgetall(bucket)).values()) == 360
     for ticket in admitted:  # each really used 12 tokens: 24 of its 36 come back
         ticket.usage = router_pb2.Usage(input_tokens=10, output_tokens=2)
@@ -129,7 +130,7 @@ async def test_budget_never_exceeded_and_counter_equals_real_spend(
         await _settled(admission)
         assert spent <= 10_000
     assert spent == 2 * real_cost  # a third would need 5410 + 5400 > 10000
-    counters = [k async for k in redis_client.scan_iter(f"{prefix}:{{{key.key_id}}}:budget:*")]
+    counters = [k async for k in redis_client.scan_iter(f"{key_base(prefix, key.account_id, key.key_id)}:budget:*")]
     assert len(counters) == 1
     window_start = int(counters[0].decode().rsplit(":", 1)[1])
     assert window_start % 18_000 == 0  # aligned to the epoch, keyed by the window's start
@@ -143,9 +144,9 @@ async def test_a_request_that_fails_before_output_returns_its_whole_reservation(
     ticket = await admission.admit(key, Reservation(100, 100, 1250), PRICE)
     admission.release(ticket)  # no output, no usage: nothing was consumed
     await _settled(admission)
-    budget = [k async for k in redis_client.scan_iter(f"{prefix}:{{{key.key_id}}}:budget:*")]
+    budget = [k async for k in redis_client.scan_iter(f"{key_base(prefix, key.account_id, key.key_id)}:budget:*")]
     assert int(await redis_client.get(budget[0])) == 0
-    assert sum(int(v) for v in (await redis_client.hgetall(f"{prefix}:{{{key.key_id}}}:tpm")).values()) == 0
+    assert sum(int(v) for v in (await redis_client.hgetall(f"{key_base(prefix, key.account_id, key.key_id)}:tpm")).values()) == 0
 
     cut = await admission.admit(key, Reservation(100, 100, 1250), PRICE)
     cut.output_started = True  # the client went away mid-stream: the edge keeps the worst case

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from infra.stack.platform import Platform
 from services.common.events.catalog import PriceEntry
 from services.common.pricing import TokenCounts, cost_micros
+from services.common.redis_keys import key_base
 from services.edge.admission.limiter import Admission, OutagePolicy
 from services.edge.admission.reservation import Reservation, worst_case_cost
 from services.edge.admission.ticket import Ticket
@@ -101,7 +102,7 @@ def test_scripts_keep_token_and_budget_counters_exact(
                 real = int(size * fraction)
                 ticket.usage, ticket.price = router_pb2.Usage(input_tokens=real), None
                 tickets.append((ticket, real))
-            base = f"{prefix}:{{{key.key_id}}}"
+            base = key_base(prefix, key.account_id, key.key_id)
             assert sum(int(v) for v in (await client.hgetall(f"{base}:tpm")).values()) == used
             budget_keys = [k async for k in client.scan_iter(f"{base}:budget:*")]
             now = int((await client.time())[0])

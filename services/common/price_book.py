@@ -1,4 +1,4 @@
-"""Every price version catalog.v1 has published, by version id: what the consumer prices usage at.
+"""Every price version catalog.v1 has published, by version id: what metering and billing price usage at.
 
 Fed by a ``CompactedSnapshot`` of catalog.v1 (``on_change``). A price version is never forgotten,
 not even on a tombstone or a ``deleted`` flag: usage.v1 is replayed from offset 0 (30 days) and must
