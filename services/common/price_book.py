@@ -13,6 +13,9 @@ A dict (version id → entry), so that the consumer's lookup per event is a plai
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import structlog
 
 from services.common.events.catalog import CatalogEventV1, PriceEntry
@@ -37,3 +40,26 @@ class PriceBook(dict[str, PriceEntry]):
         ):
             log.warning("price_version_amounts_changed", price_version=entity.id, model_id=entity.model_id)
         self[entity.id] = entity
+
+
+class PriceNotYetKnown(Exception):
+    """A batch names a price version not in the book yet: fail it, so the consumer rewinds and retries."""
+
+
+class PriceWait:
+    """How long a usage consumer waits for a price version it has not seen before giving up on it.
+
+    The edge may apply a new catalog.v1 price a moment before this consumer does (two consumers of one
+    topic, no order between them), so a miss is first retried; only after ``wait_seconds`` since the
+    first miss is the event treated as bad (dead-lettered). Metering and billing's charges share it.
+    """
+
+    def __init__(self, wait_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = wait_seconds
+        self._clock = clock
+        self._first_missed: dict[str, float] = {}
+
+    def give_up_on(self, version: str) -> bool:
+        now = self._clock()
+        first = self._first_missed.setdefault(version, now)
+        return now - first >= self.seconds

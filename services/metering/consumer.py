@@ -29,6 +29,7 @@ from services.common.kafka.batch_consumer import (
     Record,
 )
 from services.common.kafka.producer import EventProducer
+from services.common.price_book import PriceNotYetKnown, PriceWait
 from services.metering.processor import Rejected, UsageRow, to_row
 from services.metering.settings import MeteringSettings
 from services.metering.store import UsageStore
@@ -43,25 +44,14 @@ DEAD_LETTERS = Counter(
 )
 
 
-class PriceNotYetKnown(Exception):
-    """The batch names a price version not in the book yet: retry it (the consumer rewinds)."""
-
-
 class UsageProcessor:
     def __init__(
         self, prices: Mapping[str, PriceEntry], wait_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._prices = prices
-        self._wait = wait_seconds
-        self._clock = clock
-        self._first_missed: dict[str, float] = {}
+        self._price_wait = PriceWait(wait_seconds, clock)
         self._counted: dict[tuple[str, int], int] = {}
-
-    def _give_up_on(self, version: str) -> bool:
-        now = self._clock()
-        first = self._first_missed.setdefault(version, now)
-        return now - first >= self._wait
 
     def _count(self, rec: Record, kind: str) -> None:
         tp = (rec.topic, rec.partition)
@@ -78,13 +68,13 @@ class UsageProcessor:
                 result.rows.append(outcome)
                 continue
             version = outcome.price_version
-            if version is not None and not self._give_up_on(version):
+            if version is not None and not self._price_wait.give_up_on(version):
                 waiting.add(version)
                 continue
             result.dead_letters.append(DeadLetter(rec, outcome.reason))
         if waiting:
             log.warning("price_version_not_yet_known", price_versions=sorted(waiting)[:10],
-                        waiting_up_to_s=self._wait)
+                        waiting_up_to_s=self._price_wait.seconds)
             raise PriceNotYetKnown(f"price versions not in catalog.v1 yet: {sorted(waiting)[:10]}")
         for dead in result.dead_letters:
             self._count(dead.record, dead.reason.partition(":")[0])

@@ -60,11 +60,7 @@ class KafkaSide:
     async def run(self, stop: asyncio.Event) -> None:
         if not await keep_trying(self.start, "kafka", stop):
             return
-        ready, stopping = asyncio.create_task(self.catalog.ready.wait()), asyncio.create_task(stop.wait())
-        await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        ready.cancel()
-        stopping.cancel()
-        if stop.is_set():
+        if not await self.catalog.caught_up(stop):
             return
         if await keep_trying(self.consumer.start, "usage consumer", stop):
             await self.consumer.run(stop)

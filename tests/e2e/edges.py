@@ -93,6 +93,18 @@ def more_edges_fixture(stack: Stack) -> Iterator[list[ServiceProcess]]:
             proc.stop()
 
 
+@pytest.fixture(scope="module", name="billing")
+def billing_fixture(platform: Platform) -> Iterator[None]:
+    """The billing service process, for the tests that go through the management API or its ledger."""
+    service = platform.services["billing"]
+    service.start()
+    try:
+        service.wait_ready()
+        yield
+    finally:
+        service.stop()
+
+
 @pytest.fixture(scope="module", name="edges")
 async def edges_fixture(stack: Stack, more_edges: list[ServiceProcess]) -> AsyncIterator[Edges]:
     platform = stack.platform

@@ -7,28 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import asyncpg
 import httpx
-import pytest
 import stripe
 
 from infra.stack.platform import Platform
-from tests.e2e.edges import Edges, auth, edges_fixture, more_edges_fixture  # noqa: F401 - module fixtures
+from tests.e2e.edges import Edges, auth, billing_fixture, edges_fixture, more_edges_fixture  # noqa: F401 - module fixtures
 
 PROPAGATION_SECONDS = 2.0
-
-
-@pytest.fixture(scope="module")
-def billing(platform: Platform) -> Iterator[None]:
-    service = platform.services["billing"]
-    service.start()
-    try:
-        service.wait_ready()
-        yield
-    finally:
-        service.stop()
 
 
 async def _hold_applied(platform: Platform, account_id: str, held: bool, timeout: float = 15.0) -> None:

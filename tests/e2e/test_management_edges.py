@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -13,20 +13,9 @@ import openai
 import pytest
 
 from infra.stack.platform import Platform
-from tests.e2e.edges import HI, Edges, auth, edges_fixture, more_edges_fixture  # noqa: F401 - module fixtures
+from tests.e2e.edges import HI, Edges, auth, billing_fixture, edges_fixture, more_edges_fixture  # noqa: F401 - module fixtures
 
 PROPAGATION_SECONDS = 2.0
-
-
-@pytest.fixture(scope="module")
-def billing(platform: Platform) -> Iterator[None]:
-    service = platform.services["billing"]
-    service.start()
-    try:
-        service.wait_ready()
-        yield
-    finally:
-        service.stop()
 
 
 @pytest.fixture

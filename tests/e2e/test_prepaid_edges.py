@@ -11,31 +11,18 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 import redis.asyncio as redis
 
 from infra.stack.platform import Platform
 from services.common import redis_keys
-from tests.e2e.edges import Edges, auth, edges_fixture, more_edges_fixture, redis_prefix  # noqa: F401 - module fixtures
+from tests.e2e.edges import Edges, auth, billing_fixture, edges_fixture, more_edges_fixture, redis_prefix  # noqa: F401 - module fixtures
 
 REAL_COST = 2705  # the recorded answer: 86 input + 1920 cached input + 9 output tokens at gpt-4o's prices
 BODY_PROMPT = "x" * 2100  # a byte bound that covers those 2006 prompt tokens: a worst case of $0.0054
-
-
-@pytest.fixture(scope="module")
-def billing(platform: Platform) -> Iterator[None]:
-    service = platform.services["billing"]
-    service.start()
-    try:
-        service.wait_ready()
-        yield
-    finally:
-        service.stop()
 
 
 async def _burst(edges: Edges, secret: str, model: str, n: int) -> list[httpx.Response]:

@@ -7,8 +7,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.common.events.catalog import CatalogEventV1
-from services.common.price_book import PriceBook
-from services.metering.consumer import PriceNotYetKnown, UsageProcessor
+from services.common.price_book import PriceBook, PriceNotYetKnown
+from services.metering.consumer import UsageProcessor
 from tests.metering.factory import PRICES, T0, raw, record, usage
 
 

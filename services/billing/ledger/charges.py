@@ -32,6 +32,7 @@ from services.billing.ledger.wallets import Wallets, mark_mirrored
 from services.common.events.catalog import PriceEntry
 from services.common.events.usage import UsageEventV1
 from services.common.kafka.batch_consumer import DeadLetter, ProcessResult, Record
+from services.common.price_book import PriceNotYetKnown, PriceWait
 from services.common.pricing import TokenCounts, cost_micros
 
 log = structlog.get_logger(__name__)
@@ -47,28 +48,22 @@ class Charge:
     model: str
 
 
-class PriceNotYetKnown(Exception):
-    """A price version not in the book yet: the batch is retried."""
-
-
 class ChargeProcessor:
     def __init__(
         self, prices: Mapping[str, PriceEntry], wait_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._prices = prices
-        self._wait = wait_seconds
-        self._clock = clock
-        self._first_missed: dict[str, float] = {}
+        self._price_wait = PriceWait(wait_seconds, clock)
 
-    def _price(self, version: str | None) -> PriceEntry | DeadLetter | None:
+    def _price(self, version: str | None) -> PriceEntry | None:
+        """The entry named by ``version``; raises PriceNotYetKnown (retry) or LookupError (give up)."""
         if version is None:
             return None
         price = self._prices.get(version)
         if price is not None:
             return price
-        first = self._first_missed.setdefault(version, self._clock())
-        if self._clock() - first < self._wait:
+        if not self._price_wait.give_up_on(version):
             raise PriceNotYetKnown(version)
         raise LookupError(version)
 
@@ -86,7 +81,6 @@ class ChargeProcessor:
                 result.dead_letters.append(DeadLetter(
                     record, f"unknown_price_version: '{event.price_version}' is not in catalog.v1"))
                 continue
-            assert not isinstance(price, DeadLetter)
             t = event.tokens
             cost = cost_micros(price, TokenCounts(t.input, t.cached_input, t.cache_write, t.output),
                                batch=event.batch)

@@ -58,11 +58,7 @@ class LedgerSide:
         """Follow usage.v1 into the ledger (after the price book has caught up)."""
         if not await keep_trying(self._start_catalog, "catalog snapshot", stop):
             return
-        ready, stopping = asyncio.create_task(self.catalog.ready.wait()), asyncio.create_task(stop.wait())
-        await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        ready.cancel()
-        stopping.cancel()
-        if stop.is_set():
+        if not await self.catalog.caught_up(stop):
             return
         if await keep_trying(self.consumer.start, "charge consumer", stop):
             await self.consumer.run(stop)

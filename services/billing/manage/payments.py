@@ -166,14 +166,18 @@ async def create_subscription(deps: Deps, call: Call) -> Reply:
     return Reply(201, view)
 
 
+async def _current_or_404(conn: Conn, account_id: str) -> str:
+    sub_id = await _current(conn, account_id)
+    if sub_id is None:
+        raise NotFound(f"Account '{account_id}' has no subscription.", code="subscription_not_found")
+    return sub_id
+
+
 async def get_subscription(deps: Deps, call: Call) -> Reply:
     account_id = call.params["id"]
     await _visible_account(deps, call.caller, account_id)
     async with deps.pool.acquire() as conn:
-        sub_id = await _current(conn, account_id)
-        if sub_id is None:
-            raise NotFound(f"Account '{account_id}' has no subscription.", code="subscription_not_found")
-        return Reply(200, await _view(conn, sub_id))
+        return Reply(200, await _view(conn, await _current_or_404(conn, account_id)))
 
 
 async def cancel_subscription(deps: Deps, call: Call) -> Reply:
@@ -181,10 +185,7 @@ async def cancel_subscription(deps: Deps, call: Call) -> Reply:
     account_id = call.params["id"]
     await _visible_account(deps, call.caller, account_id)
     async with deps.pool.acquire() as conn:
-        sub_id = await _current(conn, account_id)
-    if sub_id is None:
-        raise NotFound(f"Account '{account_id}' has no subscription.", code="subscription_not_found")
-    async with deps.pool.acquire() as conn:
+        sub_id = await _current_or_404(conn, account_id)
         row = await store.get_subscription(conn, sub_id)
     sub = await gateway.retrieve_subscription(sub_id) if row is not None and row["status"] in TERMINAL \
         else await gateway.cancel_subscription(sub_id)

@@ -75,6 +75,15 @@ class CompactedSnapshot(Generic[V]):
         if self._on_change:
             self._on_change(key, parsed)
 
+    async def caught_up(self, stop: asyncio.Event) -> bool:
+        """Wait until the snapshot holds the whole table (True), or until ``stop`` (False): what a
+        consumer that depends on it waits for before it starts."""
+        ready, stopping = asyncio.create_task(self.ready.wait()), asyncio.create_task(stop.wait())
+        await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        stopping.cancel()
+        return self.ready.is_set() and not stop.is_set()
+
     async def start(self, timeout: float = 30.0) -> None:
         # Subscribing without a group makes aiokafka assign every partition of the topic to us, and
         # with no committed offsets "earliest" starts each at its beginning: the whole table.

@@ -15,13 +15,14 @@ import redis.asyncio as redis
 
 from infra.stack.platform import Platform
 from services.billing.ledger import Entry, post
-from services.billing.ledger.charges import ChargeProcessor, ChargeWriter, PriceNotYetKnown
+from services.billing.ledger.charges import ChargeProcessor, ChargeWriter
 from services.billing.ledger.wallets import Mirror, Wallets
 from services.common import redis_keys
 from services.common.events.catalog import PriceEntry
 from services.common.events.usage import UsageEventV1
 from services.common.kafka.batch_consumer import BatchBounds, BatchConsumer
 from services.common.kafka.producer import EventProducer
+from services.common.price_book import PriceNotYetKnown
 from services.common.pricing import TokenCounts, cost_micros
 from tests.billing.ledger.conftest import balance, wallet_sum
 from tests.kafka_helpers import eventually, fresh_topics
