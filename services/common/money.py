@@ -37,3 +37,20 @@ def format_micros(micros: int) -> str:
     sign = "-" if micros < 0 else ""
     whole, frac = divmod(abs(micros), MICROS_PER_USD)
     return f"{sign}{whole}.{frac:06d}"
+
+
+def micros_from_wire(value: object, what: str, example: str) -> int:
+    """A money field of a request body → micro-USD, for the management APIs' validators.
+
+    Only a JSON string is money there: a JSON number may already have been rounded by some client's
+    float, so it is refused rather than trusted. The error names the field and never echoes the value
+    (``parse_micros``'s messages end with it; answers must not). ``example`` completes "a decimal
+    string of …", e.g. ``'US dollars such as "20.00"'``.
+    """
+    if not isinstance(value, str):
+        kind = "a JSON number" if isinstance(value, int | float) and not isinstance(value, bool) else "that"
+        raise ValueError(f"{what} must be a decimal string of {example}, not {kind}")
+    try:
+        return parse_micros(value, what)
+    except ValueError as exc:
+        raise ValueError(str(exc).rsplit(": ", 1)[0]) from None

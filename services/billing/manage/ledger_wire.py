@@ -14,18 +14,13 @@ from pydantic import AwareDatetime, BeforeValidator, Field, WithJsonSchema, mode
 from services.billing.manage.views import ListView, View
 from services.billing.manage.wire import MAX_MICROS, WireModel
 from services.common.events.keys import BillingMode
-from services.common.money import format_micros, parse_micros
+from services.common.money import format_micros, micros_from_wire
 
 
 def _signed_money(value: object) -> int:
-    if not isinstance(value, str):
-        raise ValueError("amount must be a decimal string of US dollars such as \"10.00\", not a JSON number")
-    text = value.strip()
-    negative = text.startswith("-")
-    try:
-        micros = parse_micros(text[1:] if negative else text, "amount")
-    except ValueError as exc:
-        raise ValueError(str(exc).rsplit(": ", 1)[0]) from None
+    negative = isinstance(value, str) and value.strip().startswith("-")
+    text = value.strip()[1:] if negative and isinstance(value, str) else value
+    micros = micros_from_wire(text, "amount", 'US dollars such as "10.00"')
     if micros == 0 or micros > MAX_MICROS:
         raise ValueError(f"amount must be non-zero and at most \"{format_micros(MAX_MICROS)}\"")
     return -micros if negative else micros

@@ -24,7 +24,7 @@ from pydantic import (
 from services.billing.manage.windows import PATTERN as WINDOW_PATTERN
 from services.billing.manage.windows import parse_window
 from services.common.events.keys import AccountStatus, BillingMode, KeyKind, KeyStatus
-from services.common.money import format_micros, parse_micros
+from services.common.money import format_micros, micros_from_wire
 
 MAX_MICROS = 10**15  # one billion USD: a limit, not an amount anyone means
 
@@ -35,13 +35,7 @@ class WireModel(BaseModel):
 
 def _money(value: object, info: ValidationInfo) -> int:
     what = info.field_name or "amount"
-    if not isinstance(value, str):
-        kind = "a JSON number" if isinstance(value, int | float) and not isinstance(value, bool) else "that"
-        raise ValueError(f"{what} must be a decimal string of US dollars such as \"20.00\", not {kind}")
-    try:
-        micros = parse_micros(value, what)
-    except ValueError as exc:  # its messages end with ": <the value>"; answers never echo input
-        raise ValueError(str(exc).rsplit(": ", 1)[0]) from None
+    micros = micros_from_wire(value, what, 'US dollars such as "20.00"')
     if micros > MAX_MICROS:
         raise ValueError(f"{what} must be at most \"{format_micros(MAX_MICROS)}\"")
     return micros

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from services.catalog.records import discount_bps
-from services.common.money import parse_micros
+from services.common.money import micros_from_wire
 
 
 class WireModel(BaseModel):
@@ -33,16 +33,7 @@ class WireModel(BaseModel):
 
 
 def _money(value: object, info: ValidationInfo) -> int:
-    what = info.field_name or "price"
-    if not isinstance(value, str):
-        kind = "a JSON number" if isinstance(value, int | float) and not isinstance(value, bool) else "that"
-        raise ValueError(
-            f"{what} must be a decimal string of US dollars per 1M tokens such as \"2.50\", not {kind}"
-        )
-    try:
-        return parse_micros(value, what)
-    except ValueError as exc:  # its messages end with ": <the value>"; answers never echo input
-        raise ValueError(str(exc).rsplit(": ", 1)[0]) from None
+    return micros_from_wire(value, info.field_name or "price", 'US dollars per 1M tokens such as "2.50"')
 
 
 def _percent(value: object, info: ValidationInfo) -> int:
