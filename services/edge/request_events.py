@@ -72,11 +72,10 @@ class RequestEvents:
     async def _send(self, batch: list[RequestEventV1]) -> None:
         while True:
             if self._producer.started:
-                results = await asyncio.gather(
-                    *(self._producer.publish("requests.v1", e.account_id or "-", e) for e in batch),
-                    return_exceptions=True,
+                results = await self._producer.publish_many(
+                    "requests.v1", [((e.account_id or "-").encode(), e.to_bytes()) for e in batch]
                 )
-                failed = [e for e, r in zip(batch, results, strict=True) if isinstance(r, Exception)]
+                failed = [e for e, r in zip(batch, results, strict=True) if r is not None]
                 if not failed:
                     return
                 log.warning("request_events_retry", failed=len(failed))

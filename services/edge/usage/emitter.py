@@ -101,12 +101,12 @@ class UsageEmitter:
     async def _send(self, records: list[bytes]) -> bool:
         if not self._producer.started:
             return False
-        sends = []
+        pairs = []
         for record in records:
             key, _, value = record.partition(SEPARATOR)
-            sends.append(self._producer.publish_bytes("usage.v1", key, value))
-        results = await asyncio.gather(*sends, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
+            pairs.append((key, value))
+        results = await self._producer.publish_many("usage.v1", pairs)
+        failed = [r for r in results if r is not None]
         if failed:
             log.warning("usage_send_failed", events=len(records), error=type(failed[0]).__name__)
             return False
