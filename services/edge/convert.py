@@ -81,9 +81,14 @@ def to_generate_request(
     catalog knows the model's); Anthropic requires ``max_tokens``, so it never applies there.
     """
     if isinstance(req, ChatCompletionRequest):
-        return chat_to_generate(req, request_id, account_id, model_id, default_max_tokens=default_max_tokens)
-    if isinstance(req, CompletionRequest):
-        return completion_to_generate(
+        generate = chat_to_generate(
             req, request_id, account_id, model_id, default_max_tokens=default_max_tokens
         )
-    return messages_to_generate(req, request_id, account_id, model_id)
+    elif isinstance(req, CompletionRequest):
+        generate = completion_to_generate(
+            req, request_id, account_id, model_id, default_max_tokens=default_max_tokens
+        )
+    else:
+        generate = messages_to_generate(req, request_id, account_id, model_id)
+    generate.buffered = not req.stream  # one Delta with the whole text: fewer messages on the hop
+    return generate

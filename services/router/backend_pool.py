@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import structlog
 
 from services.common.events.catalog import DeploymentEntry
 from services.router.backends import Backend
 from services.router.backends.anthropic import AnthropicBackend
+from services.router.backends.http import new_session
 from services.router.backends.openai_compat import OpenAICompatBackend
 from services.router.backends.triton import TritonBackend
 
@@ -23,10 +23,7 @@ log = structlog.get_logger(__name__)
 
 class BackendPool:
     def __init__(self, provider_timeout: float = 60.0, max_connections: int = 512) -> None:
-        self._http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            timeout=httpx.Timeout(provider_timeout, connect=5.0),
-        )
+        self._http = new_session(max_connections)  # built in the running loop (the service's main)
         self._timeout = provider_timeout
         self._backends: dict[str, tuple[DeploymentEntry, Backend]] = {}
         self.health: dict[str, bool] = {}
@@ -68,4 +65,4 @@ class BackendPool:
     async def close(self) -> None:
         for _, backend in self._backends.values():
             await backend.close()
-        await self._http.aclose()
+        await self._http.close()

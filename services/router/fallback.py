@@ -57,8 +57,9 @@ async def generate_with_fallback(
     request: GenerationRequest,
     breakers: dict[str, CircuitBreaker],
     served: Served,
-) -> AsyncGenerator[str, None]:
-    """Yield the deltas of the first deployment that starts answering; fill ``served``."""
+) -> AsyncGenerator[list[str], None]:
+    """Yield the batches of text pieces of the first deployment that starts answering; fill
+    ``served``."""
     last_error: TollgateError | None = None
     for deployment in chain:
         breaker = breakers.setdefault(deployment.id, CircuitBreaker(deployment.id))

@@ -1,7 +1,9 @@
 """The router's gRPC server: ``RouterService.Generate`` and the standard gRPC health service.
 
 Generate resolves the model's deployment chain from the catalog snapshot, runs it through
-fallback (retries only before the first byte), and streams deltas followed by exactly one Finish.
+fallback (retries only before the first byte), and streams deltas followed by exactly one Finish:
+one Delta per batch of pieces the backend read together, or, when the edge asked for a buffered
+answer (a non-stream client), one Delta with everything.
 An error before the first delta is a gRPC error (so the edge can answer with a proper status); an
 error after it is a Finish with ``finish_reason="error"`` (the edge ends the stream with an error
 event). The error's code travels in the ``tollgate-error-code`` trailing metadata.
@@ -95,19 +97,20 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             return
         served = Served(Outcome())
         sent_any = False
-        deltas = 0
+        pieces_seen = 0
+        held: list[str] = []  # buffered: everything, sent as one Delta before the Finish
         try:
-            async for text in generate_with_fallback(chain, generation, self._breakers, served):
-                o = served.outcome
-                deltas += 1
-                delta = router_pb2.Delta(
-                    text=text, output_tokens=max(o.output_tokens, deltas), input_tokens=o.input_tokens
-                )
-                if not sent_any:
-                    delta.deployment_id, delta.provider = served.deployment_id, served.provider
+            async for batch in generate_with_fallback(chain, generation, self._breakers, served):
+                pieces_seen += len(batch)
+                if request.buffered:
+                    held.extend(batch)
+                    continue
+                yield _delta(batch, served, pieces_seen, first=not sent_any)
                 sent_any = True
-                yield router_pb2.GenerateResponse(delta=delta)
         except TollgateError as exc:
+            if held:
+                yield _delta(held, served, pieces_seen, first=True)
+                sent_any = True
             if not sent_any:
                 await _abort(context, exc)
                 return
@@ -115,7 +118,22 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             log.warning("generation_failed_after_first_byte", deployment=served.deployment_id, error=exc.code)
             yield _finish(served, request.model, exc)
             return
+        if held:
+            yield _delta(held, served, pieces_seen, first=True)
         yield _finish(served, request.model, None)
+
+
+def _delta(pieces: list[str], served: Served, pieces_seen: int, first: bool) -> router_pb2.GenerateResponse:
+    """One message for what arrived together; a single piece travels as ``text`` (older edges)."""
+    o = served.outcome
+    delta = router_pb2.Delta(output_tokens=max(o.output_tokens, pieces_seen), input_tokens=o.input_tokens)
+    if len(pieces) == 1:
+        delta.text = pieces[0]
+    else:
+        delta.pieces.extend(pieces)
+    if first:
+        delta.deployment_id, delta.provider = served.deployment_id, served.provider
+    return router_pb2.GenerateResponse(delta=delta)
 
 
 def _finish(served: Served, model: str, error: TollgateError | None) -> router_pb2.GenerateResponse:

@@ -33,7 +33,7 @@ async def smollm2(run_dir: Path) -> AsyncIterator[TritonBackend]:
 async def generate(backend: TritonBackend, prompt: str, sampling: Sampling) -> tuple[list[str], Outcome]:
     outcome = Outcome()
     request = GenerationRequest("req_triton_test", "ensemble", sampling, prompt=prompt)
-    deltas = [d async for d in backend.generate(request, outcome)]
+    deltas = [p async for batch in backend.generate(request, outcome) for p in batch]
     return deltas, outcome
 
 

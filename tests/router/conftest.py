@@ -5,15 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 import pytest
 
+from services.router.backends.http import new_session
 from tests.upstream.harness import upstream  # noqa: F401 - session fixture, re-exported for pytest
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """The router's own pooled session, as the backend pool builds it."""
+    async with new_session(max_connections=16) as client:
         yield client
 
 

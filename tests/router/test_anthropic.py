@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, cast
 
-import httpx
+import aiohttp
 import pytest
 
 from infra.stack.ports import free_port
@@ -56,7 +56,7 @@ def key(monkeypatch: pytest.MonkeyPatch) -> str:
     return value
 
 
-def backend(upstream: UpstreamServer, http: httpx.AsyncClient, timeout: float = 5.0) -> AnthropicBackend:
+def backend(upstream: UpstreamServer, http: aiohttp.ClientSession, timeout: float = 5.0) -> AnthropicBackend:
     return AnthropicBackend(upstream.anthropic_base_url, KEY_ENV, http, timeout=timeout)
 
 
@@ -71,8 +71,9 @@ def chat(model: str, turns: tuple[ChatTurn, ...] | None = None, **sampling: Any)
 async def drain(gen: Any) -> tuple[list[str], BaseException | None]:
     got: list[str] = []
     try:
-        async for text in gen:
-            got.append(text)
+        async for batch in gen:
+            assert batch, "a backend never yields an empty batch"
+            got.extend(batch)
     except TollgateError as exc:
         return got, exc
     return got, None
@@ -174,7 +175,7 @@ async def test_cut_mid_stream_raises_after_some_deltas(upstream, http, key, tag)
 
 async def test_closing_the_generator_disconnects_the_upstream(upstream, http, key, tag) -> None:
     model = f"slow-stream:{tag}"
-    gen = cast(AsyncGenerator[str, None], backend(upstream, http).generate(chat(model), Outcome()))
+    gen = cast(AsyncGenerator[list[str], None], backend(upstream, http).generate(chat(model), Outcome()))
     assert len([await anext(gen), await anext(gen)]) == 2
     await gen.aclose()
     for _ in range(100):
@@ -229,7 +230,7 @@ async def test_ready_and_unreachable(upstream, http, key) -> None:
 
 
 async def test_finished_streams_return_their_connection_to_the_pool(
-    upstream: UpstreamServer, http: httpx.AsyncClient, key: str, tag: str
+    upstream: UpstreamServer, http: aiohttp.ClientSession, key: str, tag: str
 ) -> None:
     b = backend(upstream, http)
     for _ in range(5):
@@ -237,4 +238,4 @@ async def test_finished_streams_return_their_connection_to_the_pool(
         async for _text in b.generate(chat(f"ok:{tag}"), outcome):
             pass
         assert outcome.usage_reported
-    assert len(http._transport._pool.connections) == 1  # type: ignore[attr-defined]
+    assert sum(len(idle) for idle in http.connector._conns.values()) == 1  # type: ignore[union-attr]

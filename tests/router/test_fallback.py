@@ -29,7 +29,7 @@ class Scripted:
     async def close(self) -> None:
         return None
 
-    async def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncGenerator[str, None]:
+    async def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncGenerator[list[str], None]:
         self.calls += 1
         try:
             if self.error is not None and self.fail_after is None:
@@ -39,7 +39,7 @@ class Scripted:
                     assert self.error is not None
                     raise self.error
                 outcome.output_tokens += 1
-                yield f"{self.name}{i} "
+                yield [f"{self.name}{i} "]
             outcome.input_tokens = 7
         finally:
             self.closed += 1
@@ -54,7 +54,7 @@ REQUEST = GenerationRequest("req_1", "alias", Sampling(max_tokens=8), prompt="hi
 
 async def run(deployments: list[Deployment], breakers: dict[str, CircuitBreaker] | None = None) -> tuple[str, Served]:
     served = Served(Outcome())
-    text = "".join([d async for d in generate_with_fallback(deployments, REQUEST, breakers or {}, served)])
+    text = "".join([p async for batch in generate_with_fallback(deployments, REQUEST, breakers or {}, served) for p in batch])
     return text, served
 
 
@@ -75,7 +75,7 @@ async def test_never_falls_back_after_the_first_byte() -> None:
     served = Served(Outcome())
     with pytest.raises(UpstreamError):
         async for delta in generate_with_fallback(chain(a, b), REQUEST, {}, served):
-            received.append(delta)
+            received.extend(delta)
     assert received == ["a0 "]
     assert b.calls == 0
     assert served.deployment_id == "a" and served.outcome.output_tokens == 1  # billed for what was generated
@@ -122,7 +122,7 @@ async def test_closing_the_client_stream_closes_the_backend_stream() -> None:
     a = Scripted("a")
     served = Served(Outcome())
     stream = generate_with_fallback(chain(a), REQUEST, {}, served)
-    assert await anext(stream) == "a0 "
+    assert await anext(stream) == ["a0 "]
     await stream.aclose()
     assert a.closed == 1
 

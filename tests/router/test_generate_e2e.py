@@ -56,7 +56,10 @@ async def add_model(producer: EventProducer, model: str, upstream: UpstreamServe
         await producer.publish("catalog.v1", event.record_key, event)
 
 
-async def generate(platform: Platform, model: str, timeout: float = 20.0) -> tuple[list[str], router_pb2.Finish | None, grpc.aio.AioRpcError | None]:
+async def generate(
+    platform: Platform, model: str, timeout: float = 20.0, buffered: bool = False, messages: list[int] | None = None,
+) -> tuple[list[str], router_pb2.Finish | None, grpc.aio.AioRpcError | None]:
+    """Text pieces in order, the Finish, the gRPC error; ``messages`` collects pieces per Delta."""
     deadline = time.monotonic() + timeout
     async with grpc.aio.insecure_channel(f"127.0.0.1:{platform.config.ports.router_grpc}") as channel:
         stub = router_pb2_grpc.RouterServiceStub(channel)
@@ -64,14 +67,17 @@ async def generate(platform: Platform, model: str, timeout: float = 20.0) -> tup
             request = router_pb2.GenerateRequest(
                 request_id=f"req_{uuid.uuid4().hex[:12]}", account_id="acct", model=model,
                 chat=router_pb2.ChatInput(messages=[router_pb2.ChatMessage(role="user", content="Hello")]),
-                sampling=router_pb2.SamplingParams(max_tokens=32),
+                sampling=router_pb2.SamplingParams(max_tokens=32), buffered=buffered,
             )
             deltas: list[str] = []
             finish: router_pb2.Finish | None = None
             try:
                 async for reply in stub.Generate(request, timeout=30):
                     if reply.WhichOneof("event") == "delta":
-                        deltas.append(reply.delta.text)
+                        pieces = list(reply.delta.pieces) or [reply.delta.text]
+                        deltas.extend(pieces)
+                        if messages is not None:
+                            messages.append(len(pieces))
                     else:
                         finish = reply.finish
                 return deltas, finish, None
@@ -122,3 +128,30 @@ async def test_every_deployment_failing_is_a_grpc_error_with_its_code(
 async def test_an_unknown_model_is_not_found(router: Platform) -> None:
     _, _, err = await generate(router, "no-such-model", timeout=0)
     assert err is not None and err.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_buffered_request_gets_the_same_pieces_in_one_delta(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    """Non-stream clients: one Delta before the Finish, with every piece a streamed request gets."""
+    model = f"buf-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, model, upstream, ["slow-stream"])  # one event per read: many reads
+    streamed_per_message: list[int] = []
+    streamed, finish, err = await generate(router, model, messages=streamed_per_message)
+    assert err is None and finish is not None and finish.finish_reason == "stop"
+    buffered_per_message: list[int] = []
+    buffered, finish, err = await generate(router, model, buffered=True, messages=buffered_per_message)
+    assert err is None and finish is not None and finish.finish_reason == "stop"
+    assert buffered == streamed and len(streamed) > 2
+    assert len(streamed_per_message) > 2 and buffered_per_message == [len(streamed)]
+
+
+async def test_a_buffered_request_cut_after_the_first_byte_still_ends_with_an_error(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    model = f"bufcut-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, model, upstream, ["cut-mid-stream", "ok"])
+    deltas, finish, err = await generate(router, model, buffered=True)
+    assert err is None and finish is not None
+    assert deltas and finish.finish_reason == "error" and finish.error_code
+    assert upstream.model_stats(f"ok:{model}")["requests"] == 0

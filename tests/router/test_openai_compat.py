@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, cast
 
-import httpx
+import aiohttp
 import pytest
 
 from infra.stack.ports import free_port
@@ -53,7 +53,7 @@ def key(monkeypatch: pytest.MonkeyPatch) -> str:
     return value
 
 
-def backend(upstream: UpstreamServer, http: httpx.AsyncClient, **kwargs: Any) -> OpenAICompatBackend:
+def backend(upstream: UpstreamServer, http: aiohttp.ClientSession, **kwargs: Any) -> OpenAICompatBackend:
     kwargs.setdefault("timeout", 5.0)
     return OpenAICompatBackend(upstream.openai_base_url, KEY_ENV, http, **kwargs)
 
@@ -71,8 +71,9 @@ async def drain(gen: Any) -> tuple[list[str], BaseException | None]:
     """Deltas received, and the error that ended the stream (if any)."""
     got: list[str] = []
     try:
-        async for text in gen:
-            got.append(text)
+        async for batch in gen:
+            assert batch, "a backend never yields an empty batch"
+            got.extend(batch)
     except TollgateError as exc:
         return got, exc
     return got, None
@@ -226,7 +227,7 @@ async def test_error_event_mid_stream_raises(upstream, http, key, tag) -> None:
 
 async def test_closing_the_generator_disconnects_the_upstream(upstream, http, key, tag) -> None:
     model = f"slow-stream:{tag}"
-    gen = cast(AsyncGenerator[str, None], backend(upstream, http).generate(chat(model), Outcome()))
+    gen = cast(AsyncGenerator[list[str], None], backend(upstream, http).generate(chat(model), Outcome()))
     first = [await anext(gen), await anext(gen)]
     await gen.aclose()
     assert len(first) == 2
@@ -263,14 +264,15 @@ async def test_ready_and_unreachable(upstream, http, key) -> None:
     assert is_retryable(error)
 
 
-def _pooled_connections(http: httpx.AsyncClient) -> int:
-    return len(http._transport._pool.connections)  # type: ignore[attr-defined]
+def _pooled_connections(http: aiohttp.ClientSession) -> int:
+    """Idle keep-alive connections in the session's pool (none is in use between requests)."""
+    return sum(len(idle) for idle in http.connector._conns.values())  # type: ignore[union-attr]
 
 
 async def test_finished_streams_return_their_connection_to_the_pool(
-    upstream: UpstreamServer, http: httpx.AsyncClient, key: str, tag: str
+    upstream: UpstreamServer, http: aiohttp.ClientSession, key: str, tag: str
 ) -> None:
-    """Stopping at [DONE] without reading the end of the body made httpx drop the connection: a new
+    """Stopping at [DONE] without reading the end of the body dropped the connection: a new
     TCP (and, against a real provider, TLS) handshake for every request."""
     b = backend(upstream, http)
     for _ in range(5):

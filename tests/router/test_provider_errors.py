@@ -7,8 +7,9 @@ import json
 import time
 from pathlib import Path
 
-import httpx
+import aiohttp
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 
 from services.common.errors import (
     ContextTooLong,
@@ -144,9 +145,16 @@ def test_stream_events_keep_overload_and_throttling() -> None:
 
 
 def test_transport_failures() -> None:
-    assert type(error_from_transport(httpx.ReadTimeout("t"))) is UpstreamTimeout
-    assert error_from_transport(httpx.ConnectError("refused")).code == "upstream_unreachable"
-    assert error_from_transport(httpx.RemoteProtocolError("cut")).code == "upstream_connection_lost"
+    assert type(error_from_transport(aiohttp.ServerTimeoutError("t"))) is UpstreamTimeout
+    assert type(error_from_transport(TimeoutError())) is UpstreamTimeout
+    assert error_from_transport(_refused()).code == "upstream_unreachable"
+    assert error_from_transport(aiohttp.ServerDisconnectedError()).code == "upstream_connection_lost"
+    assert error_from_transport(aiohttp.ClientPayloadError("cut")).code == "upstream_connection_lost"
+
+
+def _refused() -> aiohttp.ClientConnectorError:
+    key = ConnectionKey("127.0.0.1", 9, False, True, None, None, None, None)
+    return aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused"))
 
 
 @pytest.mark.parametrize(
@@ -161,8 +169,8 @@ def test_transport_failures() -> None:
         (InvalidRequest("x"), False, False),
         (ContextTooLong("x"), False, False),
         (PayloadTooLarge("x"), False, False),
-        (httpx.ConnectError("refused"), True, True),
-        (httpx.ReadTimeout("t"), True, True),
+        (_refused(), True, True),
+        (aiohttp.ServerTimeoutError("t"), True, True),
         (ConnectionResetError(), True, True),
         (ValueError("bug"), False, False),
     ],

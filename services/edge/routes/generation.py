@@ -75,7 +75,12 @@ async def _events(
         while message is not None:
             admitted.observe(message)
             if message.WhichOneof("event") == "delta":
-                yield encoder.delta(message.delta.text)
+                delta = message.delta
+                # each piece is its own chunk to the client, all written at once
+                if delta.pieces:
+                    yield b"".join(encoder.delta(piece) for piece in delta.pieces)
+                else:
+                    yield encoder.delta(delta.text)
             else:
                 yield encoder.finish(message.finish)
                 return
@@ -167,7 +172,11 @@ async def _collect(
         while message is not None:
             admitted.observe(message)
             if message.WhichOneof("event") == "delta":
-                parts.append(message.delta.text)
+                delta = message.delta
+                if delta.pieces:
+                    parts.extend(delta.pieces)
+                else:
+                    parts.append(delta.text)
             else:
                 finish = message.finish
                 break

@@ -1,8 +1,9 @@
 """Backends the router can send a generation to (Triton, OpenAI-compatible providers, Anthropic).
 
-Each backend turns one ``GenerationRequest`` into a stream of text deltas and fills an ``Outcome``
-with the usage the backend itself reported (never counted from string length). Errors are raised as
-``services.common.errors`` types so that fallback can decide what is retryable.
+Each backend turns one ``GenerationRequest`` into a stream of text pieces (in batches: what one
+network read brought) and fills an ``Outcome`` with the usage the backend itself reported (never
+counted from string length). Errors are raised as ``services.common.errors`` types so that fallback
+can decide what is retryable.
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ def as_count(value: Any) -> int:
 class Backend(Protocol):
     async def ready(self) -> bool: ...
 
-    def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncGenerator[str, None]:
-        """An async generator, so callers can ``aclose()`` it: closing cancels the upstream call."""
+    def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncGenerator[list[str], None]:
+        """Batches of text pieces, never empty: each batch is what arrived together (one network
+        read), each piece one upstream chunk. An async generator, so callers can ``aclose()`` it:
+        closing cancels the upstream call."""
         ...
 
     async def close(self) -> None: ...

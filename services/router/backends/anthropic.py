@@ -25,13 +25,14 @@ from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from services.common.errors import InvalidRequest, TollgateError
 from services.router.backends import ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
-from services.router.backends.sse import events
+from services.router.backends.http import get_status, sse_batches, step_timeout
+from services.router.backends.sse import Event
 
 READY_TIMEOUT = 2.0
 
@@ -92,7 +93,7 @@ class AnthropicBackend:
         self,
         base_url: str,
         api_key_env: str | None,
-        client: httpx.AsyncClient,
+        client: aiohttp.ClientSession,
         timeout: float = 60.0,
         version: str = "2023-06-01",
     ) -> None:
@@ -101,7 +102,7 @@ class AnthropicBackend:
         self._base = base_url.rstrip("/")
         self._api_key_env = api_key_env
         self._client = client
-        self._timeout = httpx.Timeout(timeout)
+        self._timeout = step_timeout(timeout)
         self._version = version
 
     def _api_key(self) -> str | None:
@@ -146,70 +147,76 @@ class AnthropicBackend:
         compatible server without that route (404) is still reachable, so only auth failures, 5xx and
         network errors count as not ready."""
         try:
-            response = await self._client.get(
-                self._base + "/v1/models", headers=self._headers(self._api_key()), timeout=READY_TIMEOUT
+            status = await get_status(
+                self._client, self._base + "/v1/models", self._headers(self._api_key()), READY_TIMEOUT
             )
-        except (httpx.HTTPError, TollgateError):
+        except (aiohttp.ClientError, TimeoutError, TollgateError):
             return False
-        return response.status_code < 500 and response.status_code not in (401, 403)
+        return status < 500 and status not in (401, 403)
 
-    async def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncGenerator[str, None]:
-        """Yield text deltas and fill ``outcome``; closing early drops the connection (see
-        ``OpenAICompatBackend.generate``)."""
+    async def generate(
+        self, request: GenerationRequest, outcome: Outcome
+    ) -> AsyncGenerator[list[str], None]:
+        """Yield the text pieces of each network read and fill ``outcome``; closing early drops the
+        connection (see ``OpenAICompatBackend.generate``)."""
         body = self._body(request)
         key = self._api_key()
         secrets = (key,) if key else ()
-        try:
-            async with self._client.stream(
-                "POST", self._base + "/v1/messages", content=orjson.dumps(body),
-                headers={**self._headers(key), "content-type": "application/json"},
-                timeout=self._timeout,
-            ) as response:
-                if not response.is_success:
-                    raise await pe.error_from_stream_response(response, secrets)
-                # closed explicitly, so an early close reaches every generator down to the socket
-                async with aclosing(self._read(response, outcome, secrets)) as texts:
-                    async for text in texts:
-                        yield text
-        except httpx.HTTPError as exc:
-            raise pe.error_from_transport(exc) from exc
+        headers = {**self._headers(key), "content-type": "application/json"}
+        batches = sse_batches(
+            self._client, self._base + "/v1/messages", orjson.dumps(body), headers, self._timeout, secrets
+        )
+        # closed explicitly, so an early close reaches every generator down to the socket
+        async with aclosing(self._read(batches, outcome, secrets)) as texts:
+            async for pieces in texts:
+                yield pieces
 
     async def _read(
-        self, response: httpx.Response, outcome: Outcome, secrets: tuple[str, ...]
-    ) -> AsyncGenerator[str, None]:
+        self, batches: AsyncGenerator[list[Event], None], outcome: Outcome, secrets: tuple[str, ...]
+    ) -> AsyncGenerator[list[str], None]:
         started = finished = False
         stop_reason: str | None = None
-        async with aclosing(events(response.aiter_lines())) as stream:
-            async for event in stream:
+        async with aclosing(batches):
+            async for events in batches:
                 if finished:
                     continue  # read to the end of the body so the connection goes back to the pool
-                doc = pe.parse_event(event.data)
-                kind = doc.get("type") or event.event
-                if kind == "content_block_delta":
-                    delta = doc.get("delta") or {}
-                    if delta.get("type") == "text_delta" and delta.get("text"):
-                        yield str(delta["text"])
-                elif kind == "content_block_start":
-                    block = doc.get("content_block") or {}
-                    if block.get("type") == "text" and block.get("text"):
-                        yield str(block["text"])
-                elif kind == "message_start":
-                    message = doc.get("message") or {}
-                    usage = message.get("usage")
-                    if isinstance(usage, dict):
-                        apply_usage(usage, outcome)
-                        started = True
-                elif kind == "message_delta":
-                    stop_reason = (doc.get("delta") or {}).get("stop_reason") or stop_reason
-                    usage = doc.get("usage")
-                    if isinstance(usage, dict):
-                        apply_usage(usage, outcome)
-                        outcome.usage_reported = started and "output_tokens" in usage
-                elif kind == "message_stop":
-                    finished = True
-                elif kind == "error":
-                    raise pe.error_from_stream_event(doc, secrets)
-                # ping, content_block_stop and event types added later carry nothing we need
+                pieces: list[str] = []
+                failure: TollgateError | None = None  # raised after the text that came before it
+                for event in events:
+                    if finished:
+                        break
+                    doc = pe.parse_event(event.data)
+                    kind = doc.get("type") or event.event
+                    if kind == "content_block_delta":
+                        delta = doc.get("delta") or {}
+                        if delta.get("type") == "text_delta" and delta.get("text"):
+                            pieces.append(str(delta["text"]))
+                    elif kind == "content_block_start":
+                        block = doc.get("content_block") or {}
+                        if block.get("type") == "text" and block.get("text"):
+                            pieces.append(str(block["text"]))
+                    elif kind == "message_start":
+                        message = doc.get("message") or {}
+                        usage = message.get("usage")
+                        if isinstance(usage, dict):
+                            apply_usage(usage, outcome)
+                            started = True
+                    elif kind == "message_delta":
+                        stop_reason = (doc.get("delta") or {}).get("stop_reason") or stop_reason
+                        usage = doc.get("usage")
+                        if isinstance(usage, dict):
+                            apply_usage(usage, outcome)
+                            outcome.usage_reported = started and "output_tokens" in usage
+                    elif kind == "message_stop":
+                        finished = True
+                    elif kind == "error":
+                        failure = pe.error_from_stream_event(doc, secrets)
+                        break
+                    # ping, content_block_stop and event types added later carry nothing we need
+                if pieces:
+                    yield pieces
+                if failure is not None:
+                    raise failure
         if not finished:
             raise pe.incomplete_stream()
         outcome.finish_reason = _FINISH.get(stop_reason or "end_turn", "stop")

@@ -31,13 +31,14 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from services.common.errors import InvalidRequest, TollgateError
 from services.router.backends import ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
-from services.router.backends.sse import events
+from services.router.backends.http import get_status, sse_batches, step_timeout
+from services.router.backends.sse import Event
 
 READY_TIMEOUT = 2.0
 
@@ -74,7 +75,7 @@ class OpenAICompatBackend:
         self,
         base_url: str,
         api_key_env: str | None,
-        client: httpx.AsyncClient,
+        client: aiohttp.ClientSession,
         timeout: float = 60.0,
         *,
         max_tokens_field: str = "max_tokens",
@@ -89,7 +90,7 @@ class OpenAICompatBackend:
         self._base = base_url.rstrip("/")
         self._api_key_env = api_key_env
         self._client = client
-        self._timeout = httpx.Timeout(timeout)
+        self._timeout = step_timeout(timeout)
         self._max_tokens_field = max_tokens_field
         self._send_top_k = send_top_k
 
@@ -148,71 +149,74 @@ class OpenAICompatBackend:
         """Reachable *and* our credentials accepted: a backend that answers every request with 401
         is not ready in any sense that matters to routing."""
         try:
-            response = await self._client.get(
-                self._base + "/models", headers=self._headers(self._api_key()), timeout=READY_TIMEOUT
+            status = await get_status(
+                self._client, self._base + "/models", self._headers(self._api_key()), READY_TIMEOUT
             )
-        except (httpx.HTTPError, TollgateError):
+        except (aiohttp.ClientError, TimeoutError, TollgateError):
             return False
-        return response.is_success
+        return 200 <= status < 300
 
-    async def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncGenerator[str, None]:
-        """Yield text deltas and fill ``outcome`` from the provider's usage.
+    async def generate(
+        self, request: GenerationRequest, outcome: Outcome
+    ) -> AsyncGenerator[list[str], None]:
+        """Yield the text pieces of each network read and fill ``outcome`` from the provider's usage.
 
-        Closing this generator early leaves the ``async with`` below, which closes the response
-        mid-body; httpx then drops the connection, so the provider sees the disconnect and stops
-        generating (and billing us).
+        Closing this generator early closes the response mid-body, which drops the connection, so
+        the provider sees the disconnect and stops generating (and billing us).
         """
         url, body = self._body(request)
         key = self._api_key()
         secrets = (key,) if key else ()
-        chat = request.messages is not None
-        try:
-            async with self._client.stream(
-                "POST", url, content=orjson.dumps(body),
-                headers={**self._headers(key), "content-type": "application/json"},
-                timeout=self._timeout,
-            ) as response:
-                if not response.is_success:
-                    raise await pe.error_from_stream_response(response, secrets)
-                # closed explicitly, so an early close reaches every generator down to the socket
-                async with aclosing(self._read(response, outcome, chat, secrets)) as texts:
-                    async for text in texts:
-                        yield text
-        except httpx.HTTPError as exc:
-            raise pe.error_from_transport(exc) from exc
+        headers = {**self._headers(key), "content-type": "application/json"}
+        batches = sse_batches(self._client, url, orjson.dumps(body), headers, self._timeout, secrets)
+        # closed explicitly, so an early close reaches every generator down to the socket
+        async with aclosing(self._read(batches, outcome, request.messages is not None, secrets)) as texts:
+            async for pieces in texts:
+                yield pieces
 
     async def _read(
-        self, response: httpx.Response, outcome: Outcome, chat: bool, secrets: tuple[str, ...]
-    ) -> AsyncGenerator[str, None]:
+        self, batches: AsyncGenerator[list[Event], None], outcome: Outcome, chat: bool,
+        secrets: tuple[str, ...],
+    ) -> AsyncGenerator[list[str], None]:
         finish: str | None = None
         tool_calls: dict[int, dict[str, str]] = {}
         done = False
-        async with aclosing(events(response.aiter_lines())) as stream:
-            async for event in stream:
+        async with aclosing(batches):
+            async for events in batches:
                 if done:
                     continue  # read to the end of the body so the connection goes back to the pool
-                if event.data.strip() == "[DONE]":
-                    done = True
-                    continue
-                chunk = pe.parse_event(event.data)
-                if chunk.get("error") or event.event == "error":
-                    raise pe.error_from_stream_event(chunk, secrets)
-                usage = chunk.get("usage")
-                if isinstance(usage, dict):
-                    apply_usage(usage, outcome)  # null on every chunk but the last; some servers repeat it
-                for choice in chunk.get("choices") or ():
-                    if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                pieces: list[str] = []
+                failure: TollgateError | None = None  # raised after the text that came before it
+                for event in events:
+                    if done:
+                        break
+                    if event.data.strip() == "[DONE]":
+                        done = True
                         continue
-                    if chat:
-                        delta = choice.get("delta") or {}
-                        text = delta.get("content")
-                        _accumulate_tool_calls(delta.get("tool_calls"), tool_calls)
-                    else:
-                        text = choice.get("text")
-                    if isinstance(text, str) and text:
-                        yield text
-                    if choice.get("finish_reason"):
-                        finish = str(choice["finish_reason"])
+                    chunk = pe.parse_event(event.data)
+                    if chunk.get("error") or event.event == "error":
+                        failure = pe.error_from_stream_event(chunk, secrets)
+                        break
+                    usage = chunk.get("usage")
+                    if isinstance(usage, dict):
+                        apply_usage(usage, outcome)  # null on every chunk but the last; some repeat it
+                    for choice in chunk.get("choices") or ():
+                        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                            continue
+                        if chat:
+                            delta = choice.get("delta") or {}
+                            text = delta.get("content")
+                            _accumulate_tool_calls(delta.get("tool_calls"), tool_calls)
+                        else:
+                            text = choice.get("text")
+                        if isinstance(text, str) and text:
+                            pieces.append(text)
+                        if choice.get("finish_reason"):
+                            finish = str(choice["finish_reason"])
+                if pieces:
+                    yield pieces
+                if failure is not None:
+                    raise failure
         if not done:
             # A clean close without [DONE] is as incomplete as a reset: the answer may be cut short.
             raise pe.incomplete_stream()

@@ -21,8 +21,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import aiohttp
 import grpc
-import httpx
 import orjson
 
 from services.common.errors import (
@@ -183,18 +183,6 @@ def error_from_response(
     return exc
 
 
-async def error_from_stream_response(response: httpx.Response, secrets: Iterable[str] = ()) -> TollgateError:
-    """Read (a bounded part of) an error response's body and map it; the body may be huge HTML."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= 64 * 1024:
-            break
-    return error_from_response(response.status_code, response.headers, b"".join(chunks), secrets)
-
-
 def error_from_stream_event(body: Any, secrets: Iterable[str] = ()) -> TollgateError:
     """An error the provider sent *inside* a stream (OpenAI ``data: {"error": ...}``, Anthropic
     ``event: error``): the response already started, so only overload and throttling keep their
@@ -212,14 +200,14 @@ def error_from_stream_event(body: Any, secrets: Iterable[str] = ()) -> TollgateE
     return exc
 
 
-def error_from_transport(exc: httpx.HTTPError) -> TollgateError:
+def error_from_transport(exc: aiohttp.ClientError | TimeoutError) -> TollgateError:
     """Network failures, worded without the host name (which may name the provider)."""
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):  # aiohttp's connect and read timeouts are TimeoutErrors too
         return UpstreamTimeout("the upstream provider did not answer in time")
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return UpstreamError("could not connect to the upstream provider", code=UPSTREAM_UNREACHABLE)
-    if isinstance(exc, httpx.DecodingError):
-        return UpstreamError("the upstream provider sent an undecodable body", code=UPSTREAM_BAD_RESPONSE)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return UpstreamError("the upstream provider sent an undecodable response", code=UPSTREAM_BAD_RESPONSE)
     return UpstreamError("the connection to the upstream provider broke", code=UPSTREAM_CONNECTION_LOST)
 
 
@@ -236,7 +224,7 @@ def is_retryable(exc: BaseException) -> bool:
         return False
     if isinstance(exc, (UpstreamError, Overloaded, UpstreamTimeout, DependencyUnavailable)):
         return True
-    return isinstance(exc, (httpx.TimeoutException, httpx.TransportError, TimeoutError, ConnectionError))
+    return isinstance(exc, (aiohttp.ClientError, TimeoutError, ConnectionError))
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -31,8 +31,11 @@ class TritonBackend:
         model = await self._stub.ModelReady(service_pb2.ModelReadyRequest(name=self.model), timeout=2)
         return bool(model.ready)
 
-    async def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncGenerator[str, None]:
-        """Yield text deltas; fill ``outcome`` with the backend's token counts as they arrive."""
+    async def generate(
+        self, request: GenerationRequest, outcome: Outcome
+    ) -> AsyncGenerator[list[str], None]:
+        """Yield each streamed response's text (one piece per response); fill ``outcome`` with the
+        backend's token counts as they arrive."""
         if request.provider_options:
             names = ", ".join(sorted(request.provider_options))
             raise InvalidRequest(f"parameters not supported by this self-hosted model: {names}")
@@ -61,7 +64,7 @@ class TritonBackend:
                 if texts:
                     text = bytes(texts[0]).decode("utf-8", errors="replace")
                     if text:
-                        yield text
+                        yield [text]
                 if is_final(response):
                     break
         except grpc.aio.AioRpcError as exc:
