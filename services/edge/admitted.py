@@ -34,6 +34,9 @@ class Admitted:
     def observe(self, message: router_pb2.GenerateResponse) -> None:
         self.record.observe(message)
 
+    def observe_whole(self, finish: router_pb2.Finish) -> None:
+        self.record.observe_whole(finish)
+
     def fail(self, exc: TollgateError) -> None:
         self.record.fail(exc)
 

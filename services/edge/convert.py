@@ -90,5 +90,4 @@ def to_generate_request(
         )
     else:
         generate = messages_to_generate(req, request_id, account_id, model_id)
-    generate.buffered = not req.stream  # one Delta with the whole text: fewer messages on the hop
     return generate

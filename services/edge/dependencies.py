@@ -23,6 +23,7 @@ from services.edge.request_events import RequestEvents
 from services.edge.settings import EdgeSettings
 from services.edge.usage.emitter import UsageEmitter
 from services.edge.usage.spool import Spool
+from tollgate.router.v1 import router_pb2_grpc
 
 
 def admission_pool(settings: EdgeSettings) -> redis.BlockingConnectionPool:
@@ -43,6 +44,7 @@ class EdgeDeps:
     keys: CompactedSnapshot[KeyEventV1]
     catalog: CompactedSnapshot[CatalogEventV1]
     router_channel: grpc.aio.Channel
+    router: router_pb2_grpc.RouterServiceAsyncStub  # on router_channel, built once (a stub per call costs)
     key_index: KeyIndex
     catalog_view: CatalogView
     admission: Admission
@@ -58,6 +60,7 @@ class EdgeDeps:
         view = CatalogView()
         client = redis.Redis(connection_pool=admission_pool(settings))
         producer = EventProducer(settings, client_id=settings.instance_id)
+        router_channel = grpc.aio.insecure_channel(settings.router_address)
         admission = Admission(
             client, settings.redis_prefix, settings.lease_ttl_seconds,
             OutagePolicy(settings.redis_down_rate_limits, settings.redis_down_budgets),
@@ -71,7 +74,8 @@ class EdgeDeps:
             catalog=CompactedSnapshot(
                 settings, "catalog.v1", CatalogEventV1.from_bytes, on_change=view.apply
             ),
-            router_channel=grpc.aio.insecure_channel(settings.router_address),
+            router_channel=router_channel,
+            router=router_pb2_grpc.RouterServiceStub(router_channel),
             key_index=index,
             catalog_view=view,
             admission=admission,

@@ -1,4 +1,5 @@
-"""The edge's side of the one gRPC stream to the router.
+"""The edge's side of the one gRPC call to the router: a Generate stream, or one Complete call for a
+client that did not ask for a stream.
 
 A failure before the first message is a gRPC status; it is turned back into the same error class
 (the router puts the error's code in the ``tollgate-error-code`` trailer) so the client gets the
@@ -48,10 +49,10 @@ class RouterCall:
     """One Generate call: ``first()`` waits for the first message, then iterate for the rest."""
 
     def __init__(
-        self, channel: grpc.aio.Channel, request: router_pb2.GenerateRequest, timeout: float
+        self, router: router_pb2_grpc.RouterServiceAsyncStub, request: router_pb2.GenerateRequest,
+        timeout: float,
     ) -> None:
-        stub = router_pb2_grpc.RouterServiceStub(channel)
-        self._call = stub.Generate(request, timeout=timeout)
+        self._call = router.Generate(request, timeout=timeout)
         self._iter = self._call.__aiter__()
 
     async def first(self) -> router_pb2.GenerateResponse:
@@ -70,4 +71,17 @@ class RouterCall:
             raise _error(err) from None
 
     def cancel(self) -> None:
-        self._call.cancel()
+        """Stop the call (and the generation behind it); nothing to do once it has ended."""
+        if not self._call.done():
+            self._call.cancel()
+
+
+async def complete(
+    router: router_pb2_grpc.RouterServiceAsyncStub, request: router_pb2.GenerateRequest, timeout: float
+) -> router_pb2.CompleteResponse:
+    """One Complete call. Cancelling the awaiting task cancels the call, and the generation behind it."""
+    try:
+        reply: router_pb2.CompleteResponse = await router.Complete(request, timeout=timeout)
+    except grpc.aio.AioRpcError as err:
+        raise _error(err) from None
+    return reply

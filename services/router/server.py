@@ -1,9 +1,10 @@
-"""The router's gRPC server: ``RouterService.Generate`` and the standard gRPC health service.
+"""The router's gRPC server: ``RouterService.Generate`` and ``Complete``, and the gRPC health service.
 
 Generate resolves the model's deployment chain from the catalog snapshot, runs it through
 fallback (retries only before the first byte), and streams deltas followed by exactly one Finish:
-one Delta per batch of pieces the backend read together, or, when the edge asked for a buffered
-answer (a non-stream client), one Delta with everything.
+one Delta per batch of pieces the backend read together. Complete is the same for clients that did
+not ask for a stream, answered in one message: a unary call costs the two processes about half the
+CPU of a two-message stream (docs/benchmarks.md).
 An error before the first delta is a gRPC error (so the edge can answer with a proper status); an
 error after it is a Finish with ``finish_reason="error"`` (the edge ends the stream with an error
 event). The error's code travels in the ``tollgate-error-code`` trailing metadata.
@@ -29,6 +30,7 @@ from tollgate.router.v1 import router_pb2, router_pb2_grpc
 
 log = structlog.get_logger(__name__)
 Context = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.GenerateResponse]
+CompleteContext = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.CompleteResponse]
 
 
 def _sampling(params: router_pb2.SamplingParams) -> Sampling:
@@ -62,7 +64,7 @@ def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) 
     )
 
 
-async def _abort(context: Context, exc: TollgateError) -> None:
+async def _abort(context: Context | CompleteContext, exc: TollgateError) -> None:
     """The error's code and, for rate limits and overloads, the provider's Retry-After travel as
     trailers, so the edge can answer with the same error, status and header."""
     trailers = [("tollgate-error-code", exc.code or "")]
@@ -84,43 +86,65 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             raise NotFound(f"The model `{model}` does not exist or is not served", code="model_not_found")
         return [Deployment(e.id, e.backend, e.upstream_model, self._pool.get(e)) for e in entries]
 
+    def _prepare(self, request: router_pb2.GenerateRequest) -> tuple[list[Deployment], GenerationRequest]:
+        model = self._table.models.get(self._table.resolve(request.model))
+        generation = _generation(request, model.chat_template if model else None)
+        return self._chain(request.model), generation
+
     async def Generate(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: Context
     ) -> AsyncIterator[router_pb2.GenerateResponse]:
         structlog.contextvars.bind_contextvars(request_id=request.request_id)
         try:
-            model = self._table.models.get(self._table.resolve(request.model))
-            generation = _generation(request, model.chat_template if model else None)
-            chain = self._chain(request.model)
+            chain, generation = self._prepare(request)
         except (TollgateError, ValueError) as exc:
             await _abort(context, exc if isinstance(exc, TollgateError) else InvalidRequest(str(exc)))
             return
         served = Served(Outcome())
         sent_any = False
         pieces_seen = 0
-        held: list[str] = []  # buffered: everything, sent as one Delta before the Finish
         try:
             async for batch in generate_with_fallback(chain, generation, self._breakers, served):
                 pieces_seen += len(batch)
-                if request.buffered:
-                    held.extend(batch)
-                    continue
                 yield _delta(batch, served, pieces_seen, first=not sent_any)
                 sent_any = True
         except TollgateError as exc:
-            if held:
-                yield _delta(held, served, pieces_seen, first=True)
-                sent_any = True
             if not sent_any:
                 await _abort(context, exc)
                 return
-            served.outcome.finish_reason = "error"
-            log.warning("generation_failed_after_first_byte", deployment=served.deployment_id, error=exc.code)
-            yield _finish(served, request.model, exc)
+            yield router_pb2.GenerateResponse(finish=_failed(served, request.model, exc))
             return
-        if held:
-            yield _delta(held, served, pieces_seen, first=True)
-        yield _finish(served, request.model, None)
+        yield router_pb2.GenerateResponse(finish=_finish(served, request.model, None))
+
+    async def Complete(  # noqa: N802 - gRPC method name
+        self, request: router_pb2.GenerateRequest, context: CompleteContext
+    ) -> router_pb2.CompleteResponse:
+        """Generate's rules with one reply: an error before any text is a gRPC error, after it a
+        Finish with the error and the text generated until then."""
+        structlog.contextvars.bind_contextvars(request_id=request.request_id)
+        try:
+            chain, generation = self._prepare(request)
+        except (TollgateError, ValueError) as exc:
+            await _abort(context, exc if isinstance(exc, TollgateError) else InvalidRequest(str(exc)))
+            raise AssertionError("abort raises") from None
+        served = Served(Outcome())
+        parts: list[str] = []
+        try:
+            async for batch in generate_with_fallback(chain, generation, self._breakers, served):
+                parts.extend(batch)
+        except TollgateError as exc:
+            if not parts:
+                await _abort(context, exc)
+                raise AssertionError("abort raises") from None
+            failed = _failed(served, request.model, exc)
+            return router_pb2.CompleteResponse(text="".join(parts), finish=failed)
+        return router_pb2.CompleteResponse(text="".join(parts), finish=_finish(served, request.model, None))
+
+
+def _failed(served: Served, model: str, exc: TollgateError) -> router_pb2.Finish:
+    served.outcome.finish_reason = "error"
+    log.warning("generation_failed_after_first_byte", deployment=served.deployment_id, error=exc.code)
+    return _finish(served, model, exc)
 
 
 def _delta(pieces: list[str], served: Served, pieces_seen: int, first: bool) -> router_pb2.GenerateResponse:
@@ -136,23 +160,21 @@ def _delta(pieces: list[str], served: Served, pieces_seen: int, first: bool) -> 
     return router_pb2.GenerateResponse(delta=delta)
 
 
-def _finish(served: Served, model: str, error: TollgateError | None) -> router_pb2.GenerateResponse:
+def _finish(served: Served, model: str, error: TollgateError | None) -> router_pb2.Finish:
     o = served.outcome
-    return router_pb2.GenerateResponse(
-        finish=router_pb2.Finish(
-            finish_reason=o.finish_reason,
-            usage=router_pb2.Usage(
-                input_tokens=o.input_tokens, cached_input_tokens=o.cached_input_tokens,
-                cache_write_tokens=o.cache_write_tokens, output_tokens=o.output_tokens,
-                reasoning_tokens=o.reasoning_tokens,
-            ),
-            deployment_id=served.deployment_id,
-            provider=served.provider,
-            model_served=model,
-            attempts=served.attempts,
-            error_code=(error.code or "") if error else "",
-            error_message=error.message if error else "",
-        )
+    return router_pb2.Finish(
+        finish_reason=o.finish_reason,
+        usage=router_pb2.Usage(
+            input_tokens=o.input_tokens, cached_input_tokens=o.cached_input_tokens,
+            cache_write_tokens=o.cache_write_tokens, output_tokens=o.output_tokens,
+            reasoning_tokens=o.reasoning_tokens,
+        ),
+        deployment_id=served.deployment_id,
+        provider=served.provider,
+        model_served=model,
+        attempts=served.attempts,
+        error_code=(error.code or "") if error else "",
+        error_message=error.message if error else "",
     )
 
 

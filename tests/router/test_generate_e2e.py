@@ -57,7 +57,7 @@ async def add_model(producer: EventProducer, model: str, upstream: UpstreamServe
 
 
 async def generate(
-    platform: Platform, model: str, timeout: float = 20.0, buffered: bool = False, messages: list[int] | None = None,
+    platform: Platform, model: str, timeout: float = 20.0, messages: list[int] | None = None,
 ) -> tuple[list[str], router_pb2.Finish | None, grpc.aio.AioRpcError | None]:
     """Text pieces in order, the Finish, the gRPC error; ``messages`` collects pieces per Delta."""
     deadline = time.monotonic() + timeout
@@ -67,7 +67,7 @@ async def generate(
             request = router_pb2.GenerateRequest(
                 request_id=f"req_{uuid.uuid4().hex[:12]}", account_id="acct", model=model,
                 chat=router_pb2.ChatInput(messages=[router_pb2.ChatMessage(role="user", content="Hello")]),
-                sampling=router_pb2.SamplingParams(max_tokens=32), buffered=buffered,
+                sampling=router_pb2.SamplingParams(max_tokens=32),
             )
             deltas: list[str] = []
             finish: router_pb2.Finish | None = None
@@ -130,28 +130,63 @@ async def test_an_unknown_model_is_not_found(router: Platform) -> None:
     assert err is not None and err.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_a_buffered_request_gets_the_same_pieces_in_one_delta(
-    router: Platform, publish: EventProducer, upstream: UpstreamServer
-) -> None:
-    """Non-stream clients: one Delta before the Finish, with every piece a streamed request gets."""
-    model = f"buf-{uuid.uuid4().hex[:6]}"
-    await add_model(publish, model, upstream, ["slow-stream"])  # one event per read: many reads
-    streamed_per_message: list[int] = []
-    streamed, finish, err = await generate(router, model, messages=streamed_per_message)
-    assert err is None and finish is not None and finish.finish_reason == "stop"
-    buffered_per_message: list[int] = []
-    buffered, finish, err = await generate(router, model, buffered=True, messages=buffered_per_message)
-    assert err is None and finish is not None and finish.finish_reason == "stop"
-    assert buffered == streamed and len(streamed) > 2
-    assert len(streamed_per_message) > 2 and buffered_per_message == [len(streamed)]
+async def complete(
+    platform: Platform, model: str
+) -> tuple[router_pb2.CompleteResponse | None, grpc.aio.AioRpcError | None]:
+    deadline = time.monotonic() + 20
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{platform.config.ports.router_grpc}") as channel:
+        while True:
+            request = router_pb2.GenerateRequest(
+                request_id=f"req_{uuid.uuid4().hex[:12]}", account_id="acct", model=model,
+                chat=router_pb2.ChatInput(messages=[router_pb2.ChatMessage(role="user", content="Hello")]),
+                sampling=router_pb2.SamplingParams(max_tokens=32),
+            )
+            try:
+                return await router_pb2_grpc.RouterServiceStub(channel).Complete(request, timeout=30), None
+            except grpc.aio.AioRpcError as err:
+                if err.code() == grpc.StatusCode.NOT_FOUND and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)  # the catalog change has not reached the router yet
+                    continue
+                return None, err
 
 
-async def test_a_buffered_request_cut_after_the_first_byte_still_ends_with_an_error(
+async def test_complete_answers_in_one_reply_what_generate_streams(
     router: Platform, publish: EventProducer, upstream: UpstreamServer
 ) -> None:
-    model = f"bufcut-{uuid.uuid4().hex[:6]}"
-    await add_model(publish, model, upstream, ["cut-mid-stream", "ok"])
-    deltas, finish, err = await generate(router, model, buffered=True)
-    assert err is None and finish is not None
-    assert deltas and finish.finish_reason == "error" and finish.error_code
-    assert upstream.model_stats(f"ok:{model}")["requests"] == 0
+    model = f"whole-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, model, upstream, ["slow-stream"])  # one event per read: many messages
+    per_message: list[int] = []
+    streamed, finish, err = await generate(router, model, messages=per_message)
+    assert err is None and finish is not None and finish.finish_reason == "stop" and len(per_message) > 2
+    whole, err = await complete(router, model)
+    assert err is None and whole is not None
+    assert whole.text == "".join(streamed)
+    assert (whole.finish.finish_reason, whole.finish.deployment_id) == ("stop", f"{model}-d0")
+    assert whole.finish.usage == finish.usage and whole.finish.usage.output_tokens > 0
+
+
+async def test_complete_falls_back_before_the_first_byte_only(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    model = f"wholefb-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, model, upstream, ["server-error", "ok"])
+    whole, err = await complete(router, model)
+    assert err is None and whole is not None and whole.text
+    assert (whole.finish.deployment_id, whole.finish.attempts) == (f"{model}-d1", 2)
+
+    cut = f"wholecut-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, cut, upstream, ["cut-mid-stream", "ok"])
+    whole, err = await complete(router, cut)
+    assert err is None and whole is not None
+    assert whole.text and whole.finish.finish_reason == "error" and whole.finish.error_code
+    assert upstream.model_stats(f"ok:{cut}")["requests"] == 0
+
+
+async def test_complete_with_every_deployment_failing_is_a_grpc_error_with_its_code(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    model = f"wholedown-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, model, upstream, ["server-error", "server-error"])
+    whole, err = await complete(router, model)
+    assert whole is None and err is not None and err.code() == grpc.StatusCode.UNAVAILABLE
+    assert dict(err.trailing_metadata() or ())["tollgate-error-code"]

@@ -2,8 +2,9 @@
 
     authenticate (keys.v1 index) → read + parse the body (400 in the API's words) → resolve the model
     (catalog.v1 view: alias, access, sunset, output limit) → admit (one Redis round trip: every limit
-    of the key checked and the worst case reserved) → open the router stream and wait for its first
-    message → answer: JSON, or SSE that starts only after that first message → settle the reservation.
+    of the key checked and the worst case reserved) → stream: open the router's Generate stream and
+    wait for its first message, then SSE; otherwise one Complete call, then JSON → settle the
+    reservation.
 
 Everything before the first router message can still fail with a proper HTTP status; after it, a
 failure is an error event at the end of the stream. The router call is cancelled whenever this
@@ -37,7 +38,7 @@ from services.edge.convert import (
 )
 from services.edge.dependencies import EdgeDeps
 from services.edge.request_events import request_event
-from services.edge.router_client import RouterCall
+from services.edge.router_client import RouterCall, complete
 from services.edge.routes.responses import Flavor, error_response, json_response, read_body
 from services.edge.usage.record import RequestRecord
 from tollgate.router.v1 import router_pb2
@@ -131,9 +132,14 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response:
             request_id, api.name, key, parsed.model, bool(parsed.stream), received_at,
             deps.settings.instance_id, reservation, None,
         ))
-        call = RouterCall(deps.router_channel, generate, deps.settings.router_timeout_seconds)
-        first = await call.first()
-        admitted.observe(first)
+        timeout = deps.settings.router_timeout_seconds
+        if parsed.stream:
+            call = RouterCall(deps.router, generate, timeout)
+            first = await call.first()
+            admitted.observe(first)
+        else:
+            whole = await complete(deps.router, generate, timeout)
+            admitted.observe_whole(whole.finish)
     except TollgateError as exc:
         if call is not None:
             call.cancel()
@@ -154,41 +160,23 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response:
             admitted.close()
         raise
     headers = {**admitted.ticket.headers, **deprecation_headers(model)}
-    if parsed.stream:
+    if call is not None:
         encoder = api.stream(request_id, parsed.model, parsed)
         return AdmittedStream(_events(call, first, encoder, admitted), admitted, {**SSE_HEADERS, **headers})
-    return await _collect(call, first, api, request_id, parsed.model, headers, admitted)
+    return _answer(whole, api, request_id, parsed.model, headers, admitted)
 
 
-async def _collect(
-    call: RouterCall, first: router_pb2.GenerateResponse, api: Api, request_id: str, model: str,
-    headers: dict[str, str], admitted: Admitted,
+def _answer(
+    whole: router_pb2.CompleteResponse, api: Api, request_id: str, model: str, headers: dict[str, str],
+    admitted: Admitted,
 ) -> Response:
-    parts: list[str] = []
-    finish: router_pb2.Finish | None = None
+    """The non-streamed body, or the error its Finish carries (generation failed part-way)."""
     try:
-        message: router_pb2.GenerateResponse | None = first
-        messages = call.rest()
-        while message is not None:
-            admitted.observe(message)
-            if message.WhichOneof("event") == "delta":
-                delta = message.delta
-                if delta.pieces:
-                    parts.extend(delta.pieces)
-                else:
-                    parts.append(delta.text)
-            else:
-                finish = message.finish
-                break
-            message = await anext(messages, None)
-        if finish is None:
-            raise UpstreamError("The backend stream ended without a final message.")
-        body = api.build(request_id, model, "".join(parts), finish)
+        body = api.build(request_id, model, whole.text, whole.finish)
     except TollgateError as exc:
         admitted.fail(exc)
         return error_response(exc, api.flavor, headers)
     finally:
-        call.cancel()
         admitted.close()
     dump = getattr(body, "model_dump", None)
     return json_response(dump(mode="json", exclude_none=False) if dump else body, headers=headers)

@@ -52,6 +52,12 @@ class RequestRecord:
         else:
             self.finish = message.finish
 
+    def observe_whole(self, finish: router_pb2.Finish) -> None:
+        """A non-streamed answer: its first byte is the whole answer (``ttft_ms`` is the time to it)."""
+        self.first_byte = time.monotonic()
+        self.deployment_id, self.provider = finish.deployment_id, finish.provider
+        self.finish = finish
+
     def fail(self, exc: TollgateError) -> None:
         if self.error is None:
             self.error = exc

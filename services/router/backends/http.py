@@ -2,7 +2,7 @@
 
 Why aiohttp and not httpx: on the hot path the client is most of the router's CPU. Measured on the
 bench machine against the replaying upstream (one core, a 12-chunk streamed answer), httpx spent
-2.2 ms of CPU per request and aiohttp 0.25 ms (docs/performance.md). Everything provider-specific
+2.2 ms of CPU per request and aiohttp 0.25 ms (docs/benchmarks.md). Everything provider-specific
 stays in the backends; this module only moves bytes and maps transport failures to our errors.
 
 Cancellation: leaving ``sse_batches`` early (the client went away, or fallback gave up on the
