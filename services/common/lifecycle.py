@@ -43,6 +43,7 @@ async def serve_http(
         timeout_graceful_shutdown=int(grace_seconds),
         server_header=False,
         date_header=False,
+        proxy_headers=False,  # nothing reads the client's address: skip a middleware on every request
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve())

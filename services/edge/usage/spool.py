@@ -4,8 +4,13 @@ Layout: a directory of segment files ``<seq>.seg`` (appended to, rotated at ``se
 ``cursor`` file naming the first record not yet acknowledged by Kafka. A record on disk is
 ``length (4 bytes, big endian) | crc32 (4 bytes) | payload``; a torn tail (the process died inside a
 write that was never fsync'd, hence never acknowledged) fails its length or CRC check and is cut off
-at start-up. ``append`` fsyncs once per call, so callers batch; ``advance`` replaces the cursor
-atomically (write, fsync, rename). Segments wholly behind the cursor are deleted.
+at start-up. ``append`` fsyncs once per call, so callers batch.
+
+``advance`` moves the cursor in memory and writes it to disk (write, fsync, rename) at most every
+``cursor_sync_seconds``, when it enters a new segment, and on ``close``; segments wholly behind the
+written cursor are deleted then. A crash therefore re-sends what was acknowledged since the last
+write (at most that interval's events): harmless, because every consumer of usage.v1 is idempotent
+by request id, and it saves two fsyncs and a rename per batch, which were most of the spool's CPU.
 
 Blocking file I/O: callers run these methods in worker threads; one lock orders the writer and the
 reader, so a reader never walks past a segment the writer is still finishing.
@@ -17,6 +22,7 @@ import fcntl
 import os
 import struct
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +42,12 @@ class SpoolLocked(RuntimeError):
 
 
 class Spool:
-    def __init__(self, directory: Path, segment_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self, directory: Path, segment_bytes: int = 64 * 1024 * 1024, cursor_sync_seconds: float = 1.0
+    ) -> None:
         self.dir = directory
         self.segment_bytes = segment_bytes
+        self.cursor_sync_seconds = cursor_sync_seconds
         self.dir.mkdir(parents=True, exist_ok=True)
         self._owner = open(self.dir / "lock", "a")
         try:
@@ -57,6 +66,8 @@ class Spool:
         self._tail = open(self.dir / self._name(self._tail_segment), "ab")
         if self.cursor.segment < segments[0]:
             self.cursor = Position(segments[0], 0)
+        self._written = self.cursor  # the cursor as on disk
+        self._written_at = time.monotonic()
 
     @staticmethod
     def _name(seq: int) -> str:
@@ -148,16 +159,24 @@ class Spool:
     def _advance(self, position: Position) -> None:
         if position <= self.cursor:
             return
+        self.cursor = position
+        due = time.monotonic() - self._written_at >= self.cursor_sync_seconds
+        if due or position.segment != self._written.segment:
+            self._write_cursor()
+
+    def _write_cursor(self) -> None:
+        if self.cursor == self._written:
+            return
         tmp = self.dir / "cursor.tmp"
         with open(tmp, "w") as f:
-            f.write(f"{position.segment} {position.offset}\n")
+            f.write(f"{self.cursor.segment} {self.cursor.offset}\n")
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(self.dir / "cursor")
         _fsync_dir(self.dir)
-        self.cursor = position
+        self._written, self._written_at = self.cursor, time.monotonic()
         for seq in self._segments():
-            if seq < position.segment:
+            if seq < self.cursor.segment:
                 (self.dir / self._name(seq)).unlink(missing_ok=True)
 
     def pending_bytes(self) -> int:
@@ -179,6 +198,8 @@ class Spool:
             return self.cursor.segment == self._tail_segment and self.cursor.offset >= self._tail.tell()
 
     def close(self) -> None:
+        with self._lock:
+            self._write_cursor()
         self._tail.close()
         self._owner.close()
 

@@ -93,3 +93,27 @@ def test_two_processes_never_share_a_spool(tmp_path: Path) -> None:
         Spool(tmp_path)
     spool.close()
     Spool(tmp_path).close()  # free again once the owner is gone
+
+
+def _crash(spool: Spool) -> None:
+    """The process dies: its files close (the lock goes with them), nothing else runs."""
+    spool._tail.close()
+    spool._owner.close()
+
+
+def test_a_crash_resends_only_what_was_acknowledged_since_the_cursor_was_last_written(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, cursor_sync_seconds=3600)
+    spool.append([b"a", b"b"])
+    records, position = spool.read(10)
+    spool.advance(position)  # acknowledged: the cursor moves in memory only (not yet due)
+    assert records == [b"a", b"b"] and spool.empty()
+    _crash(spool)
+    again = Spool(tmp_path, cursor_sync_seconds=0)
+    assert _drain(again) == [b"a", b"b"]  # re-sent after the crash: consumers dedupe by request id
+    again.append([b"c"])
+    records, position = again.read(10)
+    again.advance(position)  # due at once: written before advance returns
+    _crash(again)
+    last = Spool(tmp_path)
+    assert last.empty() and _drain(last) == []
+    last.close()
