@@ -8,9 +8,9 @@ script, the spool write) runs in tasks of its own.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncGenerator
 
-from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from services.common.errors import TollgateError
@@ -52,16 +52,53 @@ class Admitted:
         self._usage.emit(record.to_event())
 
 
-class AdmittedStream(StreamingResponse):
-    """A streaming response that closes its request however the ASGI call ends: finished, failed, or
-    cancelled by a client disconnect (even one before the body iterator ever started)."""
+class AdmittedStream:
+    """The SSE response of an admitted request: sends each chunk as the router produces it, stops
+    (cancelling the router call behind it) as soon as the client disconnects, and closes its request
+    however the ASGI call ends: finished, failed, or cancelled, even before the first chunk.
 
-    def __init__(self, content: AsyncIterator[bytes], admitted: Admitted, headers: dict[str, str]) -> None:
-        super().__init__(content, media_type="text/event-stream", headers=headers)
+    Not Starlette's ``StreamingResponse``: under uvicorn's ASGI 2.3 that one runs every stream in an
+    anyio task group with a second task listening for the disconnect, which cost the edge more CPU per
+    streamed request than the rest of the stream's handling. Here the one extra task is the listener,
+    and it cancels the serving task directly.
+    """
+
+    media_type = b"text/event-stream; charset=utf-8"
+
+    def __init__(
+        self, content: AsyncGenerator[bytes, None], admitted: Admitted, headers: dict[str, str]
+    ) -> None:
+        self._content = content
         self._admitted = admitted
+        self._headers = [(b"content-type", self.media_type)] + [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        serving = asyncio.current_task()
+        assert serving is not None
+        state = {"gone": False, "finished": False}
+
+        async def listen() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not state["finished"]:
+                state["gone"] = True
+                serving.cancel()
+
+        listener = asyncio.get_running_loop().create_task(listen())
         try:
-            await super().__call__(scope, receive, send)
+            await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+            async for chunk in self._content:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            state["finished"] = True
+        except asyncio.CancelledError:
+            if not state["gone"]:
+                raise
+            serving.uncancel()  # our own cancellation: the client left, and that is a normal end
         finally:
+            state["finished"] = True
+            listener.cancel()
+            await self._content.aclose()  # cancels the router call if it was still running
             self._admitted.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from services.edge.admitted import AdmittedStream
 from services.edge.convert import AnthropicMessageStream, build_message, parse_messages_request
 from services.edge.dependencies import EdgeDeps
 from services.edge.routes.generation import Api, serve
@@ -18,6 +19,6 @@ MESSAGES = Api(
 )
 
 
-async def messages(request: Request) -> Response:
+async def messages(request: Request) -> Response | AdmittedStream:
     deps: EdgeDeps = request.app.state.deps
     return await serve(request, deps, MESSAGES)

@@ -15,7 +15,7 @@ iterator), which cancels the backend generation behind it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -69,7 +69,7 @@ def deprecation_headers(model: ModelEntry) -> dict[str, str]:
 
 async def _events(
     call: RouterCall, first: router_pb2.GenerateResponse, encoder: EventStream, admitted: Admitted
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     try:
         message: router_pb2.GenerateResponse | None = first
         messages = call.rest()
@@ -94,7 +94,7 @@ async def _events(
         call.cancel()
 
 
-async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response:
+async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | AdmittedStream:
     request_id: str = request.scope["state"]["request_id"]
     received_at = datetime.now(UTC)
     call: RouterCall | None = None

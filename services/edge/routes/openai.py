@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from services.common.errors import TollgateError
 from services.common.events.catalog import ModelEntry, PriceEntry
+from services.edge.admitted import AdmittedStream
 from services.edge.auth import presented_key
 from services.edge.convert import (
     OpenAIChatStream,
@@ -47,12 +48,12 @@ COMPLETIONS = Api(
 )
 
 
-async def chat_completions(request: Request) -> Response:
+async def chat_completions(request: Request) -> Response | AdmittedStream:
     deps: EdgeDeps = request.app.state.deps
     return await serve(request, deps, CHAT)
 
 
-async def completions(request: Request) -> Response:
+async def completions(request: Request) -> Response | AdmittedStream:
     deps: EdgeDeps = request.app.state.deps
     return await serve(request, deps, COMPLETIONS)
 
