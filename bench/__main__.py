@@ -23,6 +23,7 @@ from bench.loadgen import proc_cpu_seconds
 from bench.report import PLATFORM, Results, render
 from bench.spec import LoadResult, LoadSpec, Mode, http_request, run_load
 from bench.stack import BenchStack
+from bench.transport_floor import measure as measure_floor
 
 HOST = "127.0.0.1"
 PATH = "/v1/chat/completions"
@@ -43,11 +44,15 @@ class Bench:
         self.stack, self.args = stack, args
         self.res = Results(rate=args.rate)
 
-    def request(self, target: str, stream: bool, limited: bool = False) -> tuple[int, str]:
+    def request(
+        self, target: str, stream: bool, limited: bool = False, scenario: str = "ok"
+    ) -> tuple[int, str]:
         direct = target == "direct"
         port = self.stack.upstream_port if direct else self.stack.edge_port
         body: dict[str, object] = {
-            "model": f"ok:bench-direct-{self.stack.tag}" if direct else self.stack.model,
+            "model": (
+                f"{scenario}:bench-direct-{self.stack.tag}" if direct else self.stack.model_for(scenario)
+            ),
             "messages": PROMPT, "max_tokens": 16,
         }
         if stream:
@@ -58,9 +63,9 @@ class Bench:
 
     def load(
         self, target: str, stream: bool, label: str, concurrency: int, mode: Mode = "closed",
-        rate: float = 0.0, duration: float | None = None, limited: bool = False,
+        rate: float = 0.0, duration: float | None = None, limited: bool = False, scenario: str = "ok",
     ) -> LoadResult:
-        port, request = self.request(target, stream, limited)
+        port, request = self.request(target, stream, limited, scenario)
         spec = LoadSpec(
             HOST, port, request, mode=mode, concurrency=concurrency, rate=rate, warmup=self.args.warmup,
             duration=duration or self.args.duration, stream=stream, watch=self.stack.pids(),
@@ -121,6 +126,17 @@ class Bench:
         print(f"  admission round trip (admit script, {n} samples): p50 {p50:.0f} µs  p99 {p99:.0f} µs",
               flush=True)
 
+    def chunk_costs(self) -> None:
+        """Long answers (164 chunks) at c=16: all at once (the router reads many chunks per network
+        read and sends them in one message), and paced 5 ms apart (every chunk its own read and its
+        own message: what a model generating in real time costs)."""
+        for scenario in ("long", "paced"):
+            duration = self.args.duration if scenario == "long" else max(self.args.duration, 6.0)
+            self.res.chunks[scenario] = self.load(
+                "platform", True, f"stream {scenario} c=16", concurrency=16, duration=duration,
+                scenario=scenario,
+            )
+
     def run(self) -> Results:
         self.warm_up()
         self.idle()
@@ -131,6 +147,7 @@ class Bench:
                     label = f"{'stream' if stream else 'non-stream'} c={conc}"
                     result = self.load(target, stream, label, concurrency=conc)
                     self.res.closed[(target, stream, conc)] = result
+        self.chunk_costs()
         self.fixed_rate(self.args.rate, (False, True))
         capacity = max(r.rps for (t, s, _), r in self.res.closed.items() if t == "platform" and not s)
         if capacity < 1.1 * self.args.rate:  # the stated rate overloads it: also at half its capacity
@@ -182,10 +199,15 @@ def main(argv: list[str]) -> int:
     stack = BenchStack(run_dir, args.platform_cpu, args.load_cpu)
     ok, failed = False, False
     try:
+        floors = measure_floor(args.platform_cpu, args.duration)
+        for f in floors:
+            print(f"  transport floor {f.kind:6} {f.calls_per_s:7.0f} calls/s  {f.total_ms:.3f} ms CPU/call "
+                  f"(client {f.client_ms:.3f} + server {f.server_ms:.3f})", flush=True)
         stack.start()
         pins = ", ".join(f"{name} {sorted(cpus)}" for name, cpus in stack.affinity().items())
         print(f"  affinity: {pins}", flush=True)
         results = Bench(stack, args).run()
+        results.floors = floors
         print()
         print(render(results, args.platform_cpu, args.load_cpu))
         ok = True

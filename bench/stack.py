@@ -30,6 +30,7 @@ from services.common.kafka.producer import EventProducer
 from services.common.settings import ServiceSettings
 
 PLATFORM_SERVICES = ("router", "edge")  # the full path: edge -> router -> upstream
+SCENARIOS = ("ok", "long", "paced")  # upstream answers: 12 chunks; 164 at once; 164 paced 5 ms apart
 
 
 class _ClientSettings(ServiceSettings):
@@ -67,10 +68,14 @@ class BenchStack:
             env={"PYTHONPATH": str(REPO_ROOT)}, cwd=REPO_ROOT,
         )
         self.tag = uuid.uuid4().hex[:6]
-        self.model = f"bench-ok-{self.tag}"
+        self.model = f"bench-ok-{self.tag}"  # the short answer (12 chunks), zero delay
         self.secret = generate_key()  # no limits: admission makes no Redis call
         self.limited_secret = generate_key()  # every limit set (high): the full admission script
         self.started: list[str] = []
+
+    def model_for(self, scenario: str) -> str:
+        """The catalog model whose one deployment replays ``scenario`` (see tests/upstream/server.py)."""
+        return self.model if scenario == "ok" else f"bench-{scenario}-{self.tag}"
 
     @property
     def edge_port(self) -> int:
@@ -128,15 +133,18 @@ class BenchStack:
                     name="bench", status="active", account_status="active", billing="invoice",
                     limits=limits, updated_at=now,
                 ))
-            upstream, model = f"http://127.0.0.1:{self.upstream_port}/v1", self.model
-            entities = [
-                ModelEntry(id=model, display_name=model, context_length=8192, max_output_tokens=1024),
-                DeploymentEntry(id=f"{model}-dep", model_id=model, backend="openai",
-                                endpoint=upstream, upstream_model=f"ok:{model}"),
-                PriceEntry(id=f"{model}-price", model_id=model, effective_from=now - timedelta(days=1),
-                           input_micros_per_mtok=150_000, cached_input_micros_per_mtok=75_000,
-                           cache_write_micros_per_mtok=0, output_micros_per_mtok=600_000),
-            ]
+            upstream = f"http://127.0.0.1:{self.upstream_port}/v1"
+            entities: list[ModelEntry | DeploymentEntry | PriceEntry] = []
+            for scenario in SCENARIOS:
+                model = self.model_for(scenario)
+                entities += [
+                    ModelEntry(id=model, display_name=model, context_length=8192, max_output_tokens=1024),
+                    DeploymentEntry(id=f"{model}-dep", model_id=model, backend="openai",
+                                    endpoint=upstream, upstream_model=f"{scenario}:{model}"),
+                    PriceEntry(id=f"{model}-price", model_id=model, effective_from=now - timedelta(days=1),
+                               input_micros_per_mtok=150_000, cached_input_micros_per_mtok=75_000,
+                               cache_write_micros_per_mtok=0, output_micros_per_mtok=600_000),
+                ]
             for entity in entities:
                 event = CatalogEventV1(version=1, entity=entity, updated_at=now)
                 await producer.publish("catalog.v1", event.record_key, event)
@@ -152,7 +160,8 @@ class BenchStack:
 
         def visible() -> bool:
             with urllib.request.urlopen(request, timeout=2) as reply:  # noqa: S310 - loopback URL we built
-                return bool(reply.status == 200 and self.model.encode() in reply.read())
+                listed = reply.read()
+                return reply.status == 200 and all(self.model_for(s).encode() in listed for s in SCENARIOS)
 
         wait_until(visible, 30, "key and model on the edge")
 

@@ -33,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 FIXTURES = Path(__file__).parent / "fixtures"
 SLOW_SECONDS = 5.0  # "slow": longer than any client timeout a test sets, short enough to never hang
 STREAM_GAP_SECONDS = 0.05  # "slow-stream": one event every 50 ms
+PACED_GAP_SECONDS = 0.005  # "paced": a long answer at 200 events/s, each event its own network write
 MAX_RECORDS = 1000  # request log cap, so a benchmark run does not grow memory without bound
 HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive", "date"}
 
@@ -49,6 +50,8 @@ _COMMON = {
     "ok": Scenario("ok"),
     "slow": Scenario("ok", delay_before=SLOW_SECONDS),
     "slow-stream": Scenario("long", delay_between=STREAM_GAP_SECONDS),
+    "long": Scenario("long"),  # the benchmark's many-chunk answer, as fast as the socket takes it
+    "paced": Scenario("long", delay_between=PACED_GAP_SECONDS),
     "error-mid-stream": Scenario("error-mid-stream"),
     "rate-limited": Scenario("rate-limited"),
     "server-error": Scenario("server-error"),
