@@ -23,7 +23,7 @@ from typing import Any, Literal
 import redis.asyncio as redis
 import structlog
 from prometheus_client import Counter, Histogram
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from services.common import redis_keys
 from services.common.errors import DependencyUnavailable, InsufficientQuota, RateLimited
@@ -45,6 +45,7 @@ ADMIT_SECONDS = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5),
 )
 REASONS = {1: "requests", 2: "tokens", 3: "concurrency", 4: "budget", 5: "balance"}
+SETTLE_BATCH = 256  # settlements per pipelined round trip
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ class Admission:
         self._settle = client.register_script((SCRIPTS / "settle.lua").read_text())
         self._renew = client.register_script((SCRIPTS / "renew.lua").read_text())
         self._leases: dict[str, Ticket] = {}
-        self._settling: set[asyncio.Task[None]] = set()
+        self._unsettled: list[tuple[Ticket, int, int]] = []  # (ticket, token delta, cost delta)
+        self._settler: asyncio.Task[None] | None = None
 
     def _keys(self, account_id: str, key_id: str) -> tuple[str, str, str, str, str, str]:
         """The key's counters and its account's wallet: one hash tag (the account), one Cluster slot."""
@@ -202,7 +204,7 @@ class Admission:
         return exc
 
     def release(self, ticket: Ticket) -> None:
-        """Settle ``ticket`` exactly once, in a task of its own: safe from a ``finally`` that is being
+        """Settle ``ticket`` exactly once, off the request: safe from a ``finally`` that is being
         cancelled (a client disconnect), and never delaying the response."""
         if ticket.released:
             return
@@ -214,21 +216,41 @@ class Admission:
         token_delta, cost_delta = ticket.settlement()
         if not ticket.lease_id and token_delta == 0 and cost_delta == 0:  # a hold waits for billing
             return
-        task = asyncio.create_task(self._settle_one(ticket, token_delta, cost_delta))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
+        self._unsettled.append((ticket, token_delta, cost_delta))
+        if self._settler is None or self._settler.done():
+            self._settler = asyncio.get_running_loop().create_task(self._settle_unsettled())
 
-    async def _settle_one(self, ticket: Ticket, token_delta: int, cost_delta: int) -> None:
-        _, tpm, leases, budget, wallet, holds = self._keys(ticket.account_id, ticket.key_id)
-        try:
-            await self._settle(
-                keys=[tpm, leases, budget, wallet, holds],
-                args=[ticket.bucket_second, token_delta, ticket.lease_id, ticket.window_start, cost_delta,
-                      ticket.hold_id],
+    async def _settle_unsettled(self) -> None:
+        """One task while settlements are waiting, one pipelined round trip per batch: whatever was
+        released while a batch was in flight goes in the next. No timer, so nothing waits for one."""
+        while self._unsettled:
+            batch, self._unsettled = self._unsettled[:SETTLE_BATCH], self._unsettled[SETTLE_BATCH:]
+            try:
+                await self._settle_batch(batch)
+            except RedisError as exc:
+                # leases expire on their own; an unsettled reservation only errs on the safe side
+                log.warning("admission_settle_failed", error=type(exc).__name__, settlements=len(batch))
+
+    async def _settle_batch(self, batch: list[tuple[Ticket, int, int]]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for ticket, token_delta, cost_delta in batch:
+            _, tpm, leases, budget, wallet, holds = self._keys(ticket.account_id, ticket.key_id)
+            pipe.evalsha(  # by hash, not as a pipeline script: no SCRIPT EXISTS round trip per batch
+                self._settle.sha, 5, tpm, leases, budget, wallet, holds,
+                ticket.bucket_second, token_delta, ticket.lease_id, ticket.window_start, cost_delta,
+                ticket.hold_id,
             )
-        except RedisError as exc:
-            # the lease expires on its own; an unsettled reservation only errs on the safe side
-            log.warning("admission_settle_failed", error=type(exc).__name__, key_id=ticket.key_id)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        for (ticket, token_delta, cost_delta), result in zip(batch, results, strict=True):
+            if isinstance(result, NoScriptError):  # Redis lost its scripts (restarted): load and retry
+                _, tpm, leases, budget, wallet, holds = self._keys(ticket.account_id, ticket.key_id)
+                await self._settle(
+                    keys=[tpm, leases, budget, wallet, holds],
+                    args=[ticket.bucket_second, token_delta, ticket.lease_id, ticket.window_start,
+                          cost_delta, ticket.hold_id],
+                )
+            elif isinstance(result, Exception):
+                log.warning("admission_settle_failed", error=type(result).__name__, key_id=ticket.key_id)
 
     async def renew_leases(self) -> int:
         """Extend every lease this edge holds, one script call per key, all in one pipeline."""
@@ -261,9 +283,9 @@ class Admission:
                 log.warning("admission_renew_failed", error=type(exc).__name__)
 
     async def drain(self) -> None:
-        """Wait for settlements in flight (shutdown)."""
-        if self._settling:
-            await asyncio.wait(set(self._settling), timeout=5)
+        """Wait for settlements in flight (shutdown, tests)."""
+        if self._settler is not None and not self._settler.done():
+            await asyncio.wait({self._settler}, timeout=5)
 
     @property
     def leases_held(self) -> int:

@@ -32,6 +32,23 @@ async def _settled(admission: Admission) -> None:
     await asyncio.sleep(0)
 
 
+async def test_settlements_are_batched_and_survive_redis_losing_its_scripts(
+    admission: Admission, redis_client: redis.Redis, prefix: str
+) -> None:
+    """Settled in pipelined batches by script hash; a Redis that forgot its scripts (a restart) still
+    gets every settlement, through the per-call path that loads the script again."""
+    key = key_with(tokens_per_minute=3600)
+    admitted = [await admission.admit(key, SMALL, None) for _ in range(20)]
+    bucket = f"{key_base(prefix, key.account_id, key.key_id)}:tpm"
+    assert sum(int(v) for v in (await redis_client.hgetall(bucket)).values()) == 20 * 36
+    await redis_client.script_flush()
+    for ticket in admitted:
+        ticket.usage = router_pb2.Usage(input_tokens=10, output_tokens=2)
+        admission.release(ticket)  # 20 releases in one turn of the loop: one batch
+    await _settled(admission)
+    assert sum(int(v) for v in (await redis_client.hgetall(bucket)).values()) == 20 * 12
+
+
 async def test_requests_per_minute_admits_exactly_the_limit_under_concurrency(admission: Admission) -> None:
     key = key_with(requests_per_minute=50)
     results = await asyncio.gather(*(_try(admission, key, SMALL, None) for _ in range(300)))
