@@ -25,6 +25,8 @@ from services.edge.usage.emitter import UsageEmitter
 from services.edge.usage.spool import Spool
 from tollgate.router.v1 import router_pb2_grpc
 
+EVENT_LINGER_MS = 25
+
 
 def admission_pool(settings: EdgeSettings) -> redis.BlockingConnectionPool:
     """A bounded pool that makes a burst wait for a connection (up to the admission timeout) rather
@@ -59,7 +61,9 @@ class EdgeDeps:
         index = KeyIndex(settings.key_hash_secret.get_secret_value())
         view = CatalogView()
         client = redis.Redis(connection_pool=admission_pool(settings))
-        producer = EventProducer(settings, client_id=settings.instance_id)
+        # usage.v1 and requests.v1 leave off the request path (usage through the spool), so a longer
+        # linger only delays their arrival, and it fills each produce request: less CPU per request
+        producer = EventProducer(settings, client_id=settings.instance_id, linger_ms=EVENT_LINGER_MS)
         router_channel = grpc.aio.insecure_channel(settings.router_address)
         admission = Admission(
             client, settings.redis_prefix, settings.lease_ttl_seconds,

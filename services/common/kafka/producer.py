@@ -19,14 +19,17 @@ log = structlog.get_logger(__name__)
 
 
 class EventProducer:
-    def __init__(self, settings: ServiceSettings, client_id: str) -> None:
+    def __init__(self, settings: ServiceSettings, client_id: str, linger_ms: int = 5) -> None:
+        """``linger_ms``: how long a record may wait for others to share its produce request. Each
+        request costs the producer CPU, so a process that publishes on every API request (the edge)
+        lingers longer; a few ms suit everything else."""
         self._settings = settings
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             client_id=client_id,
             acks="all",
             enable_idempotence=settings.bus == "kafka",
-            linger_ms=5,
+            linger_ms=linger_ms,
             request_timeout_ms=15000,
             retry_backoff_ms=200,
         )
