@@ -56,10 +56,12 @@ async def add_model(producer: EventProducer, model: str, upstream: UpstreamServe
         await producer.publish("catalog.v1", event.record_key, event)
 
 
-async def generate(
-    platform: Platform, model: str, timeout: float = 20.0, messages: list[int] | None = None,
+async def call(
+    platform: Platform, model: str, rpc: str = "Generate", timeout: float = 20.0,
+    messages: list[int] | None = None,
 ) -> tuple[list[str], router_pb2.Finish | None, grpc.aio.AioRpcError | None]:
-    """Text pieces in order, the Finish, the gRPC error; ``messages`` collects pieces per Delta."""
+    """Text pieces in order, the Finish, the gRPC error, from ``Generate`` (``messages`` collects the
+    pieces per Delta) or ``Complete`` (its whole text as one piece)."""
     deadline = time.monotonic() + timeout
     async with grpc.aio.insecure_channel(f"127.0.0.1:{platform.config.ports.router_grpc}") as channel:
         stub = router_pb2_grpc.RouterServiceStub(channel)
@@ -72,6 +74,9 @@ async def generate(
             deltas: list[str] = []
             finish: router_pb2.Finish | None = None
             try:
+                if rpc == "Complete":
+                    whole = await stub.Complete(request, timeout=30)
+                    return [whole.text] if whole.text else [], whole.finish, None
                 async for reply in stub.Generate(request, timeout=30):
                     if reply.WhichOneof("event") == "delta":
                         pieces = list(reply.delta.pieces) or [reply.delta.text]
@@ -88,13 +93,17 @@ async def generate(
                 return deltas, finish, err
 
 
+RPCS = pytest.mark.parametrize("rpc", ["Generate", "Complete"])
+
+
+@RPCS
 @pytest.mark.parametrize("failure", ["server-error", "rate-limited", "unauthorized"])
 async def test_falls_back_to_the_next_deployment_before_the_first_byte(
-    router: Platform, publish: EventProducer, upstream: UpstreamServer, failure: str
+    router: Platform, publish: EventProducer, upstream: UpstreamServer, failure: str, rpc: str
 ) -> None:
     model = f"fb-{failure}-{uuid.uuid4().hex[:6]}"
     await add_model(publish, model, upstream, [failure, "ok"])
-    deltas, finish, err = await generate(router, model)
+    deltas, finish, err = await call(router, model, rpc)
     assert err is None and finish is not None
     assert "".join(deltas)
     assert (finish.deployment_id, finish.attempts, finish.finish_reason) == (f"{model}-d1", 2, "stop")
@@ -103,51 +112,35 @@ async def test_falls_back_to_the_next_deployment_before_the_first_byte(
     assert upstream.model_stats(f"ok:{model}")["requests"] == 1
 
 
+@RPCS
 async def test_a_failure_after_the_first_byte_ends_with_an_error_and_no_fallback(
-    router: Platform, publish: EventProducer, upstream: UpstreamServer
+    router: Platform, publish: EventProducer, upstream: UpstreamServer, rpc: str
 ) -> None:
+    """Complete says so the same way: a Finish with the error, and the text generated until then."""
     model = f"cut-{uuid.uuid4().hex[:6]}"
     await add_model(publish, model, upstream, ["cut-mid-stream", "ok"])
-    deltas, finish, err = await generate(router, model)
+    deltas, finish, err = await call(router, model, rpc)
     assert err is None and finish is not None
     assert deltas and finish.finish_reason == "error" and finish.error_code
     assert upstream.model_stats(f"ok:{model}")["requests"] == 0
 
 
+@RPCS
 async def test_every_deployment_failing_is_a_grpc_error_with_its_code(
-    router: Platform, publish: EventProducer, upstream: UpstreamServer
+    router: Platform, publish: EventProducer, upstream: UpstreamServer, rpc: str
 ) -> None:
     model = f"down-{uuid.uuid4().hex[:6]}"
     await add_model(publish, model, upstream, ["server-error", "server-error"])
-    deltas, _, err = await generate(router, model)
+    deltas, _, err = await call(router, model, rpc)
     assert deltas == [] and err is not None
     assert err.code() == grpc.StatusCode.UNAVAILABLE
     assert dict(err.trailing_metadata() or ())["tollgate-error-code"]
 
 
-async def test_an_unknown_model_is_not_found(router: Platform) -> None:
-    _, _, err = await generate(router, "no-such-model", timeout=0)
+@RPCS
+async def test_an_unknown_model_is_not_found(router: Platform, rpc: str) -> None:
+    _, _, err = await call(router, "no-such-model", rpc, timeout=0)
     assert err is not None and err.code() == grpc.StatusCode.NOT_FOUND
-
-
-async def complete(
-    platform: Platform, model: str
-) -> tuple[router_pb2.CompleteResponse | None, grpc.aio.AioRpcError | None]:
-    deadline = time.monotonic() + 20
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{platform.config.ports.router_grpc}") as channel:
-        while True:
-            request = router_pb2.GenerateRequest(
-                request_id=f"req_{uuid.uuid4().hex[:12]}", account_id="acct", model=model,
-                chat=router_pb2.ChatInput(messages=[router_pb2.ChatMessage(role="user", content="Hello")]),
-                sampling=router_pb2.SamplingParams(max_tokens=32),
-            )
-            try:
-                return await router_pb2_grpc.RouterServiceStub(channel).Complete(request, timeout=30), None
-            except grpc.aio.AioRpcError as err:
-                if err.code() == grpc.StatusCode.NOT_FOUND and time.monotonic() < deadline:
-                    await asyncio.sleep(0.1)  # the catalog change has not reached the router yet
-                    continue
-                return None, err
 
 
 async def test_complete_answers_in_one_reply_what_generate_streams(
@@ -156,37 +149,10 @@ async def test_complete_answers_in_one_reply_what_generate_streams(
     model = f"whole-{uuid.uuid4().hex[:6]}"
     await add_model(publish, model, upstream, ["slow-stream"])  # one event per read: many messages
     per_message: list[int] = []
-    streamed, finish, err = await generate(router, model, messages=per_message)
+    streamed, finish, err = await call(router, model, "Generate", messages=per_message)
     assert err is None and finish is not None and finish.finish_reason == "stop" and len(per_message) > 2
-    whole, err = await complete(router, model)
-    assert err is None and whole is not None
-    assert whole.text == "".join(streamed)
-    assert (whole.finish.finish_reason, whole.finish.deployment_id) == ("stop", f"{model}-d0")
-    assert whole.finish.usage == finish.usage and whole.finish.usage.output_tokens > 0
-
-
-async def test_complete_falls_back_before_the_first_byte_only(
-    router: Platform, publish: EventProducer, upstream: UpstreamServer
-) -> None:
-    model = f"wholefb-{uuid.uuid4().hex[:6]}"
-    await add_model(publish, model, upstream, ["server-error", "ok"])
-    whole, err = await complete(router, model)
-    assert err is None and whole is not None and whole.text
-    assert (whole.finish.deployment_id, whole.finish.attempts) == (f"{model}-d1", 2)
-
-    cut = f"wholecut-{uuid.uuid4().hex[:6]}"
-    await add_model(publish, cut, upstream, ["cut-mid-stream", "ok"])
-    whole, err = await complete(router, cut)
-    assert err is None and whole is not None
-    assert whole.text and whole.finish.finish_reason == "error" and whole.finish.error_code
-    assert upstream.model_stats(f"ok:{cut}")["requests"] == 0
-
-
-async def test_complete_with_every_deployment_failing_is_a_grpc_error_with_its_code(
-    router: Platform, publish: EventProducer, upstream: UpstreamServer
-) -> None:
-    model = f"wholedown-{uuid.uuid4().hex[:6]}"
-    await add_model(publish, model, upstream, ["server-error", "server-error"])
-    whole, err = await complete(router, model)
-    assert whole is None and err is not None and err.code() == grpc.StatusCode.UNAVAILABLE
-    assert dict(err.trailing_metadata() or ())["tollgate-error-code"]
+    whole, whole_finish, err = await call(router, model, "Complete")
+    assert err is None and whole_finish is not None
+    assert whole == ["".join(streamed)]
+    assert (whole_finish.finish_reason, whole_finish.deployment_id) == ("stop", f"{model}-d0")
+    assert whole_finish.usage == finish.usage and whole_finish.usage.output_tokens > 0
