@@ -90,4 +90,5 @@ def to_generate_request(
         )
     else:
         generate = messages_to_generate(req, request_id, account_id, model_id)
+    generate.accepts_pieces = True  # the stream writes each piece as its own chunk
     return generate

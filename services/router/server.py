@@ -106,7 +106,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         try:
             async for batch in generate_with_fallback(chain, generation, self._breakers, served):
                 pieces_seen += len(batch)
-                yield _delta(batch, served, pieces_seen, first=not sent_any)
+                yield _delta(batch, served, pieces_seen, not sent_any, request.accepts_pieces)
                 sent_any = True
         except TollgateError as exc:
             if not sent_any:
@@ -147,12 +147,15 @@ def _failed(served: Served, model: str, exc: TollgateError) -> router_pb2.Finish
     return _finish(served, model, exc)
 
 
-def _delta(pieces: list[str], served: Served, pieces_seen: int, first: bool) -> router_pb2.GenerateResponse:
-    """One message for what arrived together; a single piece travels as ``text`` (older edges)."""
+def _delta(
+    pieces: list[str], served: Served, pieces_seen: int, first: bool, accepts_pieces: bool
+) -> router_pb2.GenerateResponse:
+    """One message for what arrived together: as ``pieces`` to an edge that reads them, else (a single
+    piece, or an edge older than pieces) as ``text``."""
     o = served.outcome
     delta = router_pb2.Delta(output_tokens=max(o.output_tokens, pieces_seen), input_tokens=o.input_tokens)
-    if len(pieces) == 1:
-        delta.text = pieces[0]
+    if len(pieces) == 1 or not accepts_pieces:
+        delta.text = "".join(pieces)
     else:
         delta.pieces.extend(pieces)
     if first:

@@ -58,10 +58,10 @@ async def add_model(producer: EventProducer, model: str, upstream: UpstreamServe
 
 async def call(
     platform: Platform, model: str, rpc: str = "Generate", timeout: float = 20.0,
-    messages: list[int] | None = None,
+    messages: list[list[str]] | None = None, accepts_pieces: bool = True,
 ) -> tuple[list[str], router_pb2.Finish | None, grpc.aio.AioRpcError | None]:
-    """Text pieces in order, the Finish, the gRPC error, from ``Generate`` (``messages`` collects the
-    pieces per Delta) or ``Complete`` (its whole text as one piece)."""
+    """Text pieces in order, the Finish, the gRPC error, from ``Generate`` (``messages`` collects each
+    Delta's pieces, its text alone when it has none) or ``Complete`` (its whole text as one piece)."""
     deadline = time.monotonic() + timeout
     async with grpc.aio.insecure_channel(f"127.0.0.1:{platform.config.ports.router_grpc}") as channel:
         stub = router_pb2_grpc.RouterServiceStub(channel)
@@ -69,7 +69,7 @@ async def call(
             request = router_pb2.GenerateRequest(
                 request_id=f"req_{uuid.uuid4().hex[:12]}", account_id="acct", model=model,
                 chat=router_pb2.ChatInput(messages=[router_pb2.ChatMessage(role="user", content="Hello")]),
-                sampling=router_pb2.SamplingParams(max_tokens=32),
+                sampling=router_pb2.SamplingParams(max_tokens=32), accepts_pieces=accepts_pieces,
             )
             deltas: list[str] = []
             finish: router_pb2.Finish | None = None
@@ -82,7 +82,7 @@ async def call(
                         pieces = list(reply.delta.pieces) or [reply.delta.text]
                         deltas.extend(pieces)
                         if messages is not None:
-                            messages.append(len(pieces))
+                            messages.append(pieces)
                     else:
                         finish = reply.finish
                 return deltas, finish, None
@@ -148,7 +148,7 @@ async def test_complete_answers_in_one_reply_what_generate_streams(
 ) -> None:
     model = f"whole-{uuid.uuid4().hex[:6]}"
     await add_model(publish, model, upstream, ["slow-stream"])  # one event per read: many messages
-    per_message: list[int] = []
+    per_message: list[list[str]] = []
     streamed, finish, err = await call(router, model, "Generate", messages=per_message)
     assert err is None and finish is not None and finish.finish_reason == "stop" and len(per_message) > 2
     whole, whole_finish, err = await call(router, model, "Complete")
@@ -156,3 +156,20 @@ async def test_complete_answers_in_one_reply_what_generate_streams(
     assert whole == ["".join(streamed)]
     assert (whole_finish.finish_reason, whole_finish.deployment_id) == ("stop", f"{model}-d0")
     assert whole_finish.usage == finish.usage and whole_finish.usage.output_tokens > 0
+
+
+async def test_the_chunks_of_one_read_travel_as_pieces_only_to_an_edge_that_reads_them(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    """A long answer at full speed: many chunks per network read, one Delta each read. An edge older
+    than ``pieces`` (accepts_pieces unset) gets the same text joined in ``text``: no text lost."""
+    model = f"long-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, model, upstream, ["long"])
+    batched: list[list[str]] = []
+    pieces, _, err = await call(router, model, messages=batched)
+    assert err is None and len(pieces) > 100
+    assert len(batched) < len(pieces) and max(len(b) for b in batched) > 1
+    joined: list[list[str]] = []
+    texts, _, err = await call(router, model, messages=joined, accepts_pieces=False)
+    assert err is None and all(len(m) == 1 for m in joined)
+    assert "".join(texts) == "".join(pieces)
