@@ -51,7 +51,11 @@ async def add_model(producer: EventProducer, model: str, upstream: UpstreamServe
             endpoint=upstream.openai_base_url, upstream_model=f"{scenario}:{model}",
             fallback=tuple(ids[1:]) if i == 0 else (),
         ))
-    for entity in entities:
+    # Fallbacks first, the model, the primary last: entities sit on different partitions, so the
+    # router could see the primary before its fallbacks if they were sent after it, and route a
+    # request down a chain still missing them. Each publish waits for its ack, so by the time the
+    # primary is readable everything it names is too.
+    for entity in [*entities[2:], entities[0], entities[1]]:
         event = CatalogEventV1(version=1, entity=entity, updated_at=now)
         await producer.publish("catalog.v1", event.record_key, event)
 
