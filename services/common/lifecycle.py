@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Awaitable, Callable, Generator
 
@@ -27,6 +28,23 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield  # signals belong to run_service, not to uvicorn
+
+
+async def freeze_heap_when_ready(*ready: asyncio.Event) -> None:
+    """Once the start-up state is loaded (the snapshots behind ``ready``), move every live object
+    into the garbage collector's permanent generation.
+
+    A full collection walks every tracked object, and start-up leaves hundreds of thousands (modules,
+    classes, the snapshots). Measured under the bench's load, the edge's full collections took 40 and
+    53 ms, a pause every request in flight waits out; after freezing, 5 ms. Frozen objects are not
+    walked again; what is allocated later is collected as before. (Cyclic garbage among frozen objects
+    is never freed: start-up state lives as long as the process anyway.)
+    """
+    for event in ready:
+        await event.wait()
+    gc.collect()
+    gc.freeze()
+    log.info("heap_frozen", objects=gc.get_freeze_count())
 
 
 async def serve_http(

@@ -8,7 +8,7 @@ from grpc_health.v1 import _async as health_aio
 
 from services.common.events.catalog import CatalogEventV1
 from services.common.kafka.snapshot import CompactedSnapshot
-from services.common.lifecycle import serve_http
+from services.common.lifecycle import freeze_heap_when_ready, serve_http
 from services.common.ops import ops_app
 from services.common.retry import keep_trying
 from services.router.backend_pool import BackendPool
@@ -45,6 +45,7 @@ async def main(settings: RouterSettings, stop: asyncio.Event) -> None:
     server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
     await server.start()
     watching = asyncio.create_task(_watch(catalog, table, pool, servicer, settings, stop))
+    freezing = asyncio.create_task(freeze_heap_when_ready(catalog.ready))
 
     async def catalog_ready() -> bool:
         return catalog.ready.is_set()
@@ -53,6 +54,7 @@ async def main(settings: RouterSettings, stop: asyncio.Event) -> None:
     try:
         await serve_http(app, settings.http_host, settings.http_port, stop, settings.shutdown_grace_seconds)
     finally:
+        freezing.cancel()
         await servicer.enter_graceful_shutdown()
         await server.stop(grace=settings.shutdown_grace_seconds)  # in-flight streams finish
         await watching
