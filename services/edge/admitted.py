@@ -77,13 +77,14 @@ class AdmittedStream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         serving = asyncio.current_task()
         assert serving is not None
-        state = {"gone": False, "finished": False}
+        finished = gone = False
 
         async def listen() -> None:
+            nonlocal gone
             while (await receive())["type"] != "http.disconnect":
                 pass
-            if not state["finished"]:
-                state["gone"] = True
+            if not finished:
+                gone = True
                 serving.cancel()
 
         listener = asyncio.get_running_loop().create_task(listen())
@@ -92,13 +93,12 @@ class AdmittedStream:
             async for chunk in self._content:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-            state["finished"] = True
         except asyncio.CancelledError:
-            if not state["gone"]:
+            if not gone:
                 raise
             serving.uncancel()  # our own cancellation: the client left, and that is a normal end
         finally:
-            state["finished"] = True
+            finished = True  # from here on a disconnect must not cancel the clean-up below
             listener.cancel()
             await self._content.aclose()  # cancels the router call if it was still running
             self._admitted.close()

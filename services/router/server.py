@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import NoReturn
 
 import grpc
 import structlog
@@ -64,14 +65,16 @@ def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) 
     )
 
 
-async def _abort(context: Context | CompleteContext, exc: TollgateError) -> None:
-    """The error's code and, for rate limits and overloads, the provider's Retry-After travel as
-    trailers, so the edge can answer with the same error, status and header."""
+async def _abort(context: Context | CompleteContext, exc: TollgateError) -> NoReturn:
+    """End the call with ``exc`` as a gRPC error. Its code and, for rate limits and overloads, the
+    provider's Retry-After travel as trailers, so the edge can answer with the same error, status
+    and header."""
     trailers = [("tollgate-error-code", exc.code or "")]
     if exc.retry_after is not None:
         trailers.append(("tollgate-retry-after", f"{exc.retry_after:g}"))
     context.set_trailing_metadata(tuple(trailers))
     await context.abort(exc.grpc_code, exc.message)
+    raise AssertionError("context.abort raises")  # for the type checker: abort never returns
 
 
 class RouterService(router_pb2_grpc.RouterServiceServicer):
@@ -87,8 +90,12 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         return [Deployment(e.id, e.backend, e.upstream_model, self._pool.get(e)) for e in entries]
 
     def _prepare(self, request: router_pb2.GenerateRequest) -> tuple[list[Deployment], GenerationRequest]:
-        model = self._table.models.get(self._table.resolve(request.model))
-        generation = _generation(request, model.chat_template if model else None)
+        """The deployment chain and the backend request; a bad request raises a TollgateError."""
+        try:
+            model = self._table.models.get(self._table.resolve(request.model))
+            generation = _generation(request, model.chat_template if model else None)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
         return self._chain(request.model), generation
 
     async def Generate(  # noqa: N802 - gRPC method name
@@ -97,9 +104,8 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         structlog.contextvars.bind_contextvars(request_id=request.request_id)
         try:
             chain, generation = self._prepare(request)
-        except (TollgateError, ValueError) as exc:
-            await _abort(context, exc if isinstance(exc, TollgateError) else InvalidRequest(str(exc)))
-            return
+        except TollgateError as exc:
+            await _abort(context, exc)
         served = Served(Outcome())
         sent_any = False
         pieces_seen = 0
@@ -111,7 +117,6 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         except TollgateError as exc:
             if not sent_any:
                 await _abort(context, exc)
-                return
             yield router_pb2.GenerateResponse(finish=_failed(served, request.model, exc))
             return
         yield router_pb2.GenerateResponse(finish=_finish(served, request.model, None))
@@ -124,9 +129,8 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         structlog.contextvars.bind_contextvars(request_id=request.request_id)
         try:
             chain, generation = self._prepare(request)
-        except (TollgateError, ValueError) as exc:
-            await _abort(context, exc if isinstance(exc, TollgateError) else InvalidRequest(str(exc)))
-            raise AssertionError("abort raises") from None
+        except TollgateError as exc:
+            await _abort(context, exc)
         served = Served(Outcome())
         parts: list[str] = []
         try:
@@ -135,7 +139,6 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         except TollgateError as exc:
             if not parts:
                 await _abort(context, exc)
-                raise AssertionError("abort raises") from None
             failed = _failed(served, request.model, exc)
             return router_pb2.CompleteResponse(text="".join(parts), finish=failed)
         return router_pb2.CompleteResponse(text="".join(parts), finish=_finish(served, request.model, None))

@@ -232,25 +232,28 @@ class Admission:
                 log.warning("admission_settle_failed", error=type(exc).__name__, settlements=len(batch))
 
     async def _settle_batch(self, batch: list[tuple[Ticket, int, int]]) -> None:
+        calls = [self._settle_call(*settlement) for settlement in batch]
         pipe = self._redis.pipeline(transaction=False)
-        for ticket, token_delta, cost_delta in batch:
-            _, tpm, leases, budget, wallet, holds = self._keys(ticket.account_id, ticket.key_id)
-            pipe.evalsha(  # by hash, not as a pipeline script: no SCRIPT EXISTS round trip per batch
-                self._settle.sha, 5, tpm, leases, budget, wallet, holds,
-                ticket.bucket_second, token_delta, ticket.lease_id, ticket.window_start, cost_delta,
-                ticket.hold_id,
-            )
+        for keys, args in calls:
+            # by hash, not as a pipeline script: no SCRIPT EXISTS round trip per batch
+            pipe.evalsha(self._settle.sha, len(keys), *keys, *args)
         results: list[Any] = await pipe.execute(raise_on_error=False)
-        for (ticket, token_delta, cost_delta), result in zip(batch, results, strict=True):
+        for (ticket, _, _), (keys, args), result in zip(batch, calls, results, strict=True):
             if isinstance(result, NoScriptError):  # Redis lost its scripts (restarted): load and retry
-                _, tpm, leases, budget, wallet, holds = self._keys(ticket.account_id, ticket.key_id)
-                await self._settle(
-                    keys=[tpm, leases, budget, wallet, holds],
-                    args=[ticket.bucket_second, token_delta, ticket.lease_id, ticket.window_start,
-                          cost_delta, ticket.hold_id],
-                )
+                await self._settle(keys=keys, args=args)
             elif isinstance(result, Exception):
                 log.warning("admission_settle_failed", error=type(result).__name__, key_id=ticket.key_id)
+
+    def _settle_call(
+        self, ticket: Ticket, token_delta: int, cost_delta: int
+    ) -> tuple[list[str], list[int | str]]:
+        """settle.lua's keys and arguments for one ticket."""
+        _, tpm, leases, budget, wallet, holds = self._keys(ticket.account_id, ticket.key_id)
+        args: list[int | str] = [
+            ticket.bucket_second, token_delta, ticket.lease_id, ticket.window_start, cost_delta,
+            ticket.hold_id,
+        ]
+        return [tpm, leases, budget, wallet, holds], args
 
     async def renew_leases(self) -> int:
         """Extend every lease this edge holds, one script call per key, all in one pipeline."""
