@@ -85,7 +85,8 @@ class EdgeDeps:
             admission=admission,
             request_events=RequestEvents(producer),
             usage=UsageEmitter(
-                producer, Spool(Path(settings.spool_root) / settings.instance_id), settings.spool_max_bytes
+                producer, Spool(Path(settings.spool_root) / settings.instance_id), settings.spool_max_bytes,
+                fsync_seconds=settings.spool_fsync_seconds,
             ),
             billing_channel=grpc.aio.insecure_channel(settings.billing_address),
             metering_channel=grpc.aio.insecure_channel(settings.metering_address),

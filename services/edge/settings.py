@@ -69,6 +69,10 @@ class EdgeSettings(ServiceSettings):
         default=1024**3, ge=1024 * 1024,
         description="unsent spool above this: alarm, and new requests are refused until Kafka drains it",
     )
+    spool_fsync_seconds: float = Field(
+        default=0.02, gt=0, le=1.0,
+        description="how often the spool is fsync'd: what a machine (not process) crash can lose at most",
+    )
     metering_address: str = Field(
         default="127.0.0.1:50053", min_length=3, description="metering's gRPC usage API backend"
     )

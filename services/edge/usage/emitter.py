@@ -1,19 +1,27 @@
 """Getting usage events from the request path to Kafka without blocking it and without losing any.
 
-    emit(event)  ─▶ memory queue ─▶ writer task: append a batch to the spool, fsync ─▶ sender task:
-    (no I/O, no await)              (every few ms, or 500 events)                     read in order,
-                                                                                      publish, ack →
-                                                                                      advance cursor
+    emit(event) ─▶ this loop tick's list ─▶ appended to the spool at the end of the tick (one write,
+    (no I/O, no await)                       no fsync) and kept in memory ─▶ sender task: publish in
+                                             order, ack → advance the cursor
+                   syncer task: fsync the spool every ``fsync_seconds`` (a worker thread)
 
-Every event is on disk before it is sent, and the cursor moves only past events Kafka acknowledged
-(acks=all). When Kafka is unreachable the sender keeps retrying the same batch with a backoff while the
-spool grows; when Kafka returns it drains in order. A crash between an acknowledgement and the
-cursor's move resends a few events: metering is idempotent by request id, so that is harmless, and
-losing one would not be.
+Every event is in the spool's file before it is sent, from the tick it was emitted in: a process that
+dies loses nothing, a machine that dies loses at most the events of the last ``fsync_seconds`` that
+Kafka had not yet taken. The cursor moves only past events Kafka acknowledged (acks=all). When Kafka
+is unreachable the sender retries the same batch with a backoff while the spool grows; when Kafka
+returns it drains in order, from memory while what it sends was just appended, from disk otherwise.
+A crash between an acknowledgement and the cursor's write resends a few events: metering is
+idempotent by request id, so that is harmless, and losing one would not be.
 
 The spool is bounded (``max_bytes``): above it the edge raises an alarm (log + gauge) and stops
 admitting new requests (``accepting`` is false) — serving what cannot be recorded would be serving
-for free. Requests already admitted still write their events.
+for free. The same holds while the spool cannot be written at all (a full disk): the events stay in
+memory and the write is retried. Requests already admitted still emit their events.
+
+Why appends happen on the event loop: one ``write`` of a tick's events into the page cache costs a few
+µs, while handing each batch to a worker thread (append, read back, advance) cost about 0.1–0.2 ms of
+CPU per request at the bench's rate (docs/benchmarks.md). Only fsyncs and cursor writes, which can
+block for milliseconds, go to a thread.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from prometheus_client import Counter, Gauge
 
 from services.common.events.usage import UsageEventV1
 from services.common.kafka.producer import EventProducer
+from services.edge.usage.recent import RecentRecords
 from services.edge.usage.spool import Spool
 
 log = structlog.get_logger(__name__)
@@ -45,57 +54,80 @@ def _record(event: UsageEventV1) -> bytes:
 
 class UsageEmitter:
     def __init__(
-        self, producer: EventProducer, spool: Spool, max_bytes: int, flush_seconds: float = 0.005,
-        retry_seconds: float = 1.0,
+        self, producer: EventProducer, spool: Spool, max_bytes: int, fsync_seconds: float = 0.02,
+        retry_seconds: float = 1.0, memory_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self._producer = producer
         self._spool = spool
         self._max_bytes = max_bytes
-        self._flush_seconds = flush_seconds
+        self._fsync_seconds = fsync_seconds
         self._retry_seconds = retry_seconds
-        self._queue: asyncio.Queue[UsageEventV1] = asyncio.Queue()
-        self._written = asyncio.Event()
+        self._recent = RecentRecords(memory_bytes)
+        self._pending: list[bytes] = []  # emitted this tick (or waiting for the disk to take them)
+        self._append_due = False
+        self._write_failed = False
+        self._appended = asyncio.Event()
         self._acked = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.accepting = True
 
     def emit(self, event: UsageEventV1) -> None:
-        self._queue.put_nowait(event)  # unbounded in memory: bounded by the admissions it follows
+        self._pending.append(_record(event))  # unbounded in memory: bounded by the admissions it follows
+        if not self._append_due:
+            self._append_due = True
+            asyncio.get_running_loop().call_soon(self._append)
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._write_loop(), name="usage-spool-writer"),
             asyncio.create_task(self._send_loop(), name="usage-sender"),
+            asyncio.create_task(self._sync_loop(), name="usage-spool-fsync"),
             asyncio.create_task(self._watch_loop(), name="usage-spool-watch"),
         ]
 
-    async def _write_loop(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            await asyncio.sleep(self._flush_seconds)  # let a burst gather: one fsync per batch
-            while len(batch) < BATCH * 4 and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            payloads = [_record(e) for e in batch]
-            await asyncio.to_thread(self._spool.append, payloads)
-            SPOOLED.inc(len(batch))
-            for _ in batch:
-                self._queue.task_done()
-            self._written.set()
+    def _append(self) -> None:
+        self._append_due = False
+        if not self._pending:
+            return
+        records, self._pending = self._pending, []
+        start = self._spool.end
+        try:
+            end = self._spool.append(records)
+        except OSError as exc:
+            self._pending = records + self._pending
+            if not self._write_failed:
+                log.error("usage_spool_write_failed", error=str(exc), events=len(self._pending))
+            self._write_failed, self.accepting = True, False
+            self._append_due = True
+            asyncio.get_running_loop().call_later(self._retry_seconds, self._append)
+            return
+        if self._write_failed:
+            log.info("usage_spool_write_recovered")
+            self._write_failed = False
+        self._recent.add(start, records, end)
+        SPOOLED.inc(len(records))
+        self._appended.set()
 
     async def _send_loop(self) -> None:
         while True:
-            records, position = await asyncio.to_thread(self._spool.read, BATCH)
-            if not records:
-                self._written.clear()
-                if await asyncio.to_thread(self._spool.empty):
-                    await self._written.wait()
-                continue
+            taken = self._recent.take(self._spool.cursor, BATCH)
+            if taken is None:
+                if self._spool.empty():
+                    self._appended.clear()
+                    await self._appended.wait()
+                    continue
+                taken = await asyncio.to_thread(self._spool.read, BATCH)  # older than memory holds
+                if not taken[0]:
+                    log.error("usage_spool_unreadable", cursor=str(self._spool.cursor))
+                    await asyncio.sleep(self._retry_seconds)
+                    continue
+            records, position = taken
             if not await self._send(records):
                 SEND_FAILURES.inc()
                 await asyncio.sleep(self._retry_seconds)
                 continue
-            await asyncio.to_thread(self._spool.advance, position)
             SENT.inc(len(records))
+            if self._spool.advance(position):
+                await asyncio.to_thread(self._spool.write_cursor)
             self._acked.set()
 
     async def _send(self, records: list[bytes]) -> bool:
@@ -112,6 +144,15 @@ class UsageEmitter:
             return False
         return True
 
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._fsync_seconds)
+            if self._spool.synced < self._spool.end:
+                try:
+                    await asyncio.to_thread(self._spool.sync)
+                except OSError as exc:  # the records are still in the page cache and still get sent
+                    log.error("usage_spool_fsync_failed", error=str(exc))
+
     async def _watch_loop(self) -> None:
         while True:
             pending = await asyncio.to_thread(self._spool.pending_bytes)
@@ -119,9 +160,9 @@ class UsageEmitter:
             full = pending >= self._max_bytes
             if full and self.accepting:
                 log.error("usage_spool_full", pending_bytes=pending, max_bytes=self._max_bytes)
-            elif not full and not self.accepting:
+            elif not full and not self.accepting and not self._write_failed:
                 log.info("usage_spool_below_bound", pending_bytes=pending)
-            self.accepting = not full
+            self.accepting = not full and not self._write_failed
             FULL.set(int(full))
             await asyncio.sleep(1.0)
 
@@ -129,21 +170,17 @@ class UsageEmitter:
         """Wait until every emitted event is acknowledged by Kafka (tests, shutdown)."""
         try:
             async with asyncio.timeout(timeout):
-                await self._queue.join()
-                while not await asyncio.to_thread(self._spool.empty):
+                while self._pending or not self._spool.empty():
                     self._acked.clear()
-                    if await asyncio.to_thread(self._spool.empty):
-                        break
                     await self._acked.wait()
         except TimeoutError:
             return False
         return True
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Put everything emitted on disk, give Kafka ``timeout`` to take it, then stop. What Kafka did
-        not take stays in the spool and is sent by the next start."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), timeout)
+        """Put everything emitted in the spool, give Kafka ``timeout`` to take it, then stop. What
+        Kafka did not take stays in the spool and is sent by the next start."""
+        self._append()
         await self.drained(timeout)
         for task in self._tasks:
             task.cancel()
