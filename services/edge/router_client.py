@@ -5,6 +5,10 @@ A failure before the first message is a gRPC status; it is turned back into the 
 (the router puts the error's code in the ``tollgate-error-code`` trailer) so the client gets the
 right HTTP status and error type. Closing the stream cancels the call, which cancels the backend
 request behind it.
+
+A router from before ``Complete`` answers it UNIMPLEMENTED (with no error code of ours); the edge then
+asks the same thing through ``Generate`` and joins the answer, so a rolling upgrade works in either
+order (routers first saves that extra call while the old routers drain).
 """
 
 from __future__ import annotations
@@ -83,5 +87,29 @@ async def complete(
     try:
         reply: router_pb2.CompleteResponse = await router.Complete(request, timeout=timeout)
     except grpc.aio.AioRpcError as err:
+        metadata: Any = err.trailing_metadata()
+        ours = metadata is not None and metadata.get("tollgate-error-code")
+        if err.code() == grpc.StatusCode.UNIMPLEMENTED and not ours:
+            return await _complete_through_generate(router, request, timeout)
         raise _error(err) from None
     return reply
+
+
+async def _complete_through_generate(
+    router: router_pb2_grpc.RouterServiceAsyncStub, request: router_pb2.GenerateRequest, timeout: float
+) -> router_pb2.CompleteResponse:
+    """The answer ``Complete`` would give, from a router that only has ``Generate``."""
+    call = RouterCall(router, request, timeout)
+    texts: list[str] = []
+    try:
+        message: router_pb2.GenerateResponse | None = await call.first()
+        rest = call.rest()
+        while message is not None and not message.HasField("finish"):
+            texts.append(message.delta.text)
+            texts.extend(message.delta.pieces)
+            message = await anext(rest, None)
+    finally:
+        call.cancel()
+    if message is None:
+        raise DependencyUnavailable("The model router ended the stream without an answer.")
+    return router_pb2.CompleteResponse(text="".join(texts), finish=message.finish)
