@@ -182,6 +182,8 @@ class UsageEmitter:
         Kafka did not take stays in the spool and is sent by the next start."""
         self._append()
         await self.drained(timeout)
+        if self._pending:  # the spool could not be written until the end: nothing else can keep them
+            log.error("usage_events_unwritten_at_stop", events=len(self._pending))
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

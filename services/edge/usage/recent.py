@@ -54,6 +54,3 @@ class RecentRecords:
             records += chunk.records
             end = chunk.end
         return records, end
-
-    def __len__(self) -> int:
-        return sum(len(c.records) for c in self._chunks)

@@ -1,11 +1,15 @@
 """EventProducer.publish_many on the real broker: every record acknowledged, in order per key, and a
-record the producer refuses reported as its own failure without losing its neighbours."""
+record the producer refuses reported as its own failure without losing its neighbours; the key
+partitioner puts a key where aiokafka's default (and the Java client) would."""
 
 from __future__ import annotations
 
+import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import DefaultPartitioner
 
-from services.common.kafka.producer import EventProducer
+from services.common.kafka import producer as producer_module
+from services.common.kafka.producer import EventProducer, KeyPartitioner
 from tests.kafka_helpers import fresh_topics
 
 
@@ -40,3 +44,24 @@ async def test_publish_many_acks_each_record_and_keeps_per_key_order(bootstrap: 
         await consumer.stop()
     for key in (b"acct_0", b"acct_1", b"acct_2"):
         assert seen[key] == [i for i in range(200) if f"acct_{i % 3}".encode() == key]
+
+
+def test_the_key_partitioner_agrees_with_the_default_and_hashes_each_key_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    default = DefaultPartitioner()
+    partitioner = KeyPartitioner(max_keys=50)
+    keys = [f"acct_{i}".encode() for i in range(200)]
+    for count in (1, 3, 6, 12):
+        partitions = list(range(count))
+        for key in keys:
+            assert partitioner(key, partitions, partitions) == default(key, partitions, partitions)
+    hashed: list[bytes] = []
+    real = producer_module.murmur2
+    monkeypatch.setattr(producer_module, "murmur2", lambda key: (hashed.append(key), real(key))[1])
+    partitioner = KeyPartitioner()
+    for _ in range(3):
+        for key in keys[:10]:
+            partitioner(key, [0, 1, 2], [0, 1, 2])
+    assert hashed == keys[:10]  # once per key: the rest came from memory
+    assert partitioner(None, [0, 1, 2], [2]) == 2  # no key: any available partition, as before
