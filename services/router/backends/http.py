@@ -8,6 +8,12 @@ stays in the backends; this module only moves bytes and maps transport failures 
 Cancellation: leaving ``sse_batches`` early (the client went away, or fallback gave up on the
 attempt) leaves aiohttp's response context with the body unread, and aiohttp then closes the
 connection instead of returning it to the pool, so the provider sees the disconnect and stops.
+
+Idle connections: a server closes a keep-alive connection after its idle timeout (uvicorn, and so
+vLLM, after 5 s), and a request can pick that connection from the pool just as it closes. The
+request then fails before any answer, without having reached the provider's application; it is sent
+once more on a new connection (aiohttp does this itself only for idempotent methods, and ours are
+POSTs). A second such failure is the provider's, and goes to fallback like any other.
 """
 
 from __future__ import annotations
@@ -15,11 +21,18 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Iterable, Mapping
 
 import aiohttp
+import structlog
+from prometheus_client import Counter
 
 from services.common.errors import TollgateError
 from services.router.backends import provider_errors as pe
 from services.router.backends.sse import Event, SSEDecoder
 
+log = structlog.get_logger(__name__)
+RESENT = Counter(
+    "tollgate_router_upstream_resent_total",
+    "provider requests sent again because the connection dropped before any answer (idle keep-alive)",
+)
 CONNECT_TIMEOUT = 5.0
 ERROR_BODY_LIMIT = 64 * 1024
 
@@ -61,9 +74,7 @@ async def sse_batches(
     A non-2xx answer raises the mapped provider error; a transport failure raises ours.
     """
     try:
-        async with session.post(
-            url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-        ) as response:
+        async with await _post(session, url, body, headers, timeout) as response:
             if not 200 <= response.status < 300:
                 raise await _error(response, tuple(secrets))
             decoder = SSEDecoder()
@@ -76,6 +87,21 @@ async def sse_batches(
                 yield tail
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise pe.error_from_transport(exc) from exc
+
+
+async def _post(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str],
+    timeout: aiohttp.ClientTimeout,
+) -> aiohttp.ClientResponse:
+    """POST and wait for the status line, resending once if the connection dropped before it."""
+    try:
+        return await session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            raise  # could not connect at all: nothing to gain from the same address right away
+        RESENT.inc()
+        log.info("upstream_connection_dropped_before_answer_resending", error=type(exc).__name__)
+    return await session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
 
 
 async def _error(response: aiohttp.ClientResponse, secrets: tuple[str, ...]) -> TollgateError:

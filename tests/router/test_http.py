@@ -1,0 +1,108 @@
+"""The router's provider HTTP client against a raw TCP server that closes keep-alive connections the
+way real servers do: a request that meets a connection closed before any answer is sent once more on
+a new one, and only once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from prometheus_client import REGISTRY
+
+from services.common.errors import UpstreamError
+from services.router.backends import http
+from services.router.backends.provider_errors import UPSTREAM_CONNECTION_LOST
+
+SSE = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
+ANSWER = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+    b"content-length: " + str(len(SSE)).encode() + b"\r\n\r\n" + SSE
+)
+
+
+class _Server:
+    """Answers ``answers_per_connection`` requests on each connection, then closes it on the next
+    request without answering (what an idle timeout does to a request racing it)."""
+
+    def __init__(self, answers_per_connection: int) -> None:
+        self.answers_per_connection = answers_per_connection
+        self.connections = 0
+        self.requests = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        answered = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1]) for line in head.lower().split(b"\r\n")
+                    if line.startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                self.requests += 1
+                if answered == self.answers_per_connection:
+                    return  # closed with the request unanswered
+                writer.write(ANSWER)
+                await writer.drain()
+                answered += 1
+        except asyncio.IncompleteReadError:
+            return
+        finally:
+            writer.close()
+
+
+async def _texts(session: aiohttp.ClientSession, url: str) -> list[str]:
+    texts: list[str] = []
+    async for events in http.sse_batches(
+        session, url, b'{"stream": true}', {"content-type": "application/json"}, http.step_timeout(5), ()
+    ):
+        texts += [e.data for e in events]
+    return texts
+
+
+def _resent() -> float:
+    return REGISTRY.get_sample_value("tollgate_router_upstream_resent_total") or 0.0
+
+
+@pytest.fixture
+async def serving() -> AsyncIterator[tuple[_Server, asyncio.Server]]:
+    server = _Server(answers_per_connection=1)
+    listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    yield server, listening
+    listening.close()
+    await listening.wait_closed()
+
+
+async def test_a_pooled_connection_closed_under_a_request_is_resent_on_a_new_one(
+    serving: tuple[_Server, asyncio.Server],
+) -> None:
+    server, listening = serving
+    url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
+    resent = _resent()
+    session = http.new_session(max_connections=1)
+    try:
+        assert await _texts(session, url) == [SSE.split(b"\n\n")[0][6:].decode(), "[DONE]"]
+        assert await _texts(session, url) == [SSE.split(b"\n\n")[0][6:].decode(), "[DONE]"]
+    finally:
+        await session.close()
+    assert (server.connections, server.requests) == (2, 3)  # the second request met the closing one
+    assert _resent() == resent + 1
+
+
+async def test_a_connection_dropped_twice_is_the_providers_failure(
+    serving: tuple[_Server, asyncio.Server],
+) -> None:
+    server, listening = serving
+    server.answers_per_connection = 0  # every request: connection closed, no answer
+    url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
+    session = http.new_session(max_connections=1)
+    try:
+        with pytest.raises(UpstreamError) as failure:
+            await _texts(session, url)
+    finally:
+        await session.close()
+    assert failure.value.code == UPSTREAM_CONNECTION_LOST  # for fallback to take over
+    assert server.requests == 2  # sent once more, not again
