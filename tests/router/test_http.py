@@ -5,6 +5,8 @@ a new one, and only once."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -26,8 +28,9 @@ class _Server:
     """Answers ``answers_per_connection`` requests on each connection, then closes it on the next
     request without answering (what an idle timeout does to a request racing it)."""
 
-    def __init__(self, answers_per_connection: int) -> None:
+    def __init__(self, answers_per_connection: int, reset: bool = False) -> None:
         self.answers_per_connection = answers_per_connection
+        self.reset = reset  # close with a TCP reset instead of a clean FIN
         self.connections = 0
         self.requests = 0
 
@@ -44,6 +47,9 @@ class _Server:
                 await reader.readexactly(length)
                 self.requests += 1
                 if answered == self.answers_per_connection:
+                    if self.reset:
+                        sock = writer.get_extra_info("socket")
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     return  # closed with the request unanswered
                 writer.write(ANSWER)
                 await writer.drain()
@@ -67,9 +73,9 @@ def _resent() -> float:
     return REGISTRY.get_sample_value("tollgate_router_upstream_resent_total") or 0.0
 
 
-@pytest.fixture
-async def serving() -> AsyncIterator[tuple[_Server, asyncio.Server]]:
-    server = _Server(answers_per_connection=1)
+@pytest.fixture(params=["fin", "reset"])
+async def serving(request: pytest.FixtureRequest) -> AsyncIterator[tuple[_Server, asyncio.Server]]:
+    server = _Server(answers_per_connection=1, reset=request.param == "reset")
     listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
     yield server, listening
     listening.close()

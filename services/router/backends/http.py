@@ -33,6 +33,8 @@ RESENT = Counter(
     "tollgate_router_upstream_resent_total",
     "provider requests sent again because the connection dropped before any answer (idle keep-alive)",
 )
+# what a connection closed under a request raises: a clean close (FIN), or a reset (ECONNRESET)
+DROPPED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 CONNECT_TIMEOUT = 5.0
 ERROR_BODY_LIMIT = 64 * 1024
 
@@ -96,7 +98,7 @@ async def _post(
     """POST and wait for the status line, resending once if the connection dropped before it."""
     try:
         return await session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+    except DROPPED as exc:
         if isinstance(exc, aiohttp.ClientConnectorError):
             raise  # could not connect at all: nothing to gain from the same address right away
         RESENT.inc()
