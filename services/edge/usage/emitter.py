@@ -19,9 +19,9 @@ for free. The same holds while the spool cannot be written at all (a full disk):
 memory and the write is retried. Requests already admitted still emit their events.
 
 Why appends happen on the event loop: one ``write`` of a tick's events into the page cache costs a few
-µs, while handing each batch to a worker thread (append, read back, advance) cost about 0.1–0.2 ms of
-CPU per request at the bench's rate (docs/benchmarks.md). Only fsyncs and cursor writes, which can
-block for milliseconds, go to a thread.
+µs, while the old design handed each 5 ms batch to worker threads four times (append, read back,
+advance, empty), and batching ten times fewer of them saved 0.23 ms of CPU per request in the bench
+(docs/benchmarks.md). Only fsyncs and cursor writes, which can block for milliseconds, go to a thread.
 """
 
 from __future__ import annotations
