@@ -89,23 +89,24 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             raise NotFound(f"The model `{model}` does not exist or is not served", code="model_not_found")
         return [Deployment(e.id, e.backend, e.upstream_model, self._pool.get(e)) for e in entries]
 
-    def _prepare(self, request: router_pb2.GenerateRequest) -> tuple[list[Deployment], GenerationRequest]:
-        """The deployment chain and the backend request; a bad request raises a TollgateError."""
+    async def _start(
+        self, request: router_pb2.GenerateRequest, context: Context | CompleteContext
+    ) -> tuple[list[Deployment], GenerationRequest]:
+        """The deployment chain and the backend request, or the call ended with the request's error."""
+        structlog.contextvars.bind_contextvars(request_id=request.request_id)
         try:
             model = self._table.models.get(self._table.resolve(request.model))
             generation = _generation(request, model.chat_template if model else None)
+            return self._chain(request.model), generation
         except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
-        return self._chain(request.model), generation
+            await _abort(context, InvalidRequest(str(exc)))
+        except TollgateError as exc:
+            await _abort(context, exc)
 
     async def Generate(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: Context
     ) -> AsyncIterator[router_pb2.GenerateResponse]:
-        structlog.contextvars.bind_contextvars(request_id=request.request_id)
-        try:
-            chain, generation = self._prepare(request)
-        except TollgateError as exc:
-            await _abort(context, exc)
+        chain, generation = await self._start(request, context)
         served = Served(Outcome())
         sent_any = False
         pieces_seen = 0
@@ -126,11 +127,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
     ) -> router_pb2.CompleteResponse:
         """Generate's rules with one reply: an error before any text is a gRPC error, after it a
         Finish with the error and the text generated until then."""
-        structlog.contextvars.bind_contextvars(request_id=request.request_id)
-        try:
-            chain, generation = self._prepare(request)
-        except TollgateError as exc:
-            await _abort(context, exc)
+        chain, generation = await self._start(request, context)
         served = Served(Outcome())
         parts: list[str] = []
         try:
