@@ -22,7 +22,7 @@ from bench.admission_cost import admission_cost
 from bench.loadgen import proc_cpu_seconds
 from bench.report import PLATFORM, Results, render
 from bench.spec import LoadResult, LoadSpec, Mode, http_request, run_load
-from bench.stack import BenchStack
+from bench.stack import BenchStack, frames_per_message, session_counts
 from bench.transport_floor import measure as measure_floor
 
 HOST = "127.0.0.1"
@@ -66,13 +66,18 @@ class Bench:
         rate: float = 0.0, duration: float | None = None, limited: bool = False, scenario: str = "ok",
     ) -> LoadResult:
         port, request = self.request(target, stream, limited, scenario)
+        direct = target == "direct"
         spec = LoadSpec(
             HOST, port, request, mode=mode, concurrency=concurrency, rate=rate, warmup=self.args.warmup,
             duration=duration or self.args.duration, stream=stream, watch=self.stack.pids(),
         )
+        counted = session_counts(self.stack.edge_port) if not direct else {}
         result = run_load(spec, cpu=self.args.load_cpu)
         per = result.cpu_ms_per_request(*PLATFORM)
-        cpu = f", platform {per:.3f} ms CPU/req" if target == "platform" else ""
+        cpu = "" if direct else (
+            f", platform {per:.3f} ms CPU/req, frames per session message: "
+            + frames_per_message(counted, session_counts(self.stack.edge_port))
+        )
         print(f"  {target:8} {label:22} {result.rps:7.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
               f"p99 {result.p99_ms:7.2f} ms  errors {result.errors}{cpu}", flush=True)
         if result.error_samples:
@@ -126,6 +131,18 @@ class Bench:
         print(f"  admission round trip (admit script, {n} samples): p50 {p50:.0f} µs  p99 {p99:.0f} µs",
               flush=True)
 
+    def session(self) -> None:
+        """Edge -> router calls over the Session against one gRPC call per request, same stack,
+        alternated (the edge restarted between), ending with the Session on as it ships."""
+        for _ in range(2):
+            for on in (False, True):
+                self.stack.restart_edge(session=on)
+                self.settle()
+                for stream in (False, True):
+                    label = f"session {'on' if on else 'off'} {'stream' if stream else 'non-stream'}"
+                    result = self.load("platform", stream, label, concurrency=16)
+                    self.res.session.setdefault((on, stream), []).append(result)
+
     def chunk_costs(self) -> None:
         """Long answers (164 chunks) at c=16: all at once (the router reads many chunks per network
         read and sends them in one message), and paced 5 ms apart (every chunk its own read and its
@@ -141,6 +158,7 @@ class Bench:
         self.warm_up()
         self.idle()
         self.admission()
+        self.session()
         for conc in self.args.concurrency:
             for stream in (False, True):
                 for target in ("direct", "platform"):

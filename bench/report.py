@@ -25,6 +25,7 @@ class Results:
     idle_cpu_ms_per_s: float = 0.0  # edge + router with no traffic
     admission: dict[bool, list[LoadResult]] = field(default_factory=dict)  # limited key? -> runs
     admission_cost_us: tuple[float, float, int] = (0.0, 0.0, 0)  # p50, p99, samples
+    session: dict[tuple[bool, bool], list[LoadResult]] = field(default_factory=dict)  # (on, stream) -> runs
     chunks: dict[str, LoadResult] = field(default_factory=dict)  # "long" | "paced" -> platform stream run
     floors: list[Floor] = field(default_factory=list)  # bare gRPC hop on the platform core
 
@@ -225,9 +226,11 @@ def transport(res: Results) -> list[str]:
     plain = [r for (t, s, _), r in res.closed.items() if t == "platform" and not s]
     if unary is not None and plain:
         cpu = min(r.cpu_ms_per_request(*PLATFORM) for r in plain)
-        lines.append(f"  platform non-stream: {cpu:.3f} ms CPU per request = this floor "
+        lines.append(f"  platform non-stream: {cpu:.3f} ms CPU per request = the unary floor "
                      f"({unary.total_ms:.3f}) + {cpu - unary.total_ms:.3f} ms for everything else "
-                     "(HTTP, auth, admission, events, the provider call)")
+                     "(HTTP, auth, admission, events, the provider call); the platform calls the router "
+                     "over the Session, whose floor depends on how many calls share a message (the "
+                     "session line here: a closed loop with nothing else to do, so many)")
     return lines
 
 
@@ -261,6 +264,27 @@ def admission(res: Results) -> list[str]:
     ]
 
 
+def session(res: Results) -> list[str]:
+    if len(res.session) < 4:
+        return []
+    lines = ["Router Session (edge -> router calls over one stream, or one gRPC call each; c=16, two "
+             "alternated runs each, the edge restarted between):"]
+    for stream in (False, True):
+        kind = "stream    " if stream else "non-stream"
+        (off_rps, off_cpu), (on_rps, on_cpu) = (
+            _mean(res.session[(on, stream)]) for on in (False, True)
+        )
+        lines.append(f"  {kind} off {off_rps:5.0f} req/s {off_cpu:.3f} ms CPU/req | on {on_rps:5.0f} req/s "
+                     f"{on_cpu:.3f} ms CPU/req | on/off {on_rps / off_rps:.2f}x req/s, "
+                     f"{on_cpu - off_cpu:+.3f} ms CPU/req")
+    return lines
+
+
+def _mean(runs: list[LoadResult]) -> tuple[float, float]:
+    return (sum(r.rps for r in runs) / len(runs),
+            sum(r.cpu_ms_per_request(*PLATFORM) for r in runs) / len(runs))
+
+
 def render(res: Results, platform_cpu: int, load_cpu: int) -> str:
     return "\n".join([
         *table(res, platform_cpu, load_cpu),
@@ -271,6 +295,8 @@ def render(res: Results, platform_cpu: int, load_cpu: int) -> str:
         f"  edge+router idle (no traffic): {res.idle_cpu_ms_per_s:.1f} ms CPU per second",
         "",
         *admission(res),
+        "",
+        *session(res),
         "",
         *chunks(res),
         "",

@@ -41,6 +41,28 @@ def pin(pid: int, cpu: int) -> None:
     os.sched_setaffinity(pid, {cpu})
 
 
+def session_counts(edge_port: int) -> dict[str, float]:
+    """The edge's Session counters (messages and frames each way), from its /metrics."""
+    counts: dict[str, float] = {}
+    url = f"http://127.0.0.1:{edge_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith("tollgate_router_session_") and "_total{" in line:
+                name, value = line.rsplit(" ", 1)
+                counts[name] = float(value)
+    return counts
+
+
+def frames_per_message(before: dict[str, float], after: dict[str, float]) -> str:
+    """``to router x.xx, from router y.yy`` frames per Session message between two readings."""
+    def ratio(direction: str) -> float:
+        def delta(kind: str) -> float:
+            name = f'tollgate_router_session_{kind}_total{{direction="{direction}"}}'
+            return after.get(name, 0.0) - before.get(name, 0.0)
+        return delta("frames") / max(delta("messages"), 1.0)
+    return f"to router {ratio('to_router'):.2f}, from router {ratio('from_router'):.2f}"
+
+
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 - loopback URL we built
@@ -110,6 +132,16 @@ class BenchStack:
         say(f"upstream, router, edge ready ({time.monotonic() - began:.1f}s)")
         asyncio.run(self._publish())
         say(f"key and model {self.model} published and visible to the edge ({time.monotonic() - began:.1f}s)")
+
+    def restart_edge(self, session: bool) -> None:
+        """The edge again, with its router Session on or off (EDGE_ROUTER_SESSION), same core."""
+        edge = self.platform.services["edge"]
+        edge.stop()
+        env = {**edge.proc.env, "EDGE_ROUTER_SESSION": "true" if session else "false"}
+        edge.proc = dataclasses.replace(edge.proc, env=env, pid=None, returncode=None, _popen=None)
+        edge.start()
+        edge.wait_ready()
+        self._wait_visible()
 
     def affinity(self) -> dict[str, set[int]]:
         return {name: os.sched_getaffinity(pid) for name, pid in self.pids().items()}

@@ -28,6 +28,8 @@ from bench.loadgen import proc_cpu_seconds
 from infra.stack.paths import REPO_ROOT
 from infra.stack.ports import free_port
 from infra.stack.process import wait_until
+from services.edge.router_client import RouterClient
+from services.router.session import CallSession
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
 
 CONCURRENCY = 16
@@ -56,16 +58,27 @@ class Floor:
 
 
 class _Bare(router_pb2_grpc.RouterServiceServicer):
-    async def Generate(  # noqa: N802 - gRPC method name
-        self, request: router_pb2.GenerateRequest, context: Any
-    ) -> AsyncIterator[router_pb2.GenerateResponse]:
+    async def events(self, request: router_pb2.GenerateRequest) -> AsyncIterator[router_pb2.GenerateResponse]:
         yield router_pb2.GenerateResponse(delta=router_pb2.Delta(pieces=PIECES, output_tokens=12))
         yield router_pb2.GenerateResponse(finish=FINISH)
+
+    async def whole(self, request: router_pb2.GenerateRequest) -> router_pb2.CompleteResponse:
+        return router_pb2.CompleteResponse(text="".join(PIECES), finish=FINISH)
+
+    def Generate(  # noqa: N802 - gRPC method name
+        self, request: router_pb2.GenerateRequest, context: Any
+    ) -> AsyncIterator[router_pb2.GenerateResponse]:
+        return self.events(request)
 
     async def Complete(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: Any
     ) -> router_pb2.CompleteResponse:
-        return router_pb2.CompleteResponse(text="".join(PIECES), finish=FINISH)
+        return await self.whole(request)
+
+    async def Session(  # type: ignore[override]  # noqa: N802 - a coroutine writing via context.write
+        self, request_iterator: AsyncIterator[router_pb2.EdgeFrames], context: Any
+    ) -> None:
+        await CallSession(self, context.write).serve(request_iterator)
 
 
 async def _serve(port: int) -> None:
@@ -79,10 +92,13 @@ async def _serve(port: int) -> None:
 async def _drive(port: int, server_pid: int, kind: str, seconds: float) -> dict[str, float]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = router_pb2_grpc.RouterServiceStub(channel)
+        session = RouterClient(stub, session=True)
         calls = 0
 
         async def one() -> None:
-            if kind == "unary":
+            if kind == "session":
+                await session.complete(REQUEST, timeout=10)
+            elif kind == "unary":
                 await stub.Complete(REQUEST, timeout=10)
             else:
                 async for _ in stub.Generate(REQUEST, timeout=10):
@@ -99,6 +115,7 @@ async def _drive(port: int, server_pid: int, kind: str, seconds: float) -> dict[
         began, cpu, server_cpu = time.monotonic(), time.process_time(), proc_cpu_seconds(server_pid)
         await asyncio.gather(*(worker(time.monotonic() + seconds) for _ in range(CONCURRENCY)))
         window = time.monotonic() - began
+        session.close()
         return {
             "calls_per_s": calls / window,
             "client_ms": 1000 * (time.process_time() - cpu) / calls,
@@ -107,7 +124,8 @@ async def _drive(port: int, server_pid: int, kind: str, seconds: float) -> dict[
 
 
 def measure(cpu: int, seconds: float) -> list[Floor]:
-    """Unary (Complete, as a non-stream request uses) and a two-message stream (Generate)."""
+    """Unary (Complete), a two-message stream (Generate), and Complete over the Session (what a
+    non-stream request uses; at this closed loop its messages carry many calls each)."""
     port = free_port()
     server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         ["taskset", "-c", str(cpu), sys.executable, "-m", "bench.transport_floor", "serve", str(port)],  # noqa: S607
@@ -116,7 +134,7 @@ def measure(cpu: int, seconds: float) -> list[Floor]:
     try:
         wait_until(lambda: _listening(port), 20, "bare gRPC server")
         floors = []
-        for kind in ("unary", "stream"):
+        for kind in ("unary", "stream", "session"):
             done = subprocess.run(  # noqa: S603 - our own interpreter and module
                 ["taskset", "-c", str(cpu), sys.executable, "-m", "bench.transport_floor", "drive",  # noqa: S607
                  str(port), str(server.pid), kind, str(seconds)],

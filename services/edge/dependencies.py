@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.events.catalog import CatalogEventV1
 from services.common.events.keys import KeyEventV1
+from services.common.frame_batcher import CHANNEL_OPTIONS
 from services.common.kafka.producer import EventProducer
 from services.common.kafka.snapshot import CompactedSnapshot
 from services.common.ops import ReadinessCheck
@@ -20,6 +21,7 @@ from services.edge.admission.limiter import Admission, OutagePolicy
 from services.edge.auth import KeyIndex
 from services.edge.catalog_view import CatalogView
 from services.edge.request_events import RequestEvents
+from services.edge.router_client import RouterClient
 from services.edge.settings import EdgeSettings
 from services.edge.usage.emitter import UsageEmitter
 from services.edge.usage.spool import Spool
@@ -46,7 +48,7 @@ class EdgeDeps:
     keys: CompactedSnapshot[KeyEventV1]
     catalog: CompactedSnapshot[CatalogEventV1]
     router_channel: grpc.aio.Channel
-    router: router_pb2_grpc.RouterServiceAsyncStub  # on router_channel, built once (a stub per call costs)
+    router: RouterClient  # on router_channel, built once (a stub per call costs)
     key_index: KeyIndex
     catalog_view: CatalogView
     admission: Admission
@@ -64,7 +66,7 @@ class EdgeDeps:
         # usage.v1 and requests.v1 leave off the request path (usage through the spool), so a longer
         # linger only delays their arrival, and it fills each produce request: less CPU per request
         producer = EventProducer(settings, client_id=settings.instance_id, linger_ms=EVENT_LINGER_MS)
-        router_channel = grpc.aio.insecure_channel(settings.router_address)
+        router_channel = grpc.aio.insecure_channel(settings.router_address, options=CHANNEL_OPTIONS)
         admission = Admission(
             client, settings.redis_prefix, settings.lease_ttl_seconds,
             OutagePolicy(settings.redis_down_rate_limits, settings.redis_down_budgets),
@@ -79,7 +81,7 @@ class EdgeDeps:
                 settings, "catalog.v1", CatalogEventV1.from_bytes, on_change=view.apply
             ),
             router_channel=router_channel,
-            router=router_pb2_grpc.RouterServiceStub(router_channel),
+            router=RouterClient(router_pb2_grpc.RouterServiceStub(router_channel), settings.router_session),
             key_index=index,
             catalog_view=view,
             admission=admission,
@@ -133,6 +135,7 @@ class EdgeDeps:
         await self.catalog.stop()
         await self.producer.stop()
         await self.redis.aclose(close_connection_pool=True)
+        self.router.close()
         await self.router_channel.close(None)
         await self.billing_channel.close(None)
         await self.metering_channel.close(None)

@@ -1,10 +1,10 @@
-"""The edge's side of the one gRPC call to the router: a Generate stream, or one Complete call for a
-client that did not ask for a stream.
+"""The edge's calls to the router: a Generate stream, or one Complete call for a client that did not
+ask for a stream. ``RouterClient`` sends them over the Session (services/edge/router_session.py) and
+falls back to the one-call RPCs below for a router without it (or when the session is turned off).
 
 A failure before the first message is a gRPC status; it is turned back into the same error class
-(the router puts the error's code in the ``tollgate-error-code`` trailer) so the client gets the
-right HTTP status and error type. Closing the stream cancels the call, which cancels the backend
-request behind it.
+(services/edge/router_errors.py) so the client gets the right HTTP status and error type. Closing
+the stream cancels the call, which cancels the backend request behind it.
 
 A router from before ``Complete`` answers it UNIMPLEMENTED (with no error code of ours); the edge then
 asks the same thing through ``Generate`` and joins the answer, so a rolling upgrade works in either
@@ -14,39 +14,56 @@ order (routers first saves that extra call while the old routers drain).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
-from services.common.errors import DependencyUnavailable, TollgateError, from_grpc
-from services.edge.finish import error_for_code
+from services.common.errors import DependencyUnavailable
+from services.edge.router_errors import from_rpc_error
+from services.edge.router_session import RouterSession
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
 
 
-def _error(err: grpc.aio.AioRpcError) -> TollgateError:
-    metadata: Any = err.trailing_metadata()  # grpc.aio.Metadata at run time (the stubs say tuples)
-    exc = _classify(err, metadata.get("tollgate-error-code") if metadata is not None else None)
-    wait = metadata.get("tollgate-retry-after") if metadata is not None else None
-    if isinstance(wait, str):
-        try:
-            exc.retry_after = max(0.0, float(wait))
-        except ValueError:
-            pass
-    return exc
+class StreamCall(Protocol):
+    """A streamed call, over the session or its own RPC."""
+
+    async def first(self) -> router_pb2.GenerateResponse: ...
+
+    def rest(self) -> AsyncIterator[router_pb2.GenerateResponse]: ...
+
+    def cancel(self) -> None: ...
 
 
-def _classify(err: grpc.aio.AioRpcError, code: object) -> TollgateError:
-    if isinstance(code, str) and code:
-        known = error_for_code(code, err.details() or "")
-        if known is not None:
-            return known
-    if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED) and code is None:
-        # no code from the router: the call never reached it, or was dropped (seen under overload)
-        return DependencyUnavailable("The model router is unavailable; try again shortly.")
-    exc = from_grpc(err.code(), err.details() or "backend error")
-    if isinstance(code, str) and code:
-        exc.code = code
-    return exc
+class RouterClient:
+    """Where the request handlers call the router."""
+
+    def __init__(self, stub: router_pb2_grpc.RouterServiceAsyncStub, session: bool) -> None:
+        self._stub = stub
+        self.session = RouterSession(stub) if session else None
+
+    async def stream(self, request: router_pb2.GenerateRequest, timeout: float) -> StreamCall:
+        if self.session is not None:
+            call = await self.session.start(request, True, timeout)
+            if call is not None:
+                return call
+        return RouterCall(self._stub, request, timeout)
+
+    async def complete(
+        self, request: router_pb2.GenerateRequest, timeout: float
+    ) -> router_pb2.CompleteResponse:
+        """Cancelling the awaiting task cancels the call, and the generation behind it."""
+        if self.session is not None:
+            call = await self.session.start(request, False, timeout)
+            if call is not None:
+                try:
+                    return await call.whole()
+                finally:
+                    call.cancel()
+        return await complete(self._stub, request, timeout)
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
 
 
 class RouterCall:
@@ -63,7 +80,7 @@ class RouterCall:
         try:
             return await anext(self._iter)
         except grpc.aio.AioRpcError as err:
-            raise _error(err) from None
+            raise from_rpc_error(err) from None
         except StopAsyncIteration:
             raise DependencyUnavailable("The model router ended the stream without an answer.") from None
 
@@ -72,7 +89,7 @@ class RouterCall:
             async for message in self._iter:
                 yield message
         except grpc.aio.AioRpcError as err:
-            raise _error(err) from None
+            raise from_rpc_error(err) from None
 
     def cancel(self) -> None:
         """Stop the call (and the generation behind it); nothing to do once it has ended."""
@@ -91,7 +108,7 @@ async def complete(
         ours = metadata is not None and metadata.get("tollgate-error-code")
         if err.code() == grpc.StatusCode.UNIMPLEMENTED and not ours:
             return await _complete_through_generate(router, request, timeout)
-        raise _error(err) from None
+        raise from_rpc_error(err) from None
     return reply
 
 

@@ -31,6 +31,10 @@ class EdgeSettings(ServiceSettings):
     router_timeout_seconds: float = Field(
         default=600.0, gt=0, le=7200, description="longest a generation may take end to end"
     )
+    router_session: bool = Field(
+        default=True,
+        description="carry calls to the router over one Session stream (off: one gRPC call per request)",
+    )
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="largest request body accepted"
     )

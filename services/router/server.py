@@ -1,4 +1,5 @@
-"""The router's gRPC server: ``RouterService.Generate`` and ``Complete``, and the gRPC health service.
+"""The router's gRPC server: ``RouterService.Generate``, ``Complete`` and ``Session`` (both of them,
+many calls over one stream: services/router/session.py), and the gRPC health service.
 
 Generate resolves the model's deployment chain from the catalog snapshot, runs it through
 fallback (retries only before the first byte), and streams deltas followed by exactly one Finish:
@@ -22,16 +23,19 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.errors import InvalidRequest, NotFound, TollgateError
+from services.common.frame_batcher import CHANNEL_OPTIONS
 from services.router.backend_pool import BackendPool
 from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling
 from services.router.breaker import CircuitBreaker
 from services.router.fallback import Deployment, Served, generate_with_fallback
 from services.router.routing import RoutingTable
+from services.router.session import CallSession
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
 
 log = structlog.get_logger(__name__)
 Context = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.GenerateResponse]
 CompleteContext = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.CompleteResponse]
+SessionContext = grpc.aio.ServicerContext[router_pb2.EdgeFrames, router_pb2.RouterFrames]
 
 
 def _sampling(params: router_pb2.SamplingParams) -> Sampling:
@@ -82,6 +86,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         self._table = table
         self._pool = pool
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._sessions: set[CallSession] = set()
 
     def _chain(self, model: str) -> list[Deployment]:
         entries = self._table.chain(model)
@@ -89,24 +94,20 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             raise NotFound(f"The model `{model}` does not exist or is not served", code="model_not_found")
         return [Deployment(e.id, e.backend, e.upstream_model, self._pool.get(e)) for e in entries]
 
-    async def _start(
-        self, request: router_pb2.GenerateRequest, context: Context | CompleteContext
-    ) -> tuple[list[Deployment], GenerationRequest]:
-        """The deployment chain and the backend request, or the call ended with the request's error."""
+    def _prepare(self, request: router_pb2.GenerateRequest) -> tuple[list[Deployment], GenerationRequest]:
+        """The deployment chain and the backend request, or the request's error."""
         structlog.contextvars.bind_contextvars(request_id=request.request_id)
         try:
             model = self._table.models.get(self._table.resolve(request.model))
             generation = _generation(request, model.chat_template if model else None)
-            return self._chain(request.model), generation
         except ValueError as exc:
-            await _abort(context, InvalidRequest(str(exc)))
-        except TollgateError as exc:
-            await _abort(context, exc)
+            raise InvalidRequest(str(exc)) from None
+        return self._chain(request.model), generation
 
-    async def Generate(  # noqa: N802 - gRPC method name
-        self, request: router_pb2.GenerateRequest, context: Context
-    ) -> AsyncIterator[router_pb2.GenerateResponse]:
-        chain, generation = await self._start(request, context)
+    async def events(self, request: router_pb2.GenerateRequest) -> AsyncIterator[router_pb2.GenerateResponse]:
+        """Generate's messages. A failure before the first delta raises; after it, the last message is
+        a Finish saying error."""
+        chain, generation = self._prepare(request)
         served = Served(Outcome())
         sent_any = False
         pieces_seen = 0
@@ -117,17 +118,15 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                 sent_any = True
         except TollgateError as exc:
             if not sent_any:
-                await _abort(context, exc)
+                raise
             yield router_pb2.GenerateResponse(finish=_failed(served, request.model, exc))
             return
         yield router_pb2.GenerateResponse(finish=_finish(served, request.model, None))
 
-    async def Complete(  # noqa: N802 - gRPC method name
-        self, request: router_pb2.GenerateRequest, context: CompleteContext
-    ) -> router_pb2.CompleteResponse:
-        """Generate's rules with one reply: an error before any text is a gRPC error, after it a
-        Finish with the error and the text generated until then."""
-        chain, generation = await self._start(request, context)
+    async def whole(self, request: router_pb2.GenerateRequest) -> router_pb2.CompleteResponse:
+        """Complete's reply. A failure before any text raises; after it, the reply is the text until
+        then with a Finish saying error."""
+        chain, generation = self._prepare(request)
         served = Served(Outcome())
         parts: list[str] = []
         try:
@@ -135,10 +134,42 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                 parts.extend(batch)
         except TollgateError as exc:
             if not parts:
-                await _abort(context, exc)
+                raise
             failed = _failed(served, request.model, exc)
             return router_pb2.CompleteResponse(text="".join(parts), finish=failed)
         return router_pb2.CompleteResponse(text="".join(parts), finish=_finish(served, request.model, None))
+
+    async def Generate(  # noqa: N802 - gRPC method name
+        self, request: router_pb2.GenerateRequest, context: Context
+    ) -> AsyncIterator[router_pb2.GenerateResponse]:
+        try:
+            async for message in self.events(request):
+                yield message
+        except TollgateError as exc:  # raised only before the first message
+            await _abort(context, exc)
+
+    async def Complete(  # noqa: N802 - gRPC method name
+        self, request: router_pb2.GenerateRequest, context: CompleteContext
+    ) -> router_pb2.CompleteResponse:
+        try:
+            return await self.whole(request)
+        except TollgateError as exc:
+            await _abort(context, exc)
+
+    async def Session(  # type: ignore[override]  # noqa: N802 - a coroutine writing via context.write
+        self, request_iterator: AsyncIterator[router_pb2.EdgeFrames], context: SessionContext
+    ) -> None:
+        session = CallSession(self, context.write)
+        self._sessions.add(session)
+        try:
+            await session.serve(request_iterator)
+        finally:
+            self._sessions.discard(session)
+
+    def drain(self) -> None:
+        """Tell every open session's edge to take new calls elsewhere (the router is stopping)."""
+        for session in self._sessions:
+            session.drain()
 
 
 def _failed(served: Served, model: str, exc: TollgateError) -> router_pb2.Finish:
@@ -182,7 +213,7 @@ def _finish(served: Served, model: str, error: TollgateError | None) -> router_p
 
 
 def build_server(service: RouterService, health_servicer: health_aio.HealthServicer) -> grpc.aio.Server:
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=CHANNEL_OPTIONS)
     router_pb2_grpc.add_RouterServiceServicer_to_server(service, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     return server

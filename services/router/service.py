@@ -41,7 +41,8 @@ async def main(settings: RouterSettings, stop: asyncio.Event) -> None:
     catalog = CompactedSnapshot(settings, "catalog.v1", CatalogEventV1.from_bytes, on_change=table.apply)
     servicer = health_aio.HealthServicer()
     await servicer.set("", NOT_SERVING)
-    server = build_server(RouterService(table, pool), servicer)
+    service = RouterService(table, pool)
+    server = build_server(service, servicer)
     server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
     await server.start()
     watching = asyncio.create_task(_watch(catalog, table, pool, servicer, settings, stop))
@@ -56,6 +57,7 @@ async def main(settings: RouterSettings, stop: asyncio.Event) -> None:
     finally:
         freezing.cancel()
         await servicer.enter_graceful_shutdown()
+        service.drain()  # edges open their next session elsewhere; calls in flight finish
         await server.stop(grace=settings.shutdown_grace_seconds)  # in-flight streams finish
         await watching
         await catalog.stop()

@@ -1,5 +1,6 @@
 """The router process on the real broker: routes by the catalog it follows on catalog.v1, falls back
-before the first byte only, and reports who served the request with the backend's usage."""
+before the first byte only, and reports who served the request with the backend's usage; through its
+one-call RPCs and through the Session the edge uses."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import grpc
 import pytest
 
 from infra.stack.platform import Platform
+from services.common.errors import NotFound, UpstreamError
 from services.common.events.catalog import CatalogEventV1, DeploymentEntry, ModelEntry
 from services.common.kafka.producer import EventProducer
+from services.edge.router_client import RouterClient
 from tests.kafka_helpers import ClientSettings
 from tests.upstream.harness import UpstreamServer
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
@@ -177,3 +180,48 @@ async def test_the_chunks_of_one_read_travel_as_pieces_only_to_an_edge_that_read
     texts, _, err = await call(router, model, messages=joined, accepts_pieces=False)
     assert err is None and all(len(m) == 1 for m in joined)
     assert "".join(texts) == "".join(pieces)
+
+
+async def test_the_session_keeps_the_rules_of_generate_and_complete(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    """The edge's session client against the router process: fallback before the first byte, the
+    same answer as the one-call RPCs, errors with their type and code, a cut stream's error Finish."""
+    model, down, cut = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("sess", "sess-down", "sess-cut"))
+    await add_model(publish, model, upstream, ["server-error", "ok"])
+    await add_model(publish, down, upstream, ["server-error", "server-error"])
+    await add_model(publish, cut, upstream, ["cut-mid-stream", "ok"])
+    for name in (model, down, cut):
+        await call(router, name, "Complete")  # the router has the three models (waits out NOT_FOUND)
+    expected, _, _ = await call(router, model, "Complete")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{router.config.ports.router_grpc}") as channel:
+        client = RouterClient(router_pb2_grpc.RouterServiceStub(channel), session=True)
+        try:
+            whole = await client.complete(_session_request(model), timeout=30)
+            assert [whole.text] == expected
+            assert (whole.finish.deployment_id, whole.finish.attempts) == (f"{model}-d1", 2)
+            streaming = await client.stream(_session_request(model), timeout=30)
+            texts = [*(await streaming.first()).delta.pieces]
+            finish = None
+            async for message in streaming.rest():
+                texts.extend(message.delta.pieces or [message.delta.text])
+                finish = message.finish if message.HasField("finish") else finish
+            assert "".join(texts) == whole.text and finish is not None and finish.attempts == 2
+            with pytest.raises(UpstreamError) as failed:
+                await client.complete(_session_request(down), timeout=30)
+            assert failed.value.code
+            with pytest.raises(NotFound):
+                await client.complete(_session_request("no-such-model"), timeout=30)
+            cut_whole = await client.complete(_session_request(cut), timeout=30)
+            assert cut_whole.text and cut_whole.finish.finish_reason == "error"
+            assert upstream.model_stats(f"ok:{cut}")["requests"] == 0
+        finally:
+            client.close()
+
+
+def _session_request(model: str) -> router_pb2.GenerateRequest:
+    return router_pb2.GenerateRequest(
+        request_id=f"req_{uuid.uuid4().hex[:12]}", account_id="acct", model=model,
+        chat=router_pb2.ChatInput(messages=[router_pb2.ChatMessage(role="user", content="Hello")]),
+        sampling=router_pb2.SamplingParams(max_tokens=32), accepts_pieces=True,
+    )

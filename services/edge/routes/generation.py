@@ -2,7 +2,7 @@
 
     authenticate (keys.v1 index) → read + parse the body (400 in the API's words) → resolve the model
     (catalog.v1 view: alias, access, sunset, output limit) → admit (one Redis round trip: every limit
-    of the key checked and the worst case reserved) → stream: open the router's Generate stream and
+    of the key checked and the worst case reserved) → stream: start the router's Generate call and
     wait for its first message, then SSE; otherwise one Complete call, then JSON → settle the
     reservation.
 
@@ -38,7 +38,7 @@ from services.edge.convert import (
 )
 from services.edge.dependencies import EdgeDeps
 from services.edge.request_events import request_event
-from services.edge.router_client import RouterCall, complete
+from services.edge.router_client import StreamCall
 from services.edge.routes.responses import Flavor, error_response, json_response, read_body
 from services.edge.usage.record import RequestRecord
 from tollgate.router.v1 import router_pb2
@@ -68,7 +68,7 @@ def deprecation_headers(model: ModelEntry) -> dict[str, str]:
 
 
 async def _events(
-    call: RouterCall, first: router_pb2.GenerateResponse, encoder: EventStream, admitted: Admitted
+    call: StreamCall, first: router_pb2.GenerateResponse, encoder: EventStream, admitted: Admitted
 ) -> AsyncGenerator[bytes, None]:
     try:
         message: router_pb2.GenerateResponse | None = first
@@ -97,7 +97,7 @@ async def _events(
 async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | AdmittedStream:
     request_id: str = request.scope["state"]["request_id"]
     received_at = datetime.now(UTC)
-    call: RouterCall | None = None
+    call: StreamCall | None = None
     admitted: Admitted | None = None
     key: KeyEventV1 | None = None
     parsed: PublicRequest | None = None
@@ -134,11 +134,11 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
         ))
         timeout = deps.settings.router_timeout_seconds
         if parsed.stream:
-            call = RouterCall(deps.router, generate, timeout)
+            call = await deps.router.stream(generate, timeout)
             first = await call.first()
             admitted.observe(first)
         else:
-            whole = await complete(deps.router, generate, timeout)
+            whole = await deps.router.complete(generate, timeout)
             admitted.observe_whole(whole.finish)
     except TollgateError as exc:
         if call is not None:

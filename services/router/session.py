@@ -1,0 +1,113 @@
+"""The router's side of a Session: many Generate and Complete calls over one gRPC stream.
+
+Each started call runs as its own task with exactly the rules of the one-call RPCs (fallback before
+the first byte, an error before any text ends the call with a ``CallError``, after it a Finish saying
+error), and its frames go out through one ``FrameBatcher``. A cancel frame cancels the call's task,
+which cancels the backend generation behind it, as a cancelled RPC does; the stream ending (the edge
+closed it, crashed, or its connection dropped) cancels every call still running on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
+
+import structlog
+
+from services.common.errors import TollgateError
+from services.common.frame_batcher import FrameBatcher
+from tollgate.router.v1 import router_pb2
+
+log = structlog.get_logger(__name__)
+
+
+class Calls(Protocol):
+    """What a session runs: ``RouterService``'s two kinds of call."""
+
+    def events(self, request: router_pb2.GenerateRequest) -> AsyncIterator[router_pb2.GenerateResponse]: ...
+
+    async def whole(self, request: router_pb2.GenerateRequest) -> router_pb2.CompleteResponse: ...
+
+
+def call_error(exc: TollgateError) -> router_pb2.CallError:
+    """What the one-call RPCs put in the status and trailers, as a frame."""
+    error = router_pb2.CallError(code=exc.code or "", grpc_status=exc.grpc_code.value[0], message=exc.message)
+    if exc.retry_after is not None:
+        error.retry_after_seconds = exc.retry_after
+    return error
+
+
+class CallSession:
+    def __init__(self, calls: Calls, write: Callable[[router_pb2.RouterFrames], Awaitable[None]]) -> None:
+        self._calls = calls
+        self._send = write
+        self._out: FrameBatcher[router_pb2.RouterFrame] = FrameBatcher(self._write)
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._draining = False
+
+    async def _write(self, frames: list[router_pb2.RouterFrame]) -> None:
+        await self._send(router_pb2.RouterFrames(frames=frames, draining=self._draining))
+
+    def drain(self) -> None:
+        """Say so in the next message (an empty one if nothing else is going out)."""
+        if not self._draining:
+            self._draining = True
+            self._out.put(router_pb2.RouterFrame())  # call id 0: no call's frame
+
+    async def serve(self, incoming: AsyncIterator[router_pb2.EdgeFrames]) -> None:
+        """Run the session until the edge ends it; then let its calls finish (a half-close) or cancel
+        them (the stream was cancelled)."""
+        await self._send(router_pb2.RouterFrames(draining=self._draining))  # the session is open
+        writer = asyncio.create_task(self._out.run())
+        writer.add_done_callback(_consume)  # a failed write means the stream is gone: gRPC ends us
+        try:
+            async for message in incoming:
+                for frame in message.frames:
+                    self._take(frame)
+            if self._running:
+                await asyncio.wait(list(self._running.values()))
+            self._out.close()
+            await writer
+        finally:
+            for task in self._running.values():
+                task.cancel()
+            writer.cancel()
+
+    def _take(self, frame: router_pb2.EdgeFrame) -> None:
+        kind = frame.WhichOneof("frame")
+        if kind == "start":
+            call_id = frame.start.call_id
+            if call_id in self._running:
+                log.warning("session_call_id_reused", call_id=call_id)
+                return
+            task = asyncio.create_task(self._run(frame.start))
+            self._running[call_id] = task
+            task.add_done_callback(lambda _: self._running.pop(call_id, None))
+        elif kind == "cancel":
+            running = self._running.pop(frame.cancel, None)
+            if running is not None:
+                running.cancel()
+
+    async def _run(self, start: router_pb2.CallStart) -> None:
+        call_id = start.call_id
+        try:
+            if start.stream:
+                async for event in self._calls.events(start.request):
+                    self._out.put(router_pb2.RouterFrame(call_id=call_id, event=event))
+            else:
+                whole = await self._calls.whole(start.request)
+                self._out.put(router_pb2.RouterFrame(call_id=call_id, whole=whole))
+        except TollgateError as exc:  # only before the first message, as in Generate and Complete
+            self._out.put(router_pb2.RouterFrame(call_id=call_id, error=call_error(exc)))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: this call fails, the session and its other calls go on
+            log.exception("session_call_failed", call_id=call_id)
+            failed = TollgateError(f"The model router failed: {type(exc).__name__}")
+            self._out.put(router_pb2.RouterFrame(call_id=call_id, error=call_error(failed)))
+
+
+def _consume(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
