@@ -65,10 +65,11 @@ class _Bare(router_pb2_grpc.RouterServiceServicer):
     async def whole(self, request: router_pb2.GenerateRequest) -> router_pb2.CompleteResponse:
         return router_pb2.CompleteResponse(text="".join(PIECES), finish=FINISH)
 
-    def Generate(  # noqa: N802 - gRPC method name
+    async def Generate(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: Any
     ) -> AsyncIterator[router_pb2.GenerateResponse]:
-        return self.events(request)
+        async for message in self.events(request):
+            yield message
 
     async def Complete(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: Any
