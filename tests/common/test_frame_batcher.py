@@ -88,3 +88,28 @@ async def test_close_writes_what_is_queued_first() -> None:
     batcher.close()
     await asyncio.wait_for(batcher.run(), 5)
     assert sent == [1, 2, 3, 4, 5]
+
+
+async def test_frames_from_work_under_way_join_the_message_being_gathered() -> None:
+    """Requests already being handled reach the writer a pass or two of the event loop later; the
+    writer yields while frames keep coming, so they share its message instead of each paying one."""
+    sent: list[list[int]] = []
+
+    async def write(frames: list[router_pb2.RouterFrame]) -> None:
+        sent.append([f.call_id for f in frames])
+
+    batcher: FrameBatcher[router_pb2.RouterFrame] = FrameBatcher(write)
+    writing = asyncio.create_task(batcher.run())
+    await asyncio.sleep(0.01)  # the writer is idle
+
+    async def handled(call_id: int) -> None:
+        for _ in range(call_id):  # request k needs k passes of the loop before its frame is ready
+            await asyncio.sleep(0)
+        batcher.put(_frame(call_id))
+
+    work = [asyncio.create_task(handled(call_id)) for call_id in (1, 2, 3)]
+    await asyncio.gather(*work)
+    await asyncio.sleep(0.01)
+    batcher.close()
+    await asyncio.wait_for(writing, 5)
+    assert sent == [[1, 2, 3]]
