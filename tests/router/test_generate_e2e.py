@@ -201,7 +201,8 @@ async def test_the_session_keeps_the_rules_of_generate_and_complete(
             assert [whole.text] == expected
             assert (whole.finish.deployment_id, whole.finish.attempts) == (f"{model}-d1", 2)
             streaming = await client.stream(_session_request(model), timeout=30)
-            texts = [*(await streaming.first()).delta.pieces]
+            first = (await streaming.first()).delta
+            texts = list(first.pieces) or [first.text]  # one piece travels as text
             finish = None
             async for message in streaming.rest():
                 texts.extend(message.delta.pieces or [message.delta.text])
