@@ -172,6 +172,9 @@ class _Stream:
 
     def forget(self, call_id: int) -> None:
         self._calls.pop(call_id, None)
+        self._close_if_drained()
+
+    def _close_if_drained(self) -> None:
         if self.draining and not self._calls:
             self._out.close()  # half-close: the router's session ends once this is written
 
@@ -194,8 +197,7 @@ class _Stream:
                 if message.draining and not self.draining:
                     self.draining = True
                     log.info("router_session_draining", open_calls=len(self._calls))
-                    if not self._calls:
-                        self._out.close()
+                    self._close_if_drained()
             self._break(None)
         except Exception as exc:  # noqa: BLE001 - whatever ended the stream ends its calls
             self._break(exc)

@@ -100,9 +100,7 @@ class CallSession:
                 self._out.put(router_pb2.RouterFrame(call_id=call_id, whole=whole))
         except TollgateError as exc:  # only before the first message, as in Generate and Complete
             self._out.put(router_pb2.RouterFrame(call_id=call_id, error=call_error(exc)))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a bug: this call fails, the session and its other calls go on
+        except Exception as exc:  # a bug (cancellation is not an Exception): this call fails, the rest go on
             log.exception("session_call_failed", call_id=call_id)
             failed = TollgateError(f"The model router failed: {type(exc).__name__}")
             self._out.put(router_pb2.RouterFrame(call_id=call_id, error=call_error(failed)))
