@@ -168,10 +168,10 @@ async def test_complete_answers_in_one_reply_what_generate_streams(
 async def test_the_chunks_of_one_read_travel_as_pieces_only_to_an_edge_that_reads_them(
     router: Platform, publish: EventProducer, upstream: UpstreamServer
 ) -> None:
-    """A long answer at full speed: many chunks per network read, one Delta each read. An edge older
+    """A long answer written in one go: many chunks per network read, one Delta each read. An edge older
     than ``pieces`` (accepts_pieces unset) gets the same text joined in ``text``: no text lost."""
     model = f"long-{uuid.uuid4().hex[:6]}"
-    await add_model(publish, model, upstream, ["long"])
+    await add_model(publish, model, upstream, ["long-one-write"])  # many events in each read, always
     batched: list[list[str]] = []
     pieces, _, err = await call(router, model, messages=batched)
     assert err is None and len(pieces) > 100

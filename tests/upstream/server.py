@@ -44,6 +44,7 @@ class Scenario:
     delay_before: float = 0.0  # before the status line
     delay_between: float = 0.0  # between two events
     cut_after: int | None = None  # events sent before the connection is dropped without an end
+    one_write: bool = False  # the whole body in one network write: a reader gets many events per read
 
 
 _COMMON = {
@@ -51,6 +52,7 @@ _COMMON = {
     "slow": Scenario("ok", delay_before=SLOW_SECONDS),
     "slow-stream": Scenario("long", delay_between=STREAM_GAP_SECONDS),
     "long": Scenario("long"),  # the benchmark's many-chunk answer, as fast as the socket takes it
+    "long-one-write": Scenario("long", one_write=True),
     "paced": Scenario("long", delay_between=PACED_GAP_SECONDS),
     "error-mid-stream": Scenario("error-mid-stream"),
     "rate-limited": Scenario("rate-limited"),
@@ -176,7 +178,8 @@ class Replay(Response):
             if sc.delay_before and await _disconnected_within(gone, sc.delay_before):
                 return
             await send({"type": "http.response.start", "status": self.status_code, "headers": self._raw})
-            for index, chunk in enumerate(self._chunks):
+            chunks = [b"".join(self._chunks)] if sc.one_write else self._chunks
+            for index, chunk in enumerate(chunks):
                 if sc.cut_after is not None and index == sc.cut_after:
                     return  # no final empty chunk: uvicorn closes the socket mid-body
                 if index and sc.delay_between and await _disconnected_within(gone, sc.delay_between):
