@@ -14,7 +14,7 @@ import structlog
 from services.common.events.catalog import DeploymentEntry
 from services.router.backends import Backend
 from services.router.backends.anthropic import AnthropicBackend
-from services.router.backends.http import new_session
+from services.router.backends.http import new_provider_http
 from services.router.backends.openai_compat import OpenAICompatBackend
 from services.router.backends.triton import TritonBackend
 
@@ -23,7 +23,7 @@ log = structlog.get_logger(__name__)
 
 class BackendPool:
     def __init__(self, provider_timeout: float = 60.0, max_connections: int = 512) -> None:
-        self._http = new_session(max_connections)  # built in the running loop (the service's main)
+        self._http = new_provider_http(max_connections)  # built in the running loop (the service's main)
         self._timeout = provider_timeout
         self._backends: dict[str, tuple[DeploymentEntry, Backend]] = {}
         self.health: dict[str, bool] = {}

@@ -5,17 +5,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 
-from services.router.backends.http import new_session
+from services.router.backends.http import ProviderHTTP, new_provider_http
 from tests.upstream.harness import upstream  # noqa: F401 - session fixture, re-exported for pytest
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
+async def http() -> AsyncIterator[ProviderHTTP]:
     """The router's own pooled session, as the backend pool builds it."""
-    async with new_session(max_connections=16) as client:
+    async with new_provider_http(max_connections=16) as client:
         yield client
 
 

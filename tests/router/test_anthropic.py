@@ -10,7 +10,6 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, cast
 
-import aiohttp
 import pytest
 
 from infra.stack.ports import free_port
@@ -24,6 +23,7 @@ from services.common.errors import (
 )
 from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling
 from services.router.backends.anthropic import AnthropicBackend, to_messages
+from services.router.backends.http import ProviderHTTP
 from services.router.backends.provider_errors import UpstreamRateLimited, is_retryable
 from tests.upstream.harness import UpstreamServer
 
@@ -56,7 +56,7 @@ def key(monkeypatch: pytest.MonkeyPatch) -> str:
     return value
 
 
-def backend(upstream: UpstreamServer, http: aiohttp.ClientSession, timeout: float = 5.0) -> AnthropicBackend:
+def backend(upstream: UpstreamServer, http: ProviderHTTP, timeout: float = 5.0) -> AnthropicBackend:
     return AnthropicBackend(upstream.anthropic_base_url, KEY_ENV, http, timeout=timeout)
 
 
@@ -230,7 +230,7 @@ async def test_ready_and_unreachable(upstream, http, key) -> None:
 
 
 async def test_finished_streams_return_their_connection_to_the_pool(
-    upstream: UpstreamServer, http: aiohttp.ClientSession, key: str, tag: str
+    upstream: UpstreamServer, http: ProviderHTTP, key: str, tag: str
 ) -> None:
     b = backend(upstream, http)
     for _ in range(5):
@@ -238,4 +238,4 @@ async def test_finished_streams_return_their_connection_to_the_pool(
         async for _text in b.generate(chat(f"ok:{tag}"), outcome):
             pass
         assert outcome.usage_reported
-    assert sum(len(idle) for idle in http.connector._conns.values()) == 1  # type: ignore[union-attr]
+    assert sum(len(idle) for idle in http.pooled.connector._conns.values()) == 1  # type: ignore[union-attr]

@@ -1,6 +1,6 @@
 """The router's provider HTTP client against a raw TCP server that closes keep-alive connections the
 way real servers do: a request that meets a connection closed before any answer is sent once more on
-a new one, and only once."""
+a new one, and only once; idle connections leave the pool before the usual 5 s server timeout."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import socket
 import struct
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from prometheus_client import REGISTRY
 
@@ -60,7 +59,7 @@ class _Server:
             writer.close()
 
 
-async def _texts(session: aiohttp.ClientSession, url: str) -> list[str]:
+async def _texts(session: http.ProviderHTTP, url: str) -> list[str]:
     texts: list[str] = []
     async for events in http.sse_batches(
         session, url, b'{"stream": true}', {"content-type": "application/json"}, http.step_timeout(5), ()
@@ -88,7 +87,7 @@ async def test_a_pooled_connection_closed_under_a_request_is_resent_on_a_new_one
     server, listening = serving
     url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
     resent = _resent()
-    session = http.new_session(max_connections=1)
+    session = http.new_provider_http(max_connections=1)
     try:
         assert await _texts(session, url) == [SSE.split(b"\n\n")[0][6:].decode(), "[DONE]"]
         assert await _texts(session, url) == [SSE.split(b"\n\n")[0][6:].decode(), "[DONE]"]
@@ -104,7 +103,7 @@ async def test_a_connection_dropped_twice_is_the_providers_failure(
     server, listening = serving
     server.answers_per_connection = 0  # every request: connection closed, no answer
     url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
-    session = http.new_session(max_connections=1)
+    session = http.new_provider_http(max_connections=1)
     try:
         with pytest.raises(UpstreamError) as failure:
             await _texts(session, url)
@@ -112,3 +111,42 @@ async def test_a_connection_dropped_twice_is_the_providers_failure(
         await session.close()
     assert failure.value.code == UPSTREAM_CONNECTION_LOST  # for fallback to take over
     assert server.requests == 2  # sent once more, not again
+
+
+async def test_the_resend_opens_a_connection_rather_than_taking_the_next_pooled_one(
+    serving: tuple[_Server, asyncio.Server],
+) -> None:
+    """Connections released together (after a burst) are closed by the server's idle timeout
+    together; the pool hands out the least recently used first, so the next pooled connection is
+    the next one closing. The resend must not take it."""
+    server, listening = serving
+    url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
+    session = http.new_provider_http(max_connections=4)
+    try:
+        burst = await asyncio.gather(_texts(session, url), _texts(session, url))  # two pooled connections
+        assert all(texts[-1] == "[DONE]" for texts in burst) and server.connections == 2
+        assert (await _texts(session, url))[-1] == "[DONE]"  # the first pooled one closes under it
+    finally:
+        await session.close()
+    assert (server.connections, server.requests) == (3, 4)  # resent on a third connection, not the second
+
+
+async def test_idle_connections_leave_the_pool_before_a_five_second_server_timeout() -> None:
+    """aiohttp keeps an idle connection 15 s by default; uvicorn (vLLM) and Node close theirs after
+    5 s, so a request sent after 4 to 5 idle seconds would race the server's close."""
+    server = _Server(answers_per_connection=100)
+    listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
+    session = http.new_provider_http(max_connections=1)
+    try:
+        await _texts(session, url)
+        await _texts(session, url)
+        assert server.connections == 1  # kept alive between requests
+        await asyncio.sleep(http.KEEPALIVE_SECONDS + 0.2)
+        assert http.KEEPALIVE_SECONDS < 5.0
+        await _texts(session, url)
+    finally:
+        await session.close()
+        listening.close()
+        await listening.wait_closed()
+    assert (server.connections, server.requests) == (2, 3)  # a new connection, nothing resent

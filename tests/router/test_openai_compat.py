@@ -10,7 +10,6 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, cast
 
-import aiohttp
 import pytest
 
 from infra.stack.ports import free_port
@@ -22,6 +21,7 @@ from services.common.errors import (
     UpstreamTimeout,
 )
 from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling
+from services.router.backends.http import ProviderHTTP
 from services.router.backends.openai_compat import OpenAICompatBackend
 from services.router.backends.provider_errors import UpstreamRateLimited, is_retryable, is_transient
 from tests.upstream.harness import UpstreamServer
@@ -53,7 +53,7 @@ def key(monkeypatch: pytest.MonkeyPatch) -> str:
     return value
 
 
-def backend(upstream: UpstreamServer, http: aiohttp.ClientSession, **kwargs: Any) -> OpenAICompatBackend:
+def backend(upstream: UpstreamServer, http: ProviderHTTP, **kwargs: Any) -> OpenAICompatBackend:
     kwargs.setdefault("timeout", 5.0)
     return OpenAICompatBackend(upstream.openai_base_url, KEY_ENV, http, **kwargs)
 
@@ -264,13 +264,13 @@ async def test_ready_and_unreachable(upstream, http, key) -> None:
     assert is_retryable(error)
 
 
-def _pooled_connections(http: aiohttp.ClientSession) -> int:
+def _pooled_connections(http: ProviderHTTP) -> int:
     """Idle keep-alive connections in the session's pool (none is in use between requests)."""
-    return sum(len(idle) for idle in http.connector._conns.values())  # type: ignore[union-attr]
+    return sum(len(idle) for idle in http.pooled.connector._conns.values())  # type: ignore[union-attr]
 
 
 async def test_finished_streams_return_their_connection_to_the_pool(
-    upstream: UpstreamServer, http: aiohttp.ClientSession, key: str, tag: str
+    upstream: UpstreamServer, http: ProviderHTTP, key: str, tag: str
 ) -> None:
     """Stopping at [DONE] without reading the end of the body dropped the connection: a new
     TCP (and, against a real provider, TLS) handshake for every request."""

@@ -31,7 +31,7 @@ import orjson
 from services.common.errors import InvalidRequest, TollgateError
 from services.router.backends import ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
-from services.router.backends.http import get_status, sse_batches, step_timeout
+from services.router.backends.http import ProviderHTTP, get_status, sse_batches, step_timeout
 from services.router.backends.sse import Event
 
 READY_TIMEOUT = 2.0
@@ -93,7 +93,7 @@ class AnthropicBackend:
         self,
         base_url: str,
         api_key_env: str | None,
-        client: aiohttp.ClientSession,
+        client: ProviderHTTP,
         timeout: float = 60.0,
         version: str = "2023-06-01",
     ) -> None:

@@ -1,4 +1,4 @@
-"""The router's HTTP client for providers: one pooled aiohttp session, SSE read a network read at a time.
+"""The router's HTTP client for providers: one pooled aiohttp client, SSE read a network read at a time.
 
 Why aiohttp and not httpx: on the hot path the client is most of the router's CPU. Measured on the
 bench machine against the replaying upstream (one core, a 12-chunk streamed answer), httpx spent
@@ -10,15 +10,24 @@ attempt) leaves aiohttp's response context with the body unread, and aiohttp the
 connection instead of returning it to the pool, so the provider sees the disconnect and stops.
 
 Idle connections: a server closes a keep-alive connection after its idle timeout (uvicorn, and so
-vLLM, after 5 s), and a request can pick that connection from the pool just as it closes. The
-request then fails before any answer, without having reached the provider's application; it is sent
-once more on a new connection (aiohttp does this itself only for idempotent methods, and ours are
-POSTs). A second such failure is the provider's, and goes to fallback like any other.
+vLLM, after 5 s; Node after 5 s), and a request can pick that connection from the pool just as it
+closes. Two defences:
+
+- The pool drops a connection idle for ``KEEPALIVE_SECONDS`` (4 s) itself, before the common 5 s
+  server timeout can race it (aiohttp's default is 15 s).
+- A request that still meets a closing connection fails before any answer, without having reached
+  the provider's application; it is sent once more on a connection opened for it (aiohttp resends
+  only idempotent methods, and ours are POSTs). Not on the next pooled one: aiohttp hands out the
+  least recently used connection first, and connections released together (after a burst) are closed
+  by the server together, so the next pooled one is usually closing too. A second failure is the
+  provider's, and goes to fallback like any other.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
 
 import aiohttp
 import structlog
@@ -36,14 +45,45 @@ RESENT = Counter(
 # what a connection closed under a request raises: a clean close (FIN), or a reset (ECONNRESET)
 DROPPED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 CONNECT_TIMEOUT = 5.0
+KEEPALIVE_SECONDS = 4.0  # below the 5 s idle timeout of uvicorn (vLLM) and Node servers
 ERROR_BODY_LIMIT = 64 * 1024
 
 
-def new_session(max_connections: int) -> aiohttp.ClientSession:
-    """Keep-alive pool shared by every provider backend. No environment proxies or netrc: provider
+@dataclass(frozen=True)
+class ProviderHTTP:
+    """The HTTP client every provider backend shares: a keep-alive pool, and a second client that
+    opens a connection per request, for the one resend after a pooled connection dropped."""
+
+    pooled: aiohttp.ClientSession
+    fresh: aiohttp.ClientSession
+
+    async def close(self) -> None:
+        await self.pooled.close()
+        await self.fresh.close()
+
+    async def __aenter__(self) -> ProviderHTTP:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+def new_provider_http(max_connections: int) -> ProviderHTTP:
+    """Build the shared client (in the running loop). No environment proxies or netrc: provider
     traffic goes where the catalog says and nowhere else."""
+    pooled = aiohttp.TCPConnector(
+        limit=max_connections, limit_per_host=0, keepalive_timeout=KEEPALIVE_SECONDS,
+        enable_cleanup_closed=True,
+    )
+    fresh = aiohttp.TCPConnector(limit=0, force_close=True, enable_cleanup_closed=True)
+    return ProviderHTTP(_client(pooled), _client(fresh))
+
+
+def _client(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, enable_cleanup_closed=True),
+        connector=connector,
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),
         trust_env=False,
         auto_decompress=True,
@@ -57,10 +97,10 @@ def step_timeout(seconds: float) -> aiohttp.ClientTimeout:
 
 
 async def get_status(
-    session: aiohttp.ClientSession, url: str, headers: Mapping[str, str], timeout: float
+    http: ProviderHTTP, url: str, headers: Mapping[str, str], timeout: float
 ) -> int:
     """Status of a small GET (readiness probes); raises what aiohttp raises."""
-    async with session.get(
+    async with http.pooled.get(
         url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False
     ) as response:
         await response.read()
@@ -68,7 +108,7 @@ async def get_status(
 
 
 async def sse_batches(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str],
+    http: ProviderHTTP, url: str, body: bytes, headers: Mapping[str, str],
     timeout: aiohttp.ClientTimeout, secrets: Iterable[str],
 ) -> AsyncGenerator[list[Event], None]:
     """POST ``body`` and yield, per network read, the events that read completed (never empty).
@@ -76,7 +116,7 @@ async def sse_batches(
     A non-2xx answer raises the mapped provider error; a transport failure raises ours.
     """
     try:
-        async with await _post(session, url, body, headers, timeout) as response:
+        async with await _post(http, url, body, headers, timeout) as response:
             if not 200 <= response.status < 300:
                 raise await _error(response, tuple(secrets))
             decoder = SSEDecoder()
@@ -92,18 +132,18 @@ async def sse_batches(
 
 
 async def _post(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str],
-    timeout: aiohttp.ClientTimeout,
+    http: ProviderHTTP, url: str, body: bytes, headers: Mapping[str, str], timeout: aiohttp.ClientTimeout,
 ) -> aiohttp.ClientResponse:
-    """POST and wait for the status line, resending once if the connection dropped before it."""
+    """POST and wait for the status line, resending once, on a new connection, if a pooled
+    connection dropped before it."""
     try:
-        return await session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+        return await http.pooled.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
     except DROPPED as exc:
         if isinstance(exc, aiohttp.ClientConnectorError):
             raise  # could not connect at all: nothing to gain from the same address right away
         RESENT.inc()
         log.info("upstream_connection_dropped_before_answer_resending", error=type(exc).__name__)
-    return await session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+    return await http.fresh.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
 
 
 async def _error(response: aiohttp.ClientResponse, secrets: tuple[str, ...]) -> TollgateError:

@@ -37,7 +37,7 @@ import orjson
 from services.common.errors import InvalidRequest, TollgateError
 from services.router.backends import ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
-from services.router.backends.http import get_status, sse_batches, step_timeout
+from services.router.backends.http import ProviderHTTP, get_status, sse_batches, step_timeout
 from services.router.backends.sse import Event
 
 READY_TIMEOUT = 2.0
@@ -75,7 +75,7 @@ class OpenAICompatBackend:
         self,
         base_url: str,
         api_key_env: str | None,
-        client: aiohttp.ClientSession,
+        client: ProviderHTTP,
         timeout: float = 60.0,
         *,
         max_tokens_field: str = "max_tokens",
