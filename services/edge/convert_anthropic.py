@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from services.common.errors import InvalidRequest
+from services.common.errors import InvalidRequest, UpstreamError
 from services.edge.finish import finish_error, response_id
 from services.edge.validation import anthropic_error
 from services.edge.wire import anthropic as w
@@ -179,11 +179,33 @@ def anthropic_usage(usage: router_pb2.Usage) -> r.Usage:
     )
 
 
+def tool_uses(finish: router_pb2.Finish) -> list[r.ToolUseBlock]:
+    """The Finish's tool calls as ``tool_use`` blocks, whose ``input`` must be a JSON object. A model
+    behind an OpenAI-compatible provider may write arguments that are not one; that answer cannot be
+    given in Anthropic's format, and saying so beats handing the client an altered call."""
+    blocks = []
+    for call in finish.tool_calls:
+        try:
+            given = orjson.loads(call.arguments_json or "{}")
+        except orjson.JSONDecodeError:
+            given = None
+        if not isinstance(given, dict):
+            raise UpstreamError(
+                f"the model called tool {call.name!r} with arguments that are not a JSON object, which "
+                "the Messages API cannot return", code="upstream_bad_response",
+            )
+        blocks.append(r.ToolUseBlock(id=call.id, name=call.name, input=given))
+    return blocks
+
+
 def build_message(request_id: str, model: str, text: str, finish: router_pb2.Finish) -> r.Message:
     """The non-streamed answer; raises the Finish's error instead when generation failed."""
     if (error := finish_error(finish)) is not None:
         raise error
+    uses = tool_uses(finish)
+    content: list[r.TextBlock | r.ToolUseBlock] = [r.TextBlock(text=text)] if text or not uses else []
+    content += uses
     return r.Message(
-        id=response_id("msg_", request_id), content=[r.TextBlock(text=text)], model=model,
+        id=response_id("msg_", request_id), content=content, model=model,
         stop_reason=stop_reason(finish.finish_reason), usage=anthropic_usage(finish.usage),
     )

@@ -209,6 +209,11 @@ def chat_finish_reason(reason: str) -> r.ChatFinishReason:
     return _CHAT_REASONS.get(reason, "stop")
 
 
+def tool_calls(finish: router_pb2.Finish) -> list[r.ToolCall]:
+    return [r.ToolCall(id=c.id, function=r.FunctionCall(name=c.name, arguments=c.arguments_json))
+            for c in finish.tool_calls]
+
+
 def completion_finish_reason(reason: str) -> r.CompletionFinishReason:
     mapped = _CHAT_REASONS.get(reason, "stop")
     return "stop" if mapped == "tool_calls" else mapped
@@ -220,8 +225,9 @@ def build_chat_completion(
     """The non-streamed answer; raises the Finish's error instead when generation failed."""
     if (error := finish_error(finish)) is not None:
         raise error
-    choice = r.ChatChoice(index=0, message=r.ChatCompletionMessage(content=text),
-                          finish_reason=chat_finish_reason(finish.finish_reason))
+    calls = tool_calls(finish)
+    message = r.ChatCompletionMessage(content=text if text or not calls else None, tool_calls=calls or None)
+    choice = r.ChatChoice(index=0, message=message, finish_reason=chat_finish_reason(finish.finish_reason))
     return r.ChatCompletion(id=response_id("chatcmpl-", request_id), created=created, model=model,
                             choices=[choice], usage=openai_usage(finish.usage))
 

@@ -19,8 +19,9 @@ import orjson
 
 from services.common.errors import TollgateError
 from services.edge import sse
-from services.edge.convert_anthropic import anthropic_usage, stop_reason
+from services.edge.convert_anthropic import anthropic_usage, stop_reason, tool_uses
 from services.edge.finish import finish_error, response_id
+from services.edge.wire.anthropic_responses import ToolUseBlock
 from tollgate.router.v1 import router_pb2
 
 _BLOCK_START = sse.event("content_block_start", b'{"type":"content_block_start","index":0,'
@@ -68,9 +69,13 @@ class AnthropicMessageStream:
         return _PING
 
     def finish(self, finish: router_pb2.Finish) -> bytes:
-        """The end of the stream: clean (stop reason and usage) or, for a failed Finish, an error event."""
+        """The end of the stream: clean (stop reason and usage) or, for a failed Finish, an error event.
+
+        Raises the error when a clean Finish cannot be written in this API (tool arguments that are not
+        a JSON object), so that the caller records the request as failed and ends with ``error``."""
         if (error := finish_error(finish)) is not None:
             return self.error(error)
+        uses = tool_uses(finish)
         usage = anthropic_usage(finish.usage).model_dump()
         delta = {
             "type": "message_delta",
@@ -78,9 +83,22 @@ class AnthropicMessageStream:
             "usage": {"output_tokens": usage.pop("output_tokens"), **usage},
         }
         self.done = True
-        return self.start() + _BLOCK_STOP + sse.json_event("message_delta", delta) + _MESSAGE_STOP
+        calls = b"".join(_tool_use_events(i, use) for i, use in enumerate(uses, 1))
+        return self.start() + _BLOCK_STOP + calls + sse.json_event("message_delta", delta) + _MESSAGE_STOP
 
     def error(self, exc: TollgateError) -> bytes:
         """End the stream with ``event: error`` (no message_stop), e.g. when the router stream broke."""
         self.done = True
         return sse.json_event("error", exc.to_anthropic())
+
+
+def _tool_use_events(index: int, use: ToolUseBlock) -> bytes:
+    """A whole tool call as Anthropic streams one: the block opens with an empty input, the input
+    follows as one ``input_json_delta``, the block closes. After the text block (index 0)."""
+    opened = {"type": "content_block_start", "index": index,
+              "content_block": {"type": "tool_use", "id": use.id, "name": use.name, "input": {}}}
+    delta = {"type": "content_block_delta", "index": index,
+             "delta": {"type": "input_json_delta", "partial_json": orjson.dumps(use.input).decode()}}
+    return (sse.json_event("content_block_start", opened) + sse.json_event("content_block_delta", delta)
+            + sse.json_event("content_block_stop", {"type": "content_block_stop", "index": index}))
+

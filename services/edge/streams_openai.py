@@ -18,7 +18,12 @@ import orjson
 
 from services.common.errors import TollgateError
 from services.edge import sse
-from services.edge.convert_openai import chat_finish_reason, completion_finish_reason, openai_usage
+from services.edge.convert_openai import (
+    chat_finish_reason,
+    completion_finish_reason,
+    openai_usage,
+    tool_calls,
+)
 from services.edge.finish import finish_error, response_id
 from tollgate.router.v1 import router_pb2
 
@@ -60,11 +65,15 @@ class _OpenAIStream:
     def _final_choice(self, reason: str) -> bytes:
         raise NotImplementedError
 
+    def _tool_calls(self, finish: router_pb2.Finish) -> bytes:
+        return b""
+
     def finish(self, finish: router_pb2.Finish) -> bytes:
         """The end of the stream: clean (with usage when asked) or, for a failed Finish, an error event."""
         if (error := finish_error(finish)) is not None:
             return self.error(error)
-        out = self.start() + self._head + self._final_choice(finish.finish_reason) + self._tail
+        out = self.start() + self._tool_calls(finish)
+        out += self._head + self._final_choice(finish.finish_reason) + self._tail
         if self.include_usage:
             usage = orjson.dumps(openai_usage(finish.usage).model_dump())
             out += self._head + b'[],"usage":' + usage + b"}\n\n"
@@ -99,6 +108,15 @@ class OpenAIChatStream(_OpenAIStream):
     def _final_choice(self, reason: str) -> bytes:
         return (b'[{"index":0,"delta":{},"logprobs":null,"finish_reason":"'
                 + chat_finish_reason(reason).encode() + b'"}]')
+
+    def _tool_calls(self, finish: router_pb2.Finish) -> bytes:
+        """One chunk per call, each whole (id, name, all arguments), before the final chunk."""
+        out = b""
+        for index, call in enumerate(tool_calls(finish)):
+            entry = {"index": index, **call.model_dump(mode="json")}
+            out += (self._head + b'[{"index":0,"delta":{"tool_calls":[' + orjson.dumps(entry)
+                    + b']},"logprobs":null,"finish_reason":null}]' + self._tail)
+        return out
 
 
 class OpenAICompletionStream(_OpenAIStream):

@@ -89,10 +89,11 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
     await publish_key(producer, services, f"key_e2e_{tag}", secret)
     scenarios = [
         "ok", "ok-no-usage", "cut-mid-stream", "slow-stream", "server-error", "context-too-long", "rate-limited",
+        "tool-calls",
     ]
     for scenario in scenarios:
         await publish_provider_model(producer, f"oa-{scenario}-{tag}", "openai", upstream.openai_base_url, scenario)
-    for scenario in ["ok", "overloaded"]:
+    for scenario in ["ok", "overloaded", "tool-use"]:
         await publish_provider_model(producer, f"an-{scenario}-{tag}", "anthropic", upstream.anthropic_base_url, scenario)
     await publish_provider_model(
         producer, f"old-{tag}", "openai", upstream.openai_base_url, "ok",

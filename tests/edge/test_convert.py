@@ -193,6 +193,41 @@ def test_built_chat_completion_validates_with_the_openai_sdk(reason: str) -> Non
     assert sdk.usage.completion_tokens_details and sdk.usage.completion_tokens_details.reasoning_tokens == 3
 
 
+CALL = pb.ToolCall(id="call_a1", name="get_weather", arguments_json='{"location": "Paris"}')
+
+
+def test_built_chat_completion_carries_tool_calls_and_no_content_when_only_tools_were_called() -> None:
+    built = build_chat_completion("req_1", "model-1", 1, "", finish("tool_calls", tool_calls=[CALL]))
+    body = built.model_dump(mode="json", exclude_none=False)  # as the edge sends it
+    sdk = openai.types.chat.ChatCompletion.model_validate(body)
+    message = sdk.choices[0].message
+    assert message.content is None and sdk.choices[0].finish_reason == "tool_calls"
+    assert [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or []] == [
+        ("call_a1", "get_weather", '{"location": "Paris"}')]
+    plain = build_chat_completion("req_1", "model-1", 1, "Hi", finish()).model_dump(mode="json", exclude_none=False)
+    assert "tool_calls" not in plain["choices"][0]["message"]  # no key at all, as OpenAI answers
+
+
+def test_built_message_carries_tool_use_blocks() -> None:
+    built = build_message("req_1", "model-1", "", finish("tool_calls", tool_calls=[CALL]))
+    sdk = anthropic.types.Message.model_validate(orjson.loads(built.model_dump_json()))
+    assert sdk.stop_reason == "tool_use"
+    assert [(b.type, b.id, b.name, b.input) for b in sdk.content] == [  # type: ignore[union-attr]
+        ("tool_use", "call_a1", "get_weather", {"location": "Paris"})]
+    with_text = build_message("req_1", "model-1", "Checking.", finish("tool_calls", tool_calls=[CALL]))
+    assert [b.type for b in with_text.content] == ["text", "tool_use"]
+
+
+@pytest.mark.parametrize("arguments", ['{"unclosed": ', "[1, 2]", '"text"'])
+def test_tool_arguments_that_are_not_an_object_cannot_be_a_tool_use_block(arguments: str) -> None:
+    bad = finish("tool_calls", tool_calls=[pb.ToolCall(id="c", name="f", arguments_json=arguments)])
+    with pytest.raises(UpstreamError, match="not a JSON object"):
+        build_message("req_1", "model-1", "", bad)
+    built = build_chat_completion("req_1", "model-1", 1, "", bad)  # OpenAI's format carries them as text
+    assert built.choices[0].message.tool_calls is not None
+    assert built.choices[0].message.tool_calls[0].function.arguments == arguments
+
+
 def test_built_completion_validates_with_the_openai_sdk() -> None:
     built = build_completion("req_0123abcd", "model-1", 1_700_000_000, " there", finish("length"))
     sdk = openai.types.Completion.model_validate(orjson.loads(built.model_dump_json()))

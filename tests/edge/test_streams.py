@@ -264,6 +264,61 @@ def test_chat_stream_reports_tool_calls_finish_reason() -> None:
     assert final.choices[0].finish_reason == "tool_calls"
 
 
+CALLS = [pb.ToolCall(id="call_a1", name="get_weather", arguments_json='{"location": "Paris"}'),
+         pb.ToolCall(id="call_b2", name="get_time", arguments_json='{"zone": "CET"}')]
+TOOL_FINISH = pb.Finish(finish_reason="tool_calls", usage=USAGE, tool_calls=CALLS)
+
+
+def test_openai_sdk_rebuilds_the_tool_calls_of_a_chat_stream() -> None:
+    stream = OpenAIChatStream("req_ab12", "model-1", include_usage=True)
+    body = run(stream, ["Let me check."], TOOL_FINISH)
+    for _, data in events(body)[:-1]:
+        ow.ChatCompletionChunk.model_validate(orjson.loads(data))
+    with serving(body) as http, openai_client(http).chat.completions.stream(
+        model="model-1", messages=[{"role": "user", "content": "hi"}],
+    ) as sdk_stream:
+        final = sdk_stream.get_final_completion()
+    message = final.choices[0].message
+    assert final.choices[0].finish_reason == "tool_calls" and message.content == "Let me check."
+    assert [(c.id, c.type, c.function.name, c.function.arguments) for c in message.tool_calls or []] == [
+        ("call_a1", "function", "get_weather", '{"location": "Paris"}'),
+        ("call_b2", "function", "get_time", '{"zone": "CET"}'),
+    ]
+
+
+def test_anthropic_sdk_rebuilds_the_tool_use_blocks_of_a_stream() -> None:
+    stream = AnthropicMessageStream("req_ab12", "model-1")
+    body = run(stream, ["Let me check."], TOOL_FINISH)
+    for name, data in events(body):
+        payload = orjson.loads(data)
+        if name != "ping":
+            RAW_EVENT.validate_python(payload)
+        pydantic.TypeAdapter(aw.StreamEvent).validate_python(payload)
+    with serving(body) as http, anthropic_client(http).messages.stream(
+        model="model-1", max_tokens=64, messages=[{"role": "user", "content": "hi"}],
+    ) as sdk_stream:
+        final = sdk_stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    text, *uses = final.content
+    assert text.type == "text" and text.text == "Let me check."
+    assert [(u.type, u.id, u.name, u.input) for u in uses] == [  # type: ignore[union-attr]
+        ("tool_use", "call_a1", "get_weather", {"location": "Paris"}),
+        ("tool_use", "call_b2", "get_time", {"zone": "CET"}),
+    ]
+
+
+def test_arguments_that_are_not_an_object_end_the_anthropic_stream_with_an_error() -> None:
+    """Anthropic's tool_use input must be an object; an OpenAI-compatible model may write anything."""
+    bad = pb.Finish(finish_reason="tool_calls", usage=USAGE,
+                    tool_calls=[pb.ToolCall(id="call_x", name="f", arguments_json='{"unclosed": ')])
+    stream = AnthropicMessageStream("req_ab12", "model-1")
+    opened = stream.delta("ok")
+    with pytest.raises(UpstreamError, match="not a JSON object") as failure:
+        stream.finish(bad)  # raised, so the route records the failure and ends the stream with it
+    evs = events(opened + stream.error(failure.value))
+    assert evs[-1][0] == "error" and "message_stop" not in [name for name, _ in evs]
+
+
 def test_model_names_and_ids_are_json_escaped() -> None:
     stream = OpenAIChatStream('req_"x', 'we"ird\nmodel', include_usage=False)
     chunk = orjson.loads(events(stream.delta("t"))[1][1])

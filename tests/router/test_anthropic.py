@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,7 +22,7 @@ from services.common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling
+from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling, ToolCall
 from services.router.backends.anthropic import AnthropicBackend, to_messages
 from services.router.backends.http import ProviderHTTP
 from services.router.backends.provider_errors import UpstreamRateLimited, is_retryable
@@ -122,6 +123,76 @@ async def test_tool_use_finishes_with_tool_calls(upstream, http, key, tag) -> No
     assert got == recorded("messages-tool-use")[0]
     assert outcome.finish_reason == "tool_calls"
     assert outcome.output_tokens == 89
+    assert outcome.tool_calls == [  # rebuilt from the recorded input_json_delta fragments
+        ToolCall("toolu_01T1x1fJ34qAmk2tNTrN7Up6", "get_weather", '{"location": "Paris, France", "unit": "celsius"}')
+    ]
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather",
+    "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+}}
+EARLIER_CALL = {"id": "toolu_9", "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"location": "Paris"}'}}
+
+
+async def test_tools_and_a_tool_conversation_go_out_in_anthropics_shape(upstream, http, key, tag) -> None:
+    """The router's (OpenAI) vocabulary becomes Anthropic's: input_schema tools, tool_choice, the
+    earlier call as a tool_use block, its result as a user turn's tool_result block."""
+    turns = (ChatTurn("system", "Be brief."), ChatTurn("user", "Weather in Paris?"),
+             ChatTurn("assistant", ""), ChatTurn("tool", "18C, sunny", tool_call_id="toolu_9"),
+             ChatTurn("user", "And tomorrow?"))
+    request = replace(chat(f"ok:{tag}", turns), provider_options={
+        "tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "parallel_tool_calls": False, "assistant_tool_calls": {"2": [EARLIER_CALL]},
+    })
+    _, error = await drain(backend(upstream, http).generate(request, Outcome()))
+    assert error is None
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    body = seen["body"]
+    assert body["tools"] == [{"name": "get_weather", "description": "Current weather",
+                              "input_schema": WEATHER["function"]["parameters"]}]
+    assert body["tool_choice"] == {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True}
+    assert body["messages"] == [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_9", "name": "get_weather", "input": {"location": "Paris"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_9", "content": "18C, sunny"},
+            {"type": "text", "text": "And tomorrow?"}]},
+    ]
+    assert "assistant_tool_calls" not in body and "parallel_tool_calls" not in body
+
+
+@pytest.mark.parametrize(("choice", "expected"), [
+    ("auto", {"type": "auto"}), ("required", {"type": "any"}), ("none", {"type": "none"}), (None, None),
+])
+async def test_tool_choice_maps_to_anthropics_names(upstream, http, key, tag, choice, expected) -> None:
+    options: dict[str, Any] = {"tools": [WEATHER]} | ({"tool_choice": choice} if choice else {})
+    _, error = await drain(backend(upstream, http).generate(
+        replace(chat(f"ok:{tag}"), provider_options=options), Outcome()))
+    assert error is None
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["body"].get("tool_choice") == expected
+
+
+@pytest.mark.parametrize(("options", "param"), [
+    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"presence_penalty": 0.5}, "presence_penalty"),
+    ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0]"),
+    ({"tools": [WEATHER], "tool_choice": "sometimes"}, "tool_choice"),
+    ({"assistant_tool_calls": {"1": [{**EARLIER_CALL, "function": {"name": "f", "arguments": "[1]"}}]}},
+     "messages"),
+])
+async def test_what_anthropic_cannot_take_is_refused_before_sending(
+    upstream, http, key, tag, options, param
+) -> None:
+    turns = (ChatTurn("user", "hi"), ChatTurn("assistant", ""), ChatTurn("user", "go on"))
+    _, error = await drain(backend(upstream, http).generate(
+        replace(chat(f"ok:{tag}", turns), provider_options=options), Outcome()))
+    assert isinstance(error, InvalidRequest) and error.param == param
+    assert not is_retryable(error)
+    assert upstream.requests_for(f"ok:{tag}") == []
 
 
 @pytest.mark.parametrize(
@@ -189,7 +260,6 @@ async def test_closing_the_generator_disconnects_the_upstream(upstream, http, ke
 @pytest.mark.parametrize(
     "turns",
     [
-        (ChatTurn("user", "call it"), ChatTurn("tool", "42", tool_call_id="toolu_1")),
         (ChatTurn("system", "only a system prompt"),),
         (ChatTurn("developer", "unknown role"),),
     ],

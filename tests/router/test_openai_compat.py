@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,7 +21,7 @@ from services.common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling
+from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling, ToolCall
 from services.router.backends.http import ProviderHTTP
 from services.router.backends.openai_compat import OpenAICompatBackend
 from services.router.backends.provider_errors import UpstreamRateLimited, is_retryable, is_transient
@@ -153,6 +154,35 @@ async def test_tool_call_stream_finishes_with_tool_calls(upstream, http, key, ta
     [seen] = upstream.requests_for(f"tool-calls:{tag}")
     assert seen["body"]["tools"] == tools and seen["body"]["tool_choice"] == "auto"
     assert seen["stream_options"] == {"include_usage": True}  # ours wins over the caller's
+    assert outcome.tool_calls == [  # rebuilt from the recorded argument fragments
+        ToolCall("call_Jx4Pq7ZbN2mW8vR1tY6sK3dL", "get_weather", '{"location":"Paris, France","unit":"celsius"}')
+    ]
+
+
+async def test_earlier_tool_calls_go_back_on_their_assistant_turn(upstream, http, key, tag) -> None:
+    """The edge carries an assistant turn's calls beside the turns (a ChatTurn holds text only); the
+    provider must get them on the turn, where its tool result refers to them, and never as a field."""
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    request = replace(chat(f"ok:{tag}", {"assistant_tool_calls": {"2": [call]}}), messages=(
+        ChatTurn("system", "Be brief."), ChatTurn("user", "Weather?"), ChatTurn("assistant", ""),
+        ChatTurn("tool", "18C", tool_call_id="call_1"),
+    ))
+    _, error = await drain(backend(upstream, http).generate(request, Outcome()))
+    assert error is None
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["body"]["messages"][2:] == [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "content": "18C", "tool_call_id": "call_1"},
+    ]
+    assert "assistant_tool_calls" not in seen["body"]
+
+
+async def test_a_tool_call_without_an_id_gets_one(upstream, http, key, tag) -> None:
+    """Some compatible servers leave the id out; the client needs one to send the result back."""
+    outcome = Outcome()
+    await drain(backend(upstream, http).generate(chat(f"tool-calls-no-id:{tag}"), outcome))
+    [call] = outcome.tool_calls
+    assert call.id.startswith("call_") and len(call.id) > len("call_") and call.name == "get_weather"
 
 
 async def test_top_k_is_sent_only_to_servers_that_take_it(upstream, http, key, tag) -> None:

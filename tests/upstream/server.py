@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ SLOW_SECONDS = 5.0  # "slow": longer than any client timeout a test sets, short 
 STREAM_GAP_SECONDS = 0.05  # "slow-stream": one event every 50 ms
 PACED_GAP_SECONDS = 0.005  # "paced": a long answer at 200 events/s, each event its own network write
 MAX_RECORDS = 1000  # request log cap, so a benchmark run does not grow memory without bound
+_CALL_ID = re.compile(rb'"id":"call_[A-Za-z0-9]+",')
 HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive", "date"}
 
 
@@ -45,6 +47,7 @@ class Scenario:
     delay_between: float = 0.0  # between two events
     cut_after: int | None = None  # events sent before the connection is dropped without an end
     one_write: bool = False  # the whole body in one network write: a reader gets many events per read
+    without_call_ids: bool = False  # tool calls' "id" fields removed, as some compatible servers send them
 
 
 _COMMON = {
@@ -67,6 +70,7 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
         "ok-no-usage": Scenario("ok-no-usage"),
         "reasoning": Scenario("reasoning"),
         "tool-calls": Scenario("tool-calls"),
+        "tool-calls-no-id": Scenario("tool-calls", without_call_ids=True),
         "cut-mid-stream": Scenario("ok", cut_after=4),  # the role chunk, then 3 content chunks
     },
     "anthropic": {
@@ -213,6 +217,8 @@ def build_app(fixtures: dict[str, Any] | None = None) -> Starlette:
         })
         scenario = SCENARIOS[provider].get(model.split(":", 1)[0], Scenario("model-not-found"))
         stream = data.get(f"{provider}/{kind}-{scenario.fixture}")
+        if stream is not None and scenario.without_call_ids:
+            stream = [_CALL_ID.sub(b"", event) for event in stream]
         if stream is not None:
             headers = data[f"{provider}/headers"]
             return Replay(stats, model, 200, headers, stream, scenario)

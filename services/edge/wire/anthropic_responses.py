@@ -6,7 +6,7 @@ for speed; the tests hold those bytes against these models and against the offic
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from services.edge.wire.base import ResponseModel
 
@@ -16,6 +16,16 @@ StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "pau
 class TextBlock(ResponseModel):
     type: Literal["text"] = "text"
     text: str
+
+
+class ToolUseBlock(ResponseModel):
+    """A tool call; ``input`` is the arguments as a JSON object. In a stream it opens with ``input: {}``
+    and the arguments follow as one ``input_json_delta``."""
+
+    type: Literal["tool_use"] = "tool_use"
+    id: str
+    name: str
+    input: dict[str, Any]
 
 
 class Usage(ResponseModel):
@@ -31,7 +41,7 @@ class Message(ResponseModel):
     id: str
     type: Literal["message"] = "message"
     role: Literal["assistant"] = "assistant"
-    content: list[TextBlock]
+    content: list[TextBlock | ToolUseBlock]
     model: str
     stop_reason: StopReason | None
     stop_sequence: str | None = None
@@ -46,7 +56,7 @@ class MessageStartEvent(ResponseModel):
 class ContentBlockStartEvent(ResponseModel):
     type: Literal["content_block_start"] = "content_block_start"
     index: int
-    content_block: TextBlock
+    content_block: TextBlock | ToolUseBlock
 
 
 class PingEvent(ResponseModel):
@@ -58,10 +68,15 @@ class TextDelta(ResponseModel):
     text: str
 
 
+class InputJSONDelta(ResponseModel):
+    type: Literal["input_json_delta"] = "input_json_delta"
+    partial_json: str
+
+
 class ContentBlockDeltaEvent(ResponseModel):
     type: Literal["content_block_delta"] = "content_block_delta"
     index: int
-    delta: TextDelta
+    delta: TextDelta | InputJSONDelta
 
 
 class ContentBlockStopEvent(ResponseModel):

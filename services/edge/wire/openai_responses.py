@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from services.edge.wire.base import ResponseModel
 
 ChatFinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
@@ -32,10 +34,24 @@ class Usage(ResponseModel):
     completion_tokens_details: CompletionTokensDetails
 
 
+class FunctionCall(ResponseModel):
+    name: str
+    arguments: str  # the model's JSON text, as generated
+
+
+class ToolCall(ResponseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatCompletionMessage(ResponseModel):
+    """``content`` is null when the model only called tools, as OpenAI answers."""
+
     role: Literal["assistant"] = "assistant"
     content: str | None
     refusal: str | None = None
+    tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=lambda calls: calls is None)
 
 
 class ChatChoice(ResponseModel):
@@ -55,9 +71,20 @@ class ChatCompletion(ResponseModel):
     system_fingerprint: str | None = None
 
 
+class ChunkToolCall(ResponseModel):
+    """A tool call in a stream: ``index`` says which call a fragment continues. We send each call whole,
+    in one chunk (id, name and all of its arguments), which the SDKs' accumulators take as they are."""
+
+    index: int
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChunkDelta(ResponseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ChunkToolCall] | None = None
 
 
 class ChunkChoice(ResponseModel):

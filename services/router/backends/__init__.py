@@ -4,6 +4,11 @@ Each backend turns one ``GenerationRequest`` into a stream of text pieces (in ba
 network read brought) and fills an ``Outcome`` with the usage the backend itself reported (never
 counted from string length). Errors are raised as ``services.common.errors`` types so that fallback
 can decide what is retryable.
+
+Tool calls travel whole, in the ``Outcome``, not as pieces: a provider streams a call's arguments in
+fragments, but a client can act on a call only once it is complete, and carrying the whole calls
+with the Finish keeps one shape for every provider and both client APIs. The cost is that a client
+sees a call's arguments at the end rather than as they are generated.
 """
 
 from __future__ import annotations
@@ -44,6 +49,16 @@ class GenerationRequest:
     chat_template: str | None = None  # the catalog model's template, for backends that take a prompt
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the model asked for, whole: its arguments are the model's JSON text, as the
+    provider streamed it (not parsed: a model may produce invalid JSON, and the client decides)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
 @dataclass
 class Outcome:
     """Normalised usage as the backend reported it, and why generation stopped.
@@ -59,6 +74,7 @@ class Outcome:
     reasoning_tokens: int = 0
     finish_reason: str = "stop"  # stop | length | tool_calls | error | cancelled
     usage_reported: bool = False  # False when the upstream omitted usage
+    tool_calls: list[ToolCall] = field(default_factory=list)  # in the order the model made them
 
 
 def as_count(value: Any) -> int:

@@ -9,19 +9,23 @@ Decisions worth knowing:
 - System turns, wherever they appear, become the top-level ``system`` (Anthropic has no system role);
   consecutive turns of one role are merged into one message of several text blocks, because the API
   requires user and assistant to alternate while OpenAI-shaped input does not.
-- Tool turns are refused (InvalidRequest) for now: a ``tool_result`` must reference a ``tool_use``
-  block of the previous assistant turn, which ``ChatTurn`` cannot carry yet.
+- Tools are translated from the router's (OpenAI) vocabulary (``tool_use.py``): function tools
+  become ``input_schema`` tools, an earlier assistant turn's calls become its ``tool_use`` blocks, and
+  a ``tool`` turn becomes a user turn's ``tool_result`` block. Other OpenAI-only options
+  (``response_format``, penalties, ``logit_bias``, ...) have no Anthropic equivalent and are refused
+  with a 400 naming them, before anything is sent.
 - Raw completions (``prompt``) are refused: Anthropic retired its text-completion API, and wrapping a
   prompt as a chat turn would silently change what the client asked for.
 - ``seed`` is not sent: Anthropic has no such parameter.
 - Anthropic's ``input_tokens`` already excludes cache reads and writes, so it maps straight through.
-- Only text deltas are yielded; thinking and tool-input deltas are not carried by the router proto.
+- Text deltas are yielded as they come; ``tool_use`` blocks are rebuilt from their ``input_json_delta``
+  fragments and reach the ``Outcome`` whole. Thinking deltas are not carried.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -29,10 +33,11 @@ import aiohttp
 import orjson
 
 from services.common.errors import InvalidRequest, TollgateError
-from services.router.backends import ChatTurn, GenerationRequest, Outcome, as_count
+from services.router.backends import ChatTurn, GenerationRequest, Outcome, ToolCall, as_count
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import ProviderHTTP, get_status, sse_batches, step_timeout
 from services.router.backends.sse import Event
+from services.router.backends.tool_use import TOOL_OPTIONS, anthropic_tools, assistant_tool_calls, call_input
 
 READY_TIMEOUT = 2.0
 
@@ -45,34 +50,47 @@ _FINISH = {
     "model_context_window_exceeded": "length",
     "tool_use": "tool_calls",
 }
-_RESERVED = frozenset({"model", "messages", "stream", "max_tokens"})
 
 
-def to_messages(turns: Sequence[ChatTurn]) -> tuple[str | None, list[dict[str, Any]]]:
-    """(system, messages) in Anthropic's shape; see the module notes for why."""
+def to_messages(
+    turns: Sequence[ChatTurn], tool_calls: Mapping[int, list[dict[str, Any]]] | None = None,
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """(system, messages) in Anthropic's shape; ``tool_calls`` are earlier assistant turns' calls by
+    turn index. See the module notes for why."""
     system: list[str] = []
     messages: list[dict[str, Any]] = []
-    for turn in turns:
+    for index, turn in enumerate(turns):
         if turn.role == "system":
             system.append(turn.content)
             continue
-        if turn.role == "tool":
-            raise InvalidRequest("tool result messages are not supported for this model yet",
-                                 param="messages")
-        if turn.role not in ("user", "assistant"):
-            raise InvalidRequest(f"unsupported message role {turn.role!r}", param="messages")
-        block = {"type": "text", "text": turn.content}
-        if messages and messages[-1]["role"] == turn.role:
-            messages[-1]["content"].append(block)
+        role, blocks = _blocks(turn, (tool_calls or {}).get(index, []))
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)
         else:
-            messages.append({"role": turn.role, "content": [block]})
+            messages.append({"role": role, "content": blocks})
     if not messages:
         raise InvalidRequest("at least one user or assistant message is required", param="messages")
     for message in messages:
         blocks = message["content"]
-        if len(blocks) == 1:
+        if len(blocks) == 1 and blocks[0]["type"] == "text":
             message["content"] = blocks[0]["text"]  # the plain-string form, as clients usually send it
     return ("\n\n".join(system) if system else None), messages
+
+
+def _blocks(turn: ChatTurn, calls: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """One turn's role and content blocks. A tool result is a user turn's ``tool_result`` block; an
+    assistant turn that called tools carries them as ``tool_use`` blocks after its text (and has no
+    empty text block, which Anthropic refuses)."""
+    if turn.role == "tool":
+        return "user", [{"type": "tool_result", "tool_use_id": turn.tool_call_id, "content": turn.content}]
+    if turn.role not in ("user", "assistant"):
+        raise InvalidRequest(f"unsupported message role {turn.role!r}", param="messages")
+    text = [{"type": "text", "text": turn.content}]
+    if turn.role == "user" or not calls:
+        return turn.role, text
+    uses = [{"type": "tool_use", "id": c["id"], "name": c["function"]["name"], "input": call_input(c)}
+            for c in calls]
+    return "assistant", (text if turn.content else []) + uses
 
 
 def apply_usage(usage: dict[str, Any], outcome: Outcome) -> None:
@@ -125,8 +143,12 @@ class AnthropicBackend:
         if request.messages is None:
             raise InvalidRequest("this model only supports chat requests, not raw completions",
                                  param="prompt")
-        system, messages = to_messages(request.messages)
-        body: dict[str, Any] = {k: v for k, v in request.provider_options.items() if k not in _RESERVED}
+        options = request.provider_options
+        unsupported = sorted(set(options) - TOOL_OPTIONS)
+        if unsupported:
+            raise InvalidRequest(f"'{unsupported[0]}' is not supported by this model", param=unsupported[0])
+        system, messages = to_messages(request.messages, assistant_tool_calls(options))
+        body: dict[str, Any] = anthropic_tools(options)
         body.update(model=request.upstream_model, messages=messages, stream=True)
         sampling = request.sampling
         body["max_tokens"] = sampling.max_tokens
@@ -176,6 +198,7 @@ class AnthropicBackend:
     ) -> AsyncGenerator[list[str], None]:
         started = finished = False
         stop_reason: str | None = None
+        calls: dict[int, dict[str, str]] = {}  # tool_use blocks by content index, input as JSON text
         async with aclosing(batches):
             async for events in batches:
                 if finished:
@@ -191,10 +214,16 @@ class AnthropicBackend:
                         delta = doc.get("delta") or {}
                         if delta.get("type") == "text_delta" and delta.get("text"):
                             pieces.append(str(delta["text"]))
+                        elif delta.get("type") == "input_json_delta":
+                            call = calls.get(as_count(doc.get("index")))
+                            if call is not None and isinstance(delta.get("partial_json"), str):
+                                call["arguments"] += delta["partial_json"]
                     elif kind == "content_block_start":
                         block = doc.get("content_block") or {}
                         if block.get("type") == "text" and block.get("text"):
                             pieces.append(str(block["text"]))
+                        elif block.get("type") == "tool_use":
+                            calls[as_count(doc.get("index"))] = _tool_use_start(block)
                     elif kind == "message_start":
                         message = doc.get("message") or {}
                         usage = message.get("usage")
@@ -220,6 +249,17 @@ class AnthropicBackend:
         if not finished:
             raise pe.incomplete_stream()
         outcome.finish_reason = _FINISH.get(stop_reason or "end_turn", "stop")
+        outcome.tool_calls = [
+            ToolCall(call["id"], call["name"], call["arguments"] or "{}") for _, call in sorted(calls.items())
+        ]
 
     async def close(self) -> None:
         """Nothing to release: the HTTP client belongs to whoever built the backends."""
+
+
+def _tool_use_start(block: dict[str, Any]) -> dict[str, str]:
+    """A ``tool_use`` block as it opens: its input streams after it as ``input_json_delta`` fragments
+    (Anthropic opens with ``input: {}``); a server that sends the whole input here is taken at its word."""
+    given = block.get("input")
+    return {"id": str(block.get("id") or ""), "name": str(block.get("name") or ""),
+            "arguments": orjson.dumps(given).decode() if isinstance(given, dict) and given else ""}

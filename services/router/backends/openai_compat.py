@@ -17,8 +17,10 @@ Decisions worth knowing:
 - ``top_k`` is not part of OpenAI's API and OpenAI rejects it, so it is dropped unless the deployment
   says the server takes it (``send_top_k=True``: vLLM, SGLang, llama.cpp, Together). The edge rejects
   ``top_k`` for models whose backends do not take it, so the drop only matters on fallback.
-- Tool-call deltas are accumulated, not streamed: the router proto carries text deltas only, so for
-  now a tool-calling answer ends with ``finish_reason = "tool_calls"`` and no text.
+- Tool-call deltas are accumulated, not streamed: each call reaches the ``Outcome`` whole (id, name,
+  the arguments' JSON text) when the stream ends, with ``finish_reason = "tool_calls"``. A server that
+  leaves out a call's id (some compatible servers do) gets one made up, since the client must send it
+  back with the call's result.
 - ``content_filter`` maps to ``stop``: the ``Outcome`` vocabulary has no filter reason, and the
   provider ends such an answer cleanly.
 - Upstream response headers are never read back into anything we return: only text and usage leave.
@@ -27,6 +29,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
@@ -35,10 +38,11 @@ import aiohttp
 import orjson
 
 from services.common.errors import InvalidRequest, TollgateError
-from services.router.backends import ChatTurn, GenerationRequest, Outcome, as_count
+from services.router.backends import ChatTurn, GenerationRequest, Outcome, ToolCall, as_count
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import ProviderHTTP, get_status, sse_batches, step_timeout
 from services.router.backends.sse import Event
+from services.router.backends.tool_use import ASSISTANT_TOOL_CALLS, assistant_tool_calls
 
 READY_TIMEOUT = 2.0
 
@@ -49,8 +53,8 @@ _FINISH = {
     "function_call": "tool_calls",
     "content_filter": "stop",
 }
-# Fields we own; provider_options may not override them.
-_RESERVED = frozenset({"model", "messages", "prompt", "stream"})
+# Fields we own; provider_options may not override them (assistant_tool_calls goes back on its turns).
+_RESERVED = frozenset({"model", "messages", "prompt", "stream", ASSISTANT_TOOL_CALLS})
 
 
 def apply_usage(usage: dict[str, Any], outcome: Outcome) -> None:
@@ -125,7 +129,8 @@ class OpenAICompatBackend:
         sampling = request.sampling
         if request.messages is not None:
             path = "/chat/completions"
-            body["messages"] = [_turn(t) for t in request.messages]
+            calls = assistant_tool_calls(options)
+            body["messages"] = [_turn(t, calls.get(i)) for i, t in enumerate(request.messages)]
             body[self._max_tokens_field] = sampling.max_tokens
         elif request.prompt is not None:
             path = "/completions"
@@ -223,13 +228,20 @@ class OpenAICompatBackend:
         if finish is None and tool_calls:
             finish = "tool_calls"
         outcome.finish_reason = _FINISH.get(finish or "stop", "stop")
+        outcome.tool_calls = [
+            ToolCall(call["id"] or f"call_{uuid.uuid4().hex[:24]}", call["name"], call["arguments"])
+            for _, call in sorted(tool_calls.items())
+        ]
 
     async def close(self) -> None:
         """Nothing to release: the HTTP client belongs to whoever built the backends."""
 
 
-def _turn(turn: ChatTurn) -> dict[str, str]:
-    out = {"role": turn.role, "content": turn.content}
+def _turn(turn: ChatTurn, tool_calls: list[dict[str, Any]] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": turn.role, "content": turn.content}
+    if tool_calls and turn.role == "assistant":
+        out["tool_calls"] = tool_calls
+        out["content"] = turn.content or None  # a turn that only calls tools has no content
     if turn.name:
         out["name"] = turn.name
     if turn.tool_call_id:
