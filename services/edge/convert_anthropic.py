@@ -4,9 +4,12 @@ and the non-streamed Message. Streaming encoder: ``streams_anthropic``.
 Refused with a clear 400 (valid Anthropic, not served here yet): image/document/search-result blocks,
 thinking blocks and ``thinking`` enabled, server tools, and a first message that is not ``user``.
 Consecutive turns of one role are merged into one, as Anthropic documents, so backends whose chat
-templates demand strict alternation still get it. ``metadata.user_id``, ``service_tier`` and
-``cache_control`` are accepted and not sent on (messages reach backends as flattened text, so cache
-breakpoints cannot survive).
+templates demand strict alternation still get it. ``metadata.user_id`` and ``service_tier`` are
+accepted and not sent on.
+
+Prompt caching survives the flattening: each ``cache_control`` becomes a ``CacheBreakpoint`` at the
+offset where its block ends in the turn's joined text (a tool result's, or a tool call's, at the end of
+its turn), and a tool's rides on the tool; the router's Anthropic adapter splits the text there again.
 
 Tool use is carried, not dropped: ``provider_options_json`` uses the OpenAI vocabulary for both front
 doors (one thing for the router's adapters to translate): ``tools`` become function tools,
@@ -79,6 +82,29 @@ def _joined(texts: list[str]) -> str:
     return "\n".join(texts)
 
 
+def _marked(blocks: list[w.TextBlock]) -> tuple[str, list[router_pb2.CacheBreakpoint]]:
+    """The blocks' text joined as ``_joined`` does, and a breakpoint where each block that asked to be
+    cached ends (offsets in code points, as the router slices them)."""
+    marks: list[router_pb2.CacheBreakpoint] = []
+    size = 0
+    for i, block in enumerate(blocks):
+        size += len(block.text) + (1 if i else 0)
+        if block.cache_control is not None:
+            marks.append(_breakpoint(size, block.cache_control))
+    return _joined([b.text for b in blocks]), marks
+
+
+def _breakpoint(offset: int, control: w.CacheControl) -> router_pb2.CacheBreakpoint:
+    return router_pb2.CacheBreakpoint(offset=offset, ttl=control.ttl or "")
+
+
+def _result_cached(block: w.ToolResultBlock) -> w.CacheControl | None:
+    """A tool result's breakpoint, on the block or on any of its parts: the result is one turn."""
+    parts = block.content if isinstance(block.content, list) else []
+    marked = [p.cache_control for p in parts if isinstance(p, w.TextBlock) and p.cache_control is not None]
+    return block.cache_control or (marked[-1] if marked else None)
+
+
 def _tool_result_text(block: w.ToolResultBlock) -> str:
     if block.content is None or isinstance(block.content, str):
         return block.content or ""
@@ -90,8 +116,8 @@ def _turns(req: w.MessagesRequest) -> tuple[list[router_pb2.ChatMessage], dict[s
     out: list[router_pb2.ChatMessage] = []
     tool_calls: dict[str, Any] = {}
     if req.system:
-        system = req.system if isinstance(req.system, str) else _joined([b.text for b in req.system])
-        out.append(router_pb2.ChatMessage(role="system", content=system))
+        system, marks = (req.system, []) if isinstance(req.system, str) else _marked(req.system)
+        out.append(router_pb2.ChatMessage(role="system", content=system, cache_breakpoints=marks))
     merged: list[tuple[str, list[Any]]] = []
     for msg in req.messages:
         blocks = [w.TextBlock(type="text", text=msg.content)] if isinstance(msg.content, str) else msg.content
@@ -100,14 +126,19 @@ def _turns(req: w.MessagesRequest) -> tuple[list[router_pb2.ChatMessage], dict[s
         else:
             merged.append((msg.role, list(blocks)))
     for role, blocks in merged:
-        texts = [b.text for b in blocks if isinstance(b, w.TextBlock)]
+        text, marks = _marked([b for b in blocks if isinstance(b, w.TextBlock)])
         if role == "user":
-            out.extend(
-                router_pb2.ChatMessage(role="tool", content=_tool_result_text(b), tool_call_id=b.tool_use_id)
-                for b in blocks if isinstance(b, w.ToolResultBlock)
-            )
-            if texts or not any(isinstance(b, w.ToolResultBlock) for b in blocks):
-                out.append(router_pb2.ChatMessage(role="user", content=_joined(texts)))
+            for b in blocks:
+                if isinstance(b, w.ToolResultBlock):
+                    content, cached = _tool_result_text(b), _result_cached(b)
+                    out.append(router_pb2.ChatMessage(
+                        role="tool", content=content, tool_call_id=b.tool_use_id,
+                        cache_breakpoints=[_breakpoint(len(content), cached)] if cached else [],
+                    ))
+            if any(isinstance(b, w.TextBlock) for b in blocks) or not any(
+                isinstance(b, w.ToolResultBlock) for b in blocks
+            ):
+                out.append(router_pb2.ChatMessage(role="user", content=text, cache_breakpoints=marks))
             continue
         calls = [
             {"id": b.id, "type": "function",
@@ -116,8 +147,15 @@ def _turns(req: w.MessagesRequest) -> tuple[list[router_pb2.ChatMessage], dict[s
         ]
         if calls:
             tool_calls[str(len(out))] = calls
-        out.append(router_pb2.ChatMessage(role="assistant", content=_joined(texts)))
+        used = [b.cache_control for b in blocks if isinstance(b, w.ToolUseBlock) and b.cache_control]
+        if used:  # at the end of the content: the router marks the turn's last block, its last call
+            marks.append(_breakpoint(len(text), used[-1]))
+        out.append(router_pb2.ChatMessage(role="assistant", content=text, cache_breakpoints=marks))
     return out, tool_calls
+
+
+def _tool_cache(tool: w.Tool) -> dict[str, Any]:
+    return {"cache_control": tool.cache_control.model_dump(exclude_none=True)} if tool.cache_control else {}
 
 
 def _options(req: w.MessagesRequest, tool_calls: dict[str, Any]) -> str:
@@ -128,7 +166,7 @@ def _options(req: w.MessagesRequest, tool_calls: dict[str, Any]) -> str:
             {"type": "function", "function": {
                 "name": t.name, "parameters": t.input_schema,
                 **({"description": t.description} if t.description is not None else {}),
-            }}
+            }, **_tool_cache(t)}
             for t in tools
         ]
         choice = req.tool_choice

@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.common.errors import InvalidRequest, NotFound, TollgateError
 from services.common.frame_batcher import CHANNEL_OPTIONS
 from services.router.backend_pool import BackendPool
-from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling
+from services.router.backends import CacheBreakpoint, ChatTurn, GenerationRequest, Outcome, Sampling
 from services.router.breaker import CircuitBreaker
 from services.router.fallback import Deployment, Served, generate_with_fallback
 from services.router.routing import RoutingTable
@@ -61,7 +61,9 @@ def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) 
         upstream_model=request.model,
         sampling=_sampling(request.sampling),
         messages=tuple(
-            ChatTurn(m.role, m.content, m.name, m.tool_call_id) for m in request.chat.messages
+            ChatTurn(m.role, m.content, m.name, m.tool_call_id,
+                     tuple(CacheBreakpoint(b.offset, b.ttl) for b in m.cache_breakpoints))
+            for m in request.chat.messages
         ) if chat else None,
         prompt=None if chat else request.prompt,
         provider_options=options,

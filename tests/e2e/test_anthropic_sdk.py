@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import AsyncIterator
 
 import anthropic
@@ -53,3 +55,29 @@ async def test_overloaded_provider_is_529_style_overloaded_error(client: anthrop
     with pytest.raises(anthropic.APIStatusError) as err:
         await client.messages.create(model=stack.model("an-overloaded"), max_tokens=10, messages=[{"role": "user", "content": "Hi"}])
     assert err.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+
+
+async def test_prompt_cache_breakpoints_reach_an_anthropic_provider_where_the_client_put_them(
+    client: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
+    """A document cached apart from the question after it: the provider must see the same blocks and
+    breakpoints, or the cache never hits and the customer pays full input price on every call."""
+    marker = uuid.uuid4().hex
+    document = f"A long reference document {marker}."
+    await client.messages.create(
+        model=stack.model("an-ok"), max_tokens=50,
+        system=[{"type": "text", "text": "Answer from the document.",
+                 "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        messages=[{"role": "user", "content": [
+            {"type": "text", "text": document, "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "What does it say?"},
+        ]}],
+    )
+    [sent] = [r["body"] for r in stack.upstream.requests_for(f"ok:{stack.model('an-ok')}")
+              if marker in json.dumps(r["body"])]
+    assert sent["system"] == [{"type": "text", "text": "Answer from the document.",
+                               "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    assert sent["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": document, "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "\nWhat does it say?"},
+    ]}]

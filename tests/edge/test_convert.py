@@ -167,6 +167,33 @@ def test_anthropic_tool_choice_maps_to_openai_vocabulary(choice: str, expected: 
     assert options(convert(req))["tool_choice"] == expected
 
 
+def test_cache_breakpoints_survive_the_flattening_as_offsets() -> None:
+    """Each cache_control becomes an offset where its block ends in the turn's joined text (code
+    points: 'Dé' is 2); a tool result's and a tool call's at the end of their turn."""
+    eph, hour = {"type": "ephemeral"}, {"type": "ephemeral", "ttl": "1h"}
+    req = parse_messages_request(orjson.dumps({
+        "model": "m", "max_tokens": 1,
+        "system": [{"type": "text", "text": "Rules.", "cache_control": hour}, {"type": "text", "text": "Today."}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Dé", "cache_control": eph},
+                                         {"type": "text", "text": "Q?"}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "t", "input": {},
+                                               "cache_control": eph}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a",
+                                          "content": [{"type": "text", "text": "42", "cache_control": eph}]}]},
+        ],
+        "tools": [{"name": "t", "input_schema": {"type": "object"}, "cache_control": eph}],
+    }))
+    gen = convert(req)
+    marks = [[(b.offset, b.ttl) for b in m.cache_breakpoints] for m in gen.chat.messages]
+    assert [m.content for m in gen.chat.messages] == ["Rules.\nToday.", "Dé\nQ?", "", "42"]
+    assert marks == [[(6, "1h")], [(2, "")], [(0, "")], [(2, "")]]
+    assert options(gen)["tools"][0]["cache_control"] == eph
+    plain = convert(parse_messages_request(orjson.dumps(
+        {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]})))
+    assert not plain.chat.messages[0].cache_breakpoints
+
+
 def test_user_turn_of_only_tool_results_adds_no_empty_user_message() -> None:
     req = parse_messages_request(orjson.dumps({"model": "m", "max_tokens": 1, "messages": [
         {"role": "user", "content": "x"},

@@ -22,7 +22,7 @@ from services.common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling, ToolCall
+from services.router.backends import CacheBreakpoint, ChatTurn, GenerationRequest, Outcome, Sampling, ToolCall
 from services.router.backends.anthropic import AnthropicBackend, to_messages
 from services.router.backends.http import ProviderHTTP
 from services.router.backends.provider_errors import UpstreamRateLimited, is_retryable
@@ -162,6 +162,38 @@ async def test_tools_and_a_tool_conversation_go_out_in_anthropics_shape(upstream
             {"type": "text", "text": "And tomorrow?"}]},
     ]
     assert "assistant_tool_calls" not in body and "parallel_tool_calls" not in body
+
+
+async def test_cache_breakpoints_go_back_on_the_blocks_the_client_marked(upstream, http, key, tag) -> None:
+    """The text is split where a marked block ended; a breakpoint at the end marks the turn's last
+    block (a tool call, a tool result); a system prompt with one goes as blocks; tools keep theirs."""
+    eph, hour = {"type": "ephemeral"}, {"type": "ephemeral", "ttl": "1h"}
+    turns = (
+        ChatTurn("system", "Rules.\nToday.", cache_breakpoints=(CacheBreakpoint(6, "1h"),)),
+        ChatTurn("user", "Dé\nQ?", cache_breakpoints=(CacheBreakpoint(2),)),
+        ChatTurn("assistant", "", cache_breakpoints=(CacheBreakpoint(0),)),
+        ChatTurn("tool", "42", tool_call_id="toolu_9", cache_breakpoints=(CacheBreakpoint(2),)),
+        ChatTurn("user", "And?", cache_breakpoints=(CacheBreakpoint(4),)),
+    )
+    request = replace(chat(f"ok:{tag}", turns), provider_options={
+        "tools": [{**WEATHER, "cache_control": eph}], "assistant_tool_calls": {"2": [EARLIER_CALL]},
+    })
+    _, error = await drain(backend(upstream, http).generate(request, Outcome()))
+    assert error is None
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    body = seen["body"]
+    assert body["system"] == [{"type": "text", "text": "Rules.", "cache_control": hour},
+                              {"type": "text", "text": "\nToday."}]
+    assert body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Dé", "cache_control": eph},
+                                     {"type": "text", "text": "\nQ?"}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_9", "name": "get_weather",
+                                           "input": {"location": "Paris"}, "cache_control": eph}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_9", "content": "42", "cache_control": eph},
+            {"type": "text", "text": "And?", "cache_control": eph}]},
+    ]
+    assert body["tools"][0]["cache_control"] == eph
 
 
 @pytest.mark.parametrize(("choice", "expected"), [

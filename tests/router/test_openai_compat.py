@@ -177,6 +177,15 @@ async def test_earlier_tool_calls_go_back_on_their_assistant_turn(upstream, http
     assert "assistant_tool_calls" not in seen["body"]
 
 
+async def test_an_anthropic_clients_tool_cache_control_is_not_sent_to_openai(upstream, http, key, tag) -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    request = chat(f"ok:{tag}", {"tools": [{**tool, "cache_control": {"type": "ephemeral"}}]})
+    _, error = await drain(backend(upstream, http).generate(request, Outcome()))
+    assert error is None
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["body"]["tools"] == [tool]
+
+
 async def test_a_tool_call_without_an_id_gets_one(upstream, http, key, tag) -> None:
     """Some compatible servers leave the id out; the client needs one to send the result back."""
     outcome = Outcome()

@@ -20,7 +20,8 @@ _UNSUPPORTED_TYPES = (
 
 
 class CacheControl(RequestModel):
-    """Accepted and ignored: messages reach the router flattened to text, so no cache breakpoints survive."""
+    """A prompt-cache breakpoint. Messages reach the router flattened to text, so the edge sends each
+    breakpoint as an offset into its turn's text, and the Anthropic adapter puts it back on a block."""
 
     type: Literal["ephemeral"]
     ttl: Literal["5m", "1h"] | None = None

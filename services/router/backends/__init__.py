@@ -29,11 +29,22 @@ class Sampling:
 
 
 @dataclass(frozen=True)
+class CacheBreakpoint:
+    """Cache the prompt up to here: ``offset`` into the turn's content (code points); at the end of
+    the content it marks the turn's last block. Only providers with explicit caching (Anthropic) use
+    it; OpenAI-compatible ones cache prefixes on their own."""
+
+    offset: int
+    ttl: str = ""  # "" (the provider's default) | "5m" | "1h"
+
+
+@dataclass(frozen=True)
 class ChatTurn:
     role: str  # system | user | assistant | tool
     content: str
     name: str = ""
     tool_call_id: str = ""
+    cache_breakpoints: tuple[CacheBreakpoint, ...] = ()
 
 
 @dataclass(frozen=True)

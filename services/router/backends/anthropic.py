@@ -18,6 +18,10 @@ Decisions worth knowing:
   prompt as a chat turn would silently change what the client asked for.
 - ``seed`` is not sent: Anthropic has no such parameter.
 - Anthropic's ``input_tokens`` already excludes cache reads and writes, so it maps straight through.
+- Prompt caching: the client's ``cache_control`` breakpoints come as offsets into each turn's
+  flattened text (``CacheBreakpoint``); the text is split back into blocks there and the block each
+  breakpoint ends is marked, so the provider caches the same prefix the client asked for. A system
+  prompt with breakpoints is sent as blocks; tools keep their own ``cache_control``.
 - Text deltas are yielded as they come; ``tool_use`` blocks are rebuilt from their ``input_json_delta``
   fragments and reach the ``Outcome`` whole. Thinking deltas are not carried.
 """
@@ -33,7 +37,7 @@ import aiohttp
 import orjson
 
 from services.common.errors import InvalidRequest, TollgateError
-from services.router.backends import ChatTurn, GenerationRequest, Outcome, ToolCall, as_count
+from services.router.backends import CacheBreakpoint, ChatTurn, GenerationRequest, Outcome, ToolCall, as_count
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import ProviderHTTP, get_status, sse_batches, step_timeout
 from services.router.backends.sse import Event
@@ -54,16 +58,17 @@ _FINISH = {
 
 def to_messages(
     turns: Sequence[ChatTurn], tool_calls: Mapping[int, list[dict[str, Any]]] | None = None,
-) -> tuple[str | None, list[dict[str, Any]]]:
+) -> tuple[str | list[dict[str, Any]] | None, list[dict[str, Any]]]:
     """(system, messages) in Anthropic's shape; ``tool_calls`` are earlier assistant turns' calls by
     turn index. See the module notes for why."""
-    system: list[str] = []
+    system: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     for index, turn in enumerate(turns):
         if turn.role == "system":
-            system.append(turn.content)
+            system.extend(_cached(turn, [{"type": "text", "text": turn.content}]))
             continue
         role, blocks = _blocks(turn, (tool_calls or {}).get(index, []))
+        blocks = _cached(turn, blocks)
         if messages and messages[-1]["role"] == role:
             messages[-1]["content"].extend(blocks)
         else:
@@ -72,9 +77,40 @@ def to_messages(
         raise InvalidRequest("at least one user or assistant message is required", param="messages")
     for message in messages:
         blocks = message["content"]
-        if len(blocks) == 1 and blocks[0]["type"] == "text":
+        if len(blocks) == 1 and blocks[0]["type"] == "text" and "cache_control" not in blocks[0]:
             message["content"] = blocks[0]["text"]  # the plain-string form, as clients usually send it
-    return ("\n\n".join(system) if system else None), messages
+    if any("cache_control" in block for block in system):
+        return system, messages  # blocks, so that the breakpoints stay where the client put them
+    return ("\n\n".join(block["text"] for block in system) if system else None), messages
+
+
+def _cached(turn: ChatTurn, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The turn's blocks with its cache breakpoints put back: the leading text block split where a
+    block of the client's ended and was marked, and a breakpoint at the end on the turn's last block."""
+    if not turn.cache_breakpoints or not blocks:
+        return blocks
+    text = turn.content
+    leading_text = blocks[0]["type"] == "text"
+    inside = sorted((b for b in turn.cache_breakpoints if leading_text and 0 < b.offset < len(text)),
+                    key=lambda b: b.offset)
+    at_end = [b for b in turn.cache_breakpoints if not (leading_text and 0 < b.offset < len(text))]
+    out = blocks
+    if inside:
+        out, start = [], 0
+        for mark in inside:
+            if mark.offset > start:
+                out.append({"type": "text", "text": text[start:mark.offset], "cache_control": _control(mark)})
+                start = mark.offset
+        if text[start:]:
+            out.append({"type": "text", "text": text[start:]})
+        out += blocks[1:]
+    if at_end:
+        out = [*out[:-1], {**out[-1], "cache_control": _control(at_end[-1])}]
+    return out
+
+
+def _control(mark: CacheBreakpoint) -> dict[str, str]:
+    return {"type": "ephemeral", **({"ttl": mark.ttl} if mark.ttl else {})}
 
 
 def _blocks(turn: ChatTurn, calls: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:

@@ -42,7 +42,11 @@ from services.router.backends import ChatTurn, GenerationRequest, Outcome, ToolC
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import ProviderHTTP, get_status, sse_batches, step_timeout
 from services.router.backends.sse import Event
-from services.router.backends.tool_use import ASSISTANT_TOOL_CALLS, assistant_tool_calls
+from services.router.backends.tool_use import (
+    ASSISTANT_TOOL_CALLS,
+    assistant_tool_calls,
+    without_cache_control,
+)
 
 READY_TIMEOUT = 2.0
 
@@ -121,6 +125,8 @@ class OpenAICompatBackend:
         if options.get("n") not in (None, 1):
             raise InvalidRequest("n > 1 is not supported for streamed generations", param="n")
         body: dict[str, Any] = {k: v for k, v in options.items() if k not in _RESERVED}
+        if "tools" in body:
+            body["tools"] = without_cache_control(body["tools"])
         stream_options = options.get("stream_options")
         body["stream_options"] = {**(stream_options if isinstance(stream_options, dict) else {}),
                                   "include_usage": True}

@@ -60,6 +60,14 @@ def call_input(call: Mapping[str, Any]) -> dict[str, Any]:
     return value
 
 
+def without_cache_control(tools: Any) -> Any:
+    """Tools for an OpenAI-compatible provider: an Anthropic client's ``cache_control`` beside a tool
+    is not OpenAI's (which caches prefixes by itself) and would be refused as an unknown field."""
+    if not isinstance(tools, list):
+        return tools
+    return [{k: v for k, v in t.items() if k != "cache_control"} if isinstance(t, dict) else t for t in tools]
+
+
 def anthropic_tools(options: Mapping[str, Any]) -> dict[str, Any]:
     """``tools`` and ``tool_choice`` for Anthropic's Messages API (empty when no tools were given)."""
     tools = options.get("tools")
@@ -85,6 +93,8 @@ def _anthropic_tool(index: int, tool: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"name": function["name"], "input_schema": parameters}
     if isinstance(function.get("description"), str):
         out["description"] = function["description"]
+    if isinstance(tool.get("cache_control"), dict):  # an Anthropic client's breakpoint, kept beside it
+        out["cache_control"] = tool["cache_control"]
     return out
 
 
