@@ -16,7 +16,8 @@ doors (one thing for the router's adapters to translate): ``tools`` become funct
 ``tool_choice`` any/tool/none become required/named/none, ``disable_parallel_tool_use`` becomes
 ``parallel_tool_calls: false``. A ``tool_use`` block becomes an entry of ``assistant_tool_calls`` (keyed
 by the assistant message's index in ``chat.messages``); a ``tool_result`` block becomes a ``tool``
-message ahead of the user's text (its ``is_error`` flag has no OpenAI equivalent and is dropped).
+message ahead of the user's text, its ``is_error`` kept as ``tool_failed`` (OpenAI's API has no such
+flag, so only an Anthropic provider hears it).
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ def _turns(req: w.MessagesRequest) -> tuple[list[router_pb2.ChatMessage], dict[s
                     out.append(router_pb2.ChatMessage(
                         role="tool", content=content, tool_call_id=b.tool_use_id,
                         cache_breakpoints=[_breakpoint(len(content), cached)] if cached else [],
+                        tool_failed=bool(b.is_error),
                     ))
             if any(isinstance(b, w.TextBlock) for b in blocks) or not any(
                 isinstance(b, w.ToolResultBlock) for b in blocks

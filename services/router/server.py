@@ -62,7 +62,7 @@ def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) 
         sampling=_sampling(request.sampling),
         messages=tuple(
             ChatTurn(m.role, m.content, m.name, m.tool_call_id,
-                     tuple(CacheBreakpoint(b.offset, b.ttl) for b in m.cache_breakpoints))
+                     tuple(CacheBreakpoint(b.offset, b.ttl) for b in m.cache_breakpoints), m.tool_failed)
             for m in request.chat.messages
         ) if chat else None,
         prompt=None if chat else request.prompt,

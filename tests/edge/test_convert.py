@@ -194,6 +194,17 @@ def test_cache_breakpoints_survive_the_flattening_as_offsets() -> None:
     assert not plain.chat.messages[0].cache_breakpoints
 
 
+def test_a_failed_tool_result_keeps_its_flag() -> None:
+    req = parse_messages_request(orjson.dumps({"model": "m", "max_tokens": 1, "messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "t", "input": {}},
+                                          {"type": "tool_use", "id": "b", "name": "t", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a", "content": "boom", "is_error": True},
+                                     {"type": "tool_result", "tool_use_id": "b", "content": "fine"}]},
+    ]}))
+    assert [(m.tool_call_id, m.tool_failed) for m in convert(req).chat.messages[2:]] == [("a", True), ("b", False)]
+
+
 def test_user_turn_of_only_tool_results_adds_no_empty_user_message() -> None:
     req = parse_messages_request(orjson.dumps({"model": "m", "max_tokens": 1, "messages": [
         {"role": "user", "content": "x"},

@@ -164,6 +164,15 @@ async def test_tools_and_a_tool_conversation_go_out_in_anthropics_shape(upstream
     assert "assistant_tool_calls" not in body and "parallel_tool_calls" not in body
 
 
+def test_a_failed_tool_result_says_so_to_anthropic() -> None:
+    _, messages = to_messages((ChatTurn("user", "go"), ChatTurn("assistant", "calling"),
+                               ChatTurn("tool", "boom", tool_call_id="t1", tool_failed=True),
+                               ChatTurn("tool", "ok", tool_call_id="t2")))
+    assert messages[2] == {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t1", "content": "boom", "is_error": True},
+        {"type": "tool_result", "tool_use_id": "t2", "content": "ok"}]}
+
+
 async def test_cache_breakpoints_go_back_on_the_blocks_the_client_marked(upstream, http, key, tag) -> None:
     """The text is split where a marked block ended; a breakpoint at the end marks the turn's last
     block (a tool call, a tool result); a system prompt with one goes as blocks; tools keep theirs."""

@@ -45,6 +45,7 @@ class ChatTurn:
     name: str = ""
     tool_call_id: str = ""
     cache_breakpoints: tuple[CacheBreakpoint, ...] = ()
+    tool_failed: bool = False  # a tool result reporting the tool's failure; OpenAI's API cannot say it
 
 
 @dataclass(frozen=True)

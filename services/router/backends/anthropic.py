@@ -118,7 +118,8 @@ def _blocks(turn: ChatTurn, calls: list[dict[str, Any]]) -> tuple[str, list[dict
     assistant turn that called tools carries them as ``tool_use`` blocks after its text (and has no
     empty text block, which Anthropic refuses)."""
     if turn.role == "tool":
-        return "user", [{"type": "tool_result", "tool_use_id": turn.tool_call_id, "content": turn.content}]
+        result = {"type": "tool_result", "tool_use_id": turn.tool_call_id, "content": turn.content}
+        return "user", [{**result, "is_error": True} if turn.tool_failed else result]
     if turn.role not in ("user", "assistant"):
         raise InvalidRequest(f"unsupported message role {turn.role!r}", param="messages")
     text = [{"type": "text", "text": turn.content}]
