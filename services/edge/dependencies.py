@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import redis.asyncio as redis
@@ -37,6 +38,14 @@ ROUTER_CHANNEL_OPTIONS = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
+# Several sessions: each new stream goes to the next connected router address (round robin).
+ROUND_ROBIN = ("grpc.service_config", '{"loadBalancingConfig": [{"round_robin": {}}]}')
+
+
+def router_channel_options(sessions: int) -> tuple[tuple[str, Any], ...]:
+    """gRPC's default (pick first) sends every stream to the first router address that answers; with
+    several sessions, round robin places each new one on the next address instead."""
+    return (*ROUTER_CHANNEL_OPTIONS, ROUND_ROBIN) if sessions > 1 else ROUTER_CHANNEL_OPTIONS
 
 
 def admission_pool(settings: EdgeSettings) -> redis.BlockingConnectionPool:
@@ -75,7 +84,9 @@ class EdgeDeps:
         # usage.v1 and requests.v1 leave off the request path (usage through the spool), so a longer
         # linger only delays their arrival, and it fills each produce request: less CPU per request
         producer = EventProducer(settings, client_id=settings.instance_id, linger_ms=EVENT_LINGER_MS)
-        router_channel = grpc.aio.insecure_channel(settings.router_address, options=ROUTER_CHANNEL_OPTIONS)
+        router_channel = grpc.aio.insecure_channel(
+            settings.router_address, options=router_channel_options(settings.router_sessions)
+        )
         admission = Admission(
             client, settings.redis_prefix, settings.lease_ttl_seconds,
             OutagePolicy(settings.redis_down_rate_limits, settings.redis_down_budgets),
@@ -90,7 +101,10 @@ class EdgeDeps:
                 settings, "catalog.v1", CatalogEventV1.from_bytes, on_change=view.apply
             ),
             router_channel=router_channel,
-            router=RouterClient(router_pb2_grpc.RouterServiceStub(router_channel), settings.router_session),
+            router=RouterClient(
+                router_pb2_grpc.RouterServiceStub(router_channel), settings.router_session,
+                sessions=settings.router_sessions, rehome_seconds=settings.router_session_rehome_seconds,
+            ),
             key_index=index,
             catalog_view=view,
             admission=admission,

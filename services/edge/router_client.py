@@ -13,6 +13,7 @@ order (routers first saves that extra call while the old routers drain).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -37,13 +38,24 @@ class StreamCall(Protocol):
 class RouterClient:
     """Where the request handlers call the router."""
 
-    def __init__(self, stub: router_pb2_grpc.RouterServiceAsyncStub, session: bool) -> None:
+    def __init__(
+        self, stub: router_pb2_grpc.RouterServiceAsyncStub, session: bool, sessions: int = 1,
+        rehome_seconds: float = 60.0,
+    ) -> None:
+        """``sessions`` > 1 keeps that many Session streams, taken in turn by new calls, each moving to
+        the next router now and then (``RouterSession``): on a round-robin channel the calls of one
+        edge reach every router. One session (the default) stays where it is."""
         self._stub = stub
-        self.session = RouterSession(stub) if session else None
+        rehome = rehome_seconds if sessions > 1 else None
+        self.sessions = [RouterSession(stub, rehome) for _ in range(sessions)] if session else []
+        self._turn = itertools.cycle(self.sessions)
+
+    def _session(self) -> RouterSession | None:
+        return next(self._turn) if self.sessions else None
 
     async def stream(self, request: router_pb2.GenerateRequest, timeout: float) -> StreamCall:
-        if self.session is not None:
-            call = await self.session.start(request, True, timeout)
+        if (session := self._session()) is not None:
+            call = await session.start(request, True, timeout)
             if call is not None:
                 return call
         return RouterCall(self._stub, request, timeout)
@@ -52,8 +64,8 @@ class RouterClient:
         self, request: router_pb2.GenerateRequest, timeout: float
     ) -> router_pb2.CompleteResponse:
         """Cancelling the awaiting task cancels the call, and the generation behind it."""
-        if self.session is not None:
-            call = await self.session.start(request, False, timeout)
+        if (session := self._session()) is not None:
+            call = await session.start(request, False, timeout)
             if call is not None:
                 try:
                     return await call.whole()
@@ -62,8 +74,8 @@ class RouterClient:
         return await complete(self._stub, request, timeout)
 
     def close(self) -> None:
-        if self.session is not None:
-            self.session.close()
+        for session in self.sessions:
+            session.close()
 
 
 class RouterCall:

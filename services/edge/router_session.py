@@ -144,6 +144,7 @@ class _Stream:
         self._out: FrameBatcher[router_pb2.EdgeFrame] = FrameBatcher(self._write)
         self.draining = False
         self.broken = False
+        self.opened_at = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def _write(self, frames: list[router_pb2.EdgeFrame]) -> None:
@@ -173,6 +174,12 @@ class _Stream:
     def forget(self, call_id: int) -> None:
         self._calls.pop(call_id, None)
         self._close_if_drained()
+
+    def retire(self) -> None:
+        """Take no new calls; half-close once the running ones have ended (as when the router drains)."""
+        if not self.draining:
+            self.draining = True
+            self._close_if_drained()
 
     def _close_if_drained(self) -> None:
         if self.draining and not self._calls:
@@ -219,10 +226,20 @@ class _Stream:
 
 
 class RouterSession:
-    """Calls to the router over one Session stream, opened on first use and reopened when it ends."""
+    """Calls to the router over one Session stream, opened on first use and reopened when it ends.
 
-    def __init__(self, stub: router_pb2_grpc.RouterServiceAsyncStub) -> None:
+    ``rehome_seconds``: retire the stream once it is that old and open the next one, for an edge that
+    keeps a session per router on a round-robin channel. A stream is placed on a router when it opens,
+    and only on routers that are connected at that moment, so sessions opened together at start-up, or
+    reopened while a router restarts, pile up on the routers that were there; reopening now and then
+    spreads them again. The retired stream finishes its calls first.
+    """
+
+    def __init__(
+        self, stub: router_pb2_grpc.RouterServiceAsyncStub, rehome_seconds: float | None = None
+    ) -> None:
         self._stub = stub
+        self._rehome_seconds = rehome_seconds
         self._stream: _Stream | None = None
         self._opening: asyncio.Lock | None = None
         self._legacy_until = 0.0
@@ -238,6 +255,9 @@ class RouterSession:
     ) -> SessionCall | None:
         """The call, started; None when the router has no Session (the caller uses the RPCs)."""
         current = self._stream
+        if (current is not None and self._rehome_seconds is not None
+                and time.monotonic() - current.opened_at > self._rehome_seconds):
+            current.retire()
         if current is None or not current.usable:
             current = await self._open()
             if current is None:

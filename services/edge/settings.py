@@ -27,13 +27,26 @@ class EdgeSettings(ServiceSettings):
         description="the operator's management key (Bearer); never logged",
     )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", pattern=r"^rediss?://")
-    router_address: str = Field(default="127.0.0.1:50051", min_length=3)
+    router_address: str = Field(
+        default="127.0.0.1:50051", min_length=3,
+        description="a gRPC target: host:port, dns:///name:port (every address the name resolves to), "
+                    "or ipv4:a:port,b:port",
+    )
     router_timeout_seconds: float = Field(
         default=600.0, gt=0, le=7200, description="longest a generation may take end to end"
     )
     router_session: bool = Field(
         default=True,
         description="carry calls to the router over one Session stream (off: one gRPC call per request)",
+    )
+    router_sessions: int = Field(
+        default=1, ge=1, le=64,
+        description="Session streams to keep, spread over the router addresses (round robin); set it to "
+                    "the number of routers so that one edge's calls reach all of them",
+    )
+    router_session_rehome_seconds: float = Field(
+        default=60.0, gt=0, le=86400,
+        description="with several sessions: how old a session gets before it moves to the next router",
     )
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="largest request body accepted"

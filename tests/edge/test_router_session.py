@@ -18,6 +18,7 @@ from services.common.errors import (
     RateLimited,
     UpstreamTimeout,
 )
+from services.edge.dependencies import router_channel_options
 from services.edge.router_client import RouterClient
 from services.edge.router_session import FRAMES, MESSAGES
 from services.router.session import CallSession
@@ -44,6 +45,7 @@ class _Router(router_pb2_grpc.RouterServiceServicer):
         self.cancelled: list[str] = []
         self.sessions: list[CallSession] = []
         self.one_call_rpcs = 0
+        self.answered = 0
 
     async def _wait_for_cancel(self, request_id: str) -> None:
         try:
@@ -68,6 +70,7 @@ class _Router(router_pb2_grpc.RouterServiceServicer):
             raise RateLimited("Slow down.", retry_after=7.0)
         if request.model == "hang":
             await self._wait_for_cancel(request.request_id)
+        self.answered += 1
         return router_pb2.CompleteResponse(text=request.request_id, finish=_finish(request.request_id))
 
     async def Session(self, request_iterator: Any, context: Any) -> None:  # noqa: N802 - gRPC name
@@ -226,7 +229,7 @@ async def test_a_router_without_session_is_called_one_rpc_per_request() -> None:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             client = RouterClient(router_pb2_grpc.RouterServiceStub(channel), session=True)
             replies = [await client.complete(_request("echo", f"req_{i}"), timeout=10) for i in range(3)]
-            assert client.session is not None and client.session.legacy
+            assert client.sessions and client.sessions[0].legacy
             client.close()
     finally:
         await server.stop(None)
@@ -255,3 +258,30 @@ async def _retrying(make: Any, timeout: float = 10.0) -> Any:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize(("sessions", "spread"), [(2, True), (1, False)])
+async def test_several_sessions_spread_one_edges_calls_over_the_routers(sessions: int, spread: bool) -> None:
+    """One session sits on one router (pick first). Several, on a round-robin channel, move to the
+    next router as they age: even though they all open at once, on whichever router connected first,
+    the calls soon reach every router, and none is lost on the way."""
+    routers = [_Router(), _Router()]
+    servers = [await _serve(router) for router in routers]
+    target = "ipv4:" + ",".join(f"127.0.0.1:{port}" for _, port in servers)
+    channel = grpc.aio.insecure_channel(target, options=router_channel_options(sessions))
+    client = RouterClient(router_pb2_grpc.RouterServiceStub(channel), session=True, sessions=sessions,
+                          rehome_seconds=0.05)
+    answers: list[router_pb2.CompleteResponse] = []
+    try:
+        for wave in range(8):
+            answers += await asyncio.gather(*(
+                client.complete(_request("echo", f"req_{wave}_{i}"), 5) for i in range(10)))
+            await asyncio.sleep(0.1)
+    finally:
+        client.close()
+        await channel.close(None)
+        for server, _ in servers:
+            await server.stop(None)
+    assert sorted(a.text for a in answers) == sorted(f"req_{w}_{i}" for w in range(8) for i in range(10))
+    assert sum(r.answered for r in routers) == 80
+    assert all(r.answered for r in routers) is spread, [r.answered for r in routers]
