@@ -1,8 +1,8 @@
 """``python -m bench [--duration S] [--quick] | --metering``: start, drive, print, stop.
 
 Runs, each a fixed-duration closed loop after a short unrecorded warm-up, direct and platform side by
-side: non-stream and stream at each concurrency; then an open loop at a fixed rate for the added
-latency; then the generator's own ceiling. Nothing is asserted: the targets are printed as PASS/MISS.
+side: non-stream and stream at each concurrency, in rounds (``--repeat``; the median round counts);
+then an open loop at a fixed rate for the added latency; then the generator's own ceiling. Nothing is asserted: the targets are printed as PASS/MISS.
 """
 
 from __future__ import annotations
@@ -159,12 +159,16 @@ class Bench:
         self.idle()
         self.admission()
         self.session()
-        for conc in self.args.concurrency:
-            for stream in (False, True):
-                for target in ("direct", "platform"):
-                    label = f"{'stream' if stream else 'non-stream'} c={conc}"
-                    result = self.load(target, stream, label, concurrency=conc)
-                    self.res.closed[(target, stream, conc)] = result
+        for repeat in range(self.args.repeat):
+            for conc in self.args.concurrency:
+                for stream in (False, True):
+                    for target in ("direct", "platform"):
+                        label = f"{'stream' if stream else 'non-stream'} c={conc}"
+                        if self.args.repeat > 1:
+                            label += f" #{repeat + 1}"
+                        result = self.load(target, stream, label, concurrency=conc)
+                        self.res.closed_runs.setdefault((target, stream, conc), []).append(result)
+        self.res.pick_medians()
         self.chunk_costs()
         self.fixed_rate(self.args.rate, (False, True))
         capacity = max(r.rps for (t, s, _), r in self.res.closed.items() if t == "platform" and not s)
@@ -184,6 +188,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per run (default 8)")
     parser.add_argument("--quick", action="store_true", help="2 s per run, shorter warm-ups")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of the closed-loop runs; the targets use each run's median (default 3)")
     parser.add_argument("--rate", type=float, default=300.0, help="open-loop rate (default 300/s)")
     parser.add_argument("--platform-cpu", type=int, default=0, help="core for edge and router")
     parser.add_argument("--load-cpu", type=int, default=1, help="core for generator, upstream, infra")
@@ -194,6 +200,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.duration = 2.0
+        args.repeat = 1
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     args.warmup = 0.5 if args.quick else 1.0
     cores = os.sched_getaffinity(0)
     if {args.platform_cpu, args.load_cpu} - cores or args.platform_cpu == args.load_cpu:

@@ -3,6 +3,7 @@ ceiling, and the issue's targets with PASS/MISS."""
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
 from bench.spec import LoadResult
@@ -19,6 +20,7 @@ REFERENCE = (
 @dataclass
 class Results:
     closed: dict[tuple[str, bool, int], LoadResult] = field(default_factory=dict)  # (target, stream, conc)
+    closed_runs: dict[tuple[str, bool, int], list[LoadResult]] = field(default_factory=dict)  # every round
     open: dict[tuple[str, bool, float], LoadResult] = field(default_factory=dict)  # (target, stream, rate)
     rate: float = 300.0  # the rate the target is stated at
     ceiling: LoadResult | None = None  # generator on its core, upstream alone on the other
@@ -28,6 +30,22 @@ class Results:
     session: dict[tuple[bool, bool], list[LoadResult]] = field(default_factory=dict)  # (on, stream) -> runs
     chunks: dict[str, LoadResult] = field(default_factory=dict)  # "long" | "paced" -> platform stream run
     floors: list[Floor] = field(default_factory=list)  # bare gRPC hop on the platform core
+
+    def pick_medians(self) -> None:
+        """Each closed-loop key's representative run: the median by CPU per request for the platform
+        (the 1 ms target's figure), by requests/s for direct. One noisy run no longer decides a verdict."""
+        def cpu(r: LoadResult) -> float:
+            return r.cpu_ms_per_request(*PLATFORM)
+
+        def slowness(r: LoadResult) -> float:
+            return -r.rps
+
+        for key, runs in self.closed_runs.items():
+            ordered = sorted(runs, key=cpu if key[0] == "platform" else slowness)
+            self.closed[key] = ordered[(len(runs) - 1) // 2]
+
+    def median_rps(self, key: tuple[str, bool, int]) -> float:
+        return statistics.median(r.rps for r in self.closed_runs.get(key) or [self.closed[key]])
 
 
 def _ratio(a: float, b: float) -> str:
@@ -74,6 +92,22 @@ def _groups() -> str:
     for index, (name, width) in enumerate(parts):
         out += (" | " if index else " ") + name.center(width)
     return out
+
+
+def repeats(res: Results) -> list[str]:
+    """Every round of the platform's closed-loop runs, so the spread behind each median is visible."""
+    rounds = max((len(runs) for runs in res.closed_runs.values()), default=0)
+    if rounds < 2:
+        return []
+    lines = [f"Rounds of the closed-loop runs ({rounds}; the table and the targets use the median run):"]
+    for (target, stream, conc), runs in sorted(res.closed_runs.items()):
+        if target != "platform":
+            continue
+        cpu = ", ".join(f"{r.cpu_ms_per_request(*PLATFORM):.3f}" for r in runs)
+        rps = ", ".join(f"{r.rps:.0f}" for r in runs)
+        kind = "stream" if stream else "non-stream"
+        lines.append(f"  {kind:10} c={conc:<3} ms CPU/req: {cpu}   req/s: {rps}")
+    return lines
 
 
 def table(res: Results, platform_cpu: int, load_cpu: int) -> list[str]:
@@ -157,11 +191,12 @@ def targets(res: Results) -> list[str]:
     plain = [r for (t, s, _), r in res.closed.items() if t == "platform" and not s]
     streams = [r for (t, s, _), r in res.closed.items() if t == "platform" and s]
     if plain:
-        best = max(r.rps for r in plain)
+        best = max(res.median_rps(k) for k in res.closed if k[0] == "platform" and not k[1])
         worst_cpu = max(r.cpu_ms_per_request(*PLATFORM) for r in plain)
-        lines.append(f"  {mark(best >= 1000)}  non-stream throughput on one core >= 1,000 req/s: {best:,.0f}")
+        lines.append(f"  {mark(best >= 1000)}  non-stream throughput on one core >= 1,000 req/s: {best:,.0f}"
+                     " (median of the rounds, best concurrency)")
         lines.append(f"  {mark(worst_cpu <= 1.0)}  CPU per non-stream request (edge+router) <= 1 ms: "
-                     f"{worst_cpu:.3f} ms (worst concurrency)")
+                     f"{worst_cpu:.3f} ms (median of the rounds, worst concurrency)")
     d, p = res.open.get(("direct", False, res.rate)), res.open.get(("platform", False, res.rate))
     if d is not None and p is not None:
         added = p.p99_ms - d.p99_ms
@@ -288,6 +323,7 @@ def _mean(runs: list[LoadResult]) -> tuple[float, float]:
 def render(res: Results, platform_cpu: int, load_cpu: int) -> str:
     return "\n".join([
         *table(res, platform_cpu, load_cpu),
+        *repeats(res),
         "",
         *fixed_rate(res),
         "",
