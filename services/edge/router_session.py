@@ -176,7 +176,8 @@ class _Stream:
         self._close_if_drained()
 
     def retire(self) -> None:
-        """Take no new calls; half-close once the running ones have ended (as when the router drains)."""
+        """Take no new calls; half-close once the running ones have ended (the router is draining, or
+        the edge moves this session to the next router)."""
         if not self.draining:
             self.draining = True
             self._close_if_drained()
@@ -202,9 +203,8 @@ class _Stream:
                     if call is not None:
                         call.deliver(frame)
                 if message.draining and not self.draining:
-                    self.draining = True
                     log.info("router_session_draining", open_calls=len(self._calls))
-                    self._close_if_drained()
+                    self.retire()
             self._break(None)
         except Exception as exc:  # noqa: BLE001 - whatever ended the stream ends its calls
             self._break(exc)

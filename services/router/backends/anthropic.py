@@ -90,10 +90,13 @@ def _cached(turn: ChatTurn, blocks: list[dict[str, Any]]) -> list[dict[str, Any]
     if not turn.cache_breakpoints or not blocks:
         return blocks
     text = turn.content
-    leading_text = blocks[0]["type"] == "text"
-    inside = sorted((b for b in turn.cache_breakpoints if leading_text and 0 < b.offset < len(text)),
-                    key=lambda b: b.offset)
-    at_end = [b for b in turn.cache_breakpoints if not (leading_text and 0 < b.offset < len(text))]
+    splits_text = blocks[0]["type"] == "text"
+
+    def within(mark: CacheBreakpoint) -> bool:
+        return splits_text and 0 < mark.offset < len(text)
+
+    inside = sorted(filter(within, turn.cache_breakpoints), key=lambda mark: mark.offset)
+    at_end = [mark for mark in turn.cache_breakpoints if not within(mark)]
     out = blocks
     if inside:
         out, start = [], 0
