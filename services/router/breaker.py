@@ -47,6 +47,8 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._state = BreakerState.CLOSED
         self._probe_in_flight = False
+        self._gauge = BREAKER_STATE.labels(name)  # bound once: every success passes through _set
+        self._gauge.set(0)
 
     @property
     def state(self) -> BreakerState:
@@ -90,5 +92,6 @@ class CircuitBreaker:
         self._set(BreakerState.OPEN)
 
     def _set(self, state: BreakerState) -> None:
-        self._state = state
-        BREAKER_STATE.labels(self.name).set(1 if state is BreakerState.OPEN else 0)
+        if state is not self._state:
+            self._state = state
+            self._gauge.set(1 if state is BreakerState.OPEN else 0)

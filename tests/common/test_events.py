@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -25,11 +26,10 @@ def test_example_validates_and_round_trips(path: Path) -> None:
     again = schema.from_bytes(event.to_bytes())
     assert again == event
     assert event.to_bytes() == again.to_bytes()
+    assert orjson.loads(event.to_bytes()) == event.model_dump(mode="json", by_alias=True)
 
 
 def _usage(**changes: object) -> bytes:
-    import orjson
-
     data = orjson.loads((EXAMPLES / "usage.v1" / "ok_stream.json").read_bytes())
     for dotted, value in changes.items():
         target = data

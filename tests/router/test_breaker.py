@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from prometheus_client import REGISTRY
+
 from services.router.breaker import BreakerState, CircuitBreaker
 
 
@@ -65,3 +67,21 @@ def test_a_probe_without_verdict_frees_the_slot() -> None:
     assert breaker.allow()
     breaker.release()  # the client cancelled the probe request
     assert breaker.allow()
+
+
+def test_the_open_gauge_follows_the_state() -> None:
+    def gauge() -> float | None:
+        return REGISTRY.get_sample_value("tollgate_router_breaker_open", {"deployment": "dep-gauge"})
+
+    clock = Clock()
+    breaker = CircuitBreaker("dep-gauge", failure_threshold=1, cooldown_seconds=5, clock=clock)
+    assert gauge() == 0  # exported from the start, not from the first verdict
+    breaker.record_failure()
+    assert gauge() == 1
+    clock.now += 5
+    assert breaker.allow()  # half-open: still counted as open until the probe succeeds
+    assert gauge() == 1
+    breaker.record_success()
+    assert gauge() == 0
+    breaker.record_success()
+    assert gauge() == 0

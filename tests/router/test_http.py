@@ -150,3 +150,40 @@ async def test_idle_connections_leave_the_pool_before_a_five_second_server_timeo
         listening.close()
         await listening.wait_closed()
     assert (server.connections, server.requests) == (2, 3)  # a new connection, nothing resent
+
+
+async def test_cookies_a_provider_sets_are_never_sent_back() -> None:
+    """One shared client serves every customer: a cookie kept from one answer would ride along with
+    the next customer's request."""
+    heads: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1]) for line in head.lower().split(b"\r\n")
+                    if line.startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                heads.append(head.lower())
+                writer.write(ANSWER.replace(b"\r\n\r\n", b"\r\nset-cookie: __cf_bm=abc; path=/\r\n\r\n", 1))
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            return
+        finally:
+            writer.close()
+
+    listening = await asyncio.start_server(handle, "127.0.0.1", 0)
+    # a host name, not an address: a cookie jar keeps no cookies for bare IP addresses
+    url = f"http://localhost:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
+    session = http.new_provider_http(max_connections=1)
+    try:
+        await _texts(session, url)
+        await _texts(session, url)
+    finally:
+        await session.close()
+        listening.close()
+        await listening.wait_closed()
+    assert len(heads) == 2
+    assert not any(b"\r\ncookie:" in head for head in heads)

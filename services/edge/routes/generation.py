@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -39,7 +40,7 @@ from services.edge.convert import (
 from services.edge.dependencies import EdgeDeps
 from services.edge.request_events import request_event
 from services.edge.router_client import StreamCall
-from services.edge.routes.responses import Flavor, error_response, json_response, read_body
+from services.edge.routes.responses import Flavor, error_response, model_response, read_body
 from services.edge.usage.record import RequestRecord
 from tollgate.router.v1 import router_pb2
 
@@ -52,7 +53,7 @@ class Api:
     flavor: Flavor
     parse: Callable[[bytes], PublicRequest]
     stream: Callable[[str, str, PublicRequest], EventStream]
-    build: Callable[[str, str, str, router_pb2.Finish], object]  # request id, model, text, finish
+    build: Callable[[str, str, str, router_pb2.Finish], BaseModel]  # request id, model, text, finish
 
 
 def deprecation_headers(model: ModelEntry) -> dict[str, str]:
@@ -178,8 +179,7 @@ def _answer(
         return error_response(exc, api.flavor, headers)
     finally:
         admitted.close()
-    dump = getattr(body, "model_dump", None)
-    return json_response(dump(mode="json", exclude_none=False) if dump else body, headers=headers)
+    return model_response(body, headers)
 
 
 def created_now() -> int:

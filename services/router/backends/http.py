@@ -9,6 +9,11 @@ Cancellation: leaving ``sse_batches`` early (the client went away, or fallback g
 attempt) leaves aiohttp's response context with the body unread, and aiohttp then closes the
 connection instead of returning it to the pool, so the provider sees the disconnect and stops.
 
+Cookies: none are kept. Providers set them (OpenAI's Cloudflare front sets ``__cf_bm`` on every
+answer), and a browser-style jar would send one customer's request's cookie along with every later
+request of every customer. The gateway is stateless towards providers: each request carries only the
+headers its backend builds.
+
 Idle connections: a server closes a keep-alive connection after its idle timeout (uvicorn, and so
 vLLM, after 5 s; Node after 5 s), and a request can pick that connection from the pool just as it
 closes. Two defences:
@@ -87,6 +92,7 @@ def _client(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),
         trust_env=False,
         auto_decompress=True,
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
 
 
