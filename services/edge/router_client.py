@@ -13,7 +13,6 @@ order (routers first saves that extra call while the old routers drain).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -42,16 +41,25 @@ class RouterClient:
         self, stub: router_pb2_grpc.RouterServiceAsyncStub, session: bool, sessions: int = 1,
         rehome_seconds: float = 60.0,
     ) -> None:
-        """``sessions`` > 1 keeps that many Session streams, taken in turn by new calls, each moving to
-        the next router now and then (``RouterSession``): on a round-robin channel the calls of one
-        edge reach every router. One session (the default) stays where it is."""
+        """``sessions`` > 1 keeps that many Session streams, each moving to the next router now and then
+        (``RouterSession``): on a round-robin channel the calls of one edge reach every router. A new
+        call goes to the session with the fewest calls still running (ties in turn): a router that
+        answers slowly (overloaded, a long pause, a slow host) collects running calls and gets fewer
+        new ones, where plain turns would keep giving it an equal share. One session (the default)
+        stays where it is."""
         self._stub = stub
         rehome = rehome_seconds if sessions > 1 else None
         self.sessions = [RouterSession(stub, rehome) for _ in range(sessions)] if session else []
-        self._turn = itertools.cycle(self.sessions)
+        self._turn = 0
 
     def _session(self) -> RouterSession | None:
-        return next(self._turn) if self.sessions else None
+        count = len(self.sessions)
+        if count < 2:
+            return self.sessions[0] if self.sessions else None
+        first = self._turn
+        self._turn = (first + 1) % count
+        # min keeps the first of equals, and the scan starts one further on each call: ties take turns
+        return min((self.sessions[(first + i) % count] for i in range(count)), key=_open_calls)
 
     async def stream(self, request: router_pb2.GenerateRequest, timeout: float) -> StreamCall:
         if (session := self._session()) is not None:
@@ -76,6 +84,10 @@ class RouterClient:
     def close(self) -> None:
         for session in self.sessions:
             session.close()
+
+
+def _open_calls(session: RouterSession) -> int:
+    return session.open_calls
 
 
 class RouterCall:

@@ -159,6 +159,10 @@ class _Stream:
     def usable(self) -> bool:
         return not (self.broken or self.draining)
 
+    @property
+    def open_calls(self) -> int:
+        return len(self._calls)
+
     def start(self, request: router_pb2.GenerateRequest, stream: bool, timeout: float) -> SessionCall:
         self._next_id += 1
         call = SessionCall(self, self._next_id, timeout)
@@ -244,6 +248,11 @@ class RouterSession:
         self._opening: asyncio.Lock | None = None
         self._legacy_until = 0.0
         self._retired: list[_Stream] = []
+
+    @property
+    def open_calls(self) -> int:
+        """Calls running on the current stream: how busy the router behind it is with this edge."""
+        return self._stream.open_calls if self._stream is not None else 0
 
     @property
     def legacy(self) -> bool:

@@ -285,3 +285,27 @@ async def test_several_sessions_spread_one_edges_calls_over_the_routers(sessions
     assert sorted(a.text for a in answers) == sorted(f"req_{w}_{i}" for w in range(8) for i in range(10))
     assert sum(r.answered for r in routers) == 80
     assert all(r.answered for r in routers) is spread, [r.answered for r in routers]
+
+
+async def test_a_new_call_goes_to_the_session_with_the_fewest_calls_running() -> None:
+    """A slow router keeps its calls longer; taking turns would still give it every other new call."""
+    router = _Router()
+    server, port = await _serve(router)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    client = RouterClient(router_pb2_grpc.RouterServiceStub(channel), session=True, sessions=2,
+                          rehome_seconds=3600)
+    calls = []
+    try:
+        calls.append(await client.stream(_request("hang", "req_slow_1"), 10))  # the first session
+        assert (await calls[0].first()).delta.text == "req_slow_1"
+        assert (await client.complete(_request("echo", "req_quick"), 5)).text == "req_quick"  # the second
+        calls.append(await client.stream(_request("hang", "req_slow_2"), 10))  # its turn: the first again
+        assert (await calls[1].first()).delta.text == "req_slow_2"
+        assert len(router.sessions) == 2
+        assert sorted(len(s._running) for s in router.sessions) == [1, 1]  # not [0, 2]
+    finally:
+        for call in calls:
+            call.cancel()
+        client.close()
+        await channel.close(None)
+        await server.stop(None)
