@@ -6,6 +6,8 @@ its gRPC code, so an error raised anywhere is rendered correctly by whichever fr
     TollgateError                      500 api_error            INTERNAL
     ├── InvalidRequest                 400 invalid_request_error INVALID_ARGUMENT
     │   ├── PayloadTooLarge            413 invalid_request_error INVALID_ARGUMENT
+    │   ├── UnknownURL                 404 invalid_request_error NOT_FOUND (unknown_url)
+    │   ├── MethodNotAllowed           405 invalid_request_error INVALID_ARGUMENT (method_not_allowed)
     │   └── ContextTooLong             400 invalid_request_error INVALID_ARGUMENT (context_length_exceeded)
     ├── AuthenticationFailed           401 authentication_error  UNAUTHENTICATED
     ├── PermissionDenied               403 permission_error      PERMISSION_DENIED
@@ -76,6 +78,20 @@ class PayloadTooLarge(InvalidRequest):
     http_status = 413
     anthropic_type = "request_too_large"
     default_code = "request_too_large"
+
+
+class UnknownURL(InvalidRequest):
+    """No such endpoint: OpenAI answers a request to an unknown URL with this type and code."""
+
+    http_status = 404
+    anthropic_type = "not_found_error"
+    grpc_code = grpc.StatusCode.NOT_FOUND
+    default_code = "unknown_url"
+
+
+class MethodNotAllowed(InvalidRequest):
+    http_status = 405
+    default_code = "method_not_allowed"
 
 
 class ContextTooLong(InvalidRequest):

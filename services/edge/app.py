@@ -10,6 +10,7 @@ from services.common.ops import ops_routes
 from services.edge.dependencies import EdgeDeps
 from services.edge.request_id import RequestIdMiddleware
 from services.edge.routes import anthropic, manage, openai, webhooks
+from services.edge.routes.fallbacks import EXCEPTION_HANDLERS
 
 
 def build_app(deps: EdgeDeps) -> Starlette:
@@ -24,6 +25,8 @@ def build_app(deps: EdgeDeps) -> Starlette:
         Route("/v1/webhooks/stripe", webhooks.stripe_webhook, methods=["POST"]),
         *ops_routes("edge", deps.readiness()),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)])
+    app = Starlette(
+        routes=routes, middleware=[Middleware(RequestIdMiddleware)], exception_handlers=EXCEPTION_HANDLERS
+    )
     app.state.deps = deps
     return app

@@ -101,3 +101,20 @@ async def test_an_upstream_rate_limit_reaches_the_client_as_429_with_retry_after
     assert headers["x-ratelimit-limit-requests"] == "600"
     assert headers["x-ratelimit-limit-tokens"] == "200000"
     assert err.value.code == "upstream_rate_limited"
+
+
+async def test_endpoints_not_served_answer_in_each_sdks_own_format(client: openai.AsyncOpenAI, stack: Stack) -> None:
+    """An SDK call to an endpoint the platform does not serve reads as the provider would say it."""
+    with pytest.raises(openai.NotFoundError) as embeddings:
+        await client.embeddings.create(model="smollm2", input="hi")
+    assert embeddings.value.code == "unknown_url" and "POST /v1/embeddings" in embeddings.value.message
+    assert embeddings.value.response.headers["x-request-id"].startswith("req_")
+    base = stack.base_url.removesuffix("/v1")
+    async with anthropic.AsyncAnthropic(base_url=base, api_key=stack.key, max_retries=0) as sdk:
+        with pytest.raises(anthropic.NotFoundError) as count:
+            await sdk.messages.count_tokens(model="smollm2", messages=[{"role": "user", "content": "hi"}])
+    assert count.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+    async with httpx.AsyncClient() as http:
+        wrong = await http.get(f"{stack.base_url}/chat/completions", headers={"authorization": f"Bearer {stack.key}"})
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+    assert wrong.json()["error"]["code"] == "method_not_allowed"

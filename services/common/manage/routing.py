@@ -15,16 +15,11 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from services.common.errors import InvalidRequest, NotFound
+from services.common.errors import MethodNotAllowed, NotFound
 from services.common.manage.context import Call, Reply
 
 DepsT = TypeVar("DepsT")
 OPENAPI_PATH = "/openapi.json"
-
-
-class MethodNotAllowed(InvalidRequest):
-    http_status = 405
-    default_code = "method_not_allowed"
 
 
 class NoQuery(BaseModel):
