@@ -226,3 +226,26 @@ def _session_request(model: str) -> router_pb2.GenerateRequest:
         chat=router_pb2.ChatInput(messages=[router_pb2.ChatMessage(role="user", content="Hello")]),
         sampling=router_pb2.SamplingParams(max_tokens=32), accepts_pieces=True,
     )
+
+
+async def test_deployments_of_one_model_share_its_requests_by_weight(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    """Two servers of one model at weight 1 each (two Triton nodes, two provider accounts): both
+    serve, about half each, and the Finish names the one that did."""
+    model = f"spread-{uuid.uuid4().hex[:6]}"
+    now = datetime.now(UTC)
+    entities: list[ModelEntry | DeploymentEntry] = [
+        DeploymentEntry(id=f"{model}-{side}", model_id=model, backend="openai", endpoint=upstream.openai_base_url,
+                        upstream_model=f"ok:{model}-{side}", weight=1)
+        for side in ("a", "b")
+    ]
+    entities.append(ModelEntry(id=model, display_name=model, context_length=4096, max_output_tokens=512))
+    for entity in entities:
+        event = CatalogEventV1(version=1, entity=entity, updated_at=now)
+        await publish.publish("catalog.v1", event.record_key, event)
+    served = [(await call(router, model, "Complete"))[1] for _ in range(60)]
+    by = {side: sum(1 for f in served if f is not None and f.deployment_id == f"{model}-{side}") for side in "ab"}
+    assert by["a"] + by["b"] == 60
+    assert by["a"] >= 10 and by["b"] >= 10, by  # 30 each expected; the standard deviation is 3.9
+    assert upstream.model_stats(f"ok:{model}-a")["requests"] == by["a"]

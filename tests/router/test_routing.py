@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import random
+from collections import Counter
 from datetime import UTC, datetime
 
 from services.common.events.catalog import AliasEntry, CatalogEventV1, DeploymentEntry, ModelEntry
@@ -17,21 +19,50 @@ def dep(id_: str, model: str, weight: int = 1, fallback: tuple[str, ...] = ()) -
                            weight=weight, fallback=fallback)
 
 
-def table_with(*entities: ModelEntry | DeploymentEntry | AliasEntry, healthy: set[str] | None = None) -> RoutingTable:
-    table = RoutingTable((lambda d: d in healthy) if healthy is not None else (lambda _d: True))
+def table_with(
+    *entities: ModelEntry | DeploymentEntry | AliasEntry, healthy: set[str] | None = None,
+    rng: random.Random | None = None,
+) -> RoutingTable:
+    table = RoutingTable((lambda d: d in healthy) if healthy is not None else (lambda _d: True), rng)
     for e in entities:
         table.apply(f"{e.kind}:{e.id}", event(e))
     return table
 
 
-def test_chain_is_weight_ordered_then_fallbacks_each_once() -> None:
+def test_each_primary_is_followed_by_its_fallbacks_each_deployment_once() -> None:
     table = table_with(
         dep("a-small", "m", weight=1, fallback=("other",)),
         dep("a-big", "m", weight=5, fallback=("other", "a-small")),
         dep("other", "m2"),
         dep("standby", "m", weight=0),
     )
-    assert [d.id for d in table.chain("m")] == ["a-big", "other", "a-small"]
+    chains = {tuple(d.id for d in table.chain("m")) for _ in range(200)}
+    assert chains == {("a-big", "other", "a-small"), ("a-small", "other", "a-big")}
+
+
+def test_the_first_deployment_is_drawn_in_proportion_to_its_weight() -> None:
+    """Weight is each deployment's share of the requests: 3 beside 1 leads three times in four, and a
+    standby (weight 0) never leads."""
+    table = table_with(
+        dep("three", "m", weight=3, fallback=("standby",)), dep("one", "m", weight=1),
+        dep("standby", "m", weight=0), rng=random.Random(20261124),
+    )
+    firsts = Counter(table.chain("m")[0].id for _ in range(4000))
+    assert set(firsts) == {"three", "one"}
+    assert 2850 < firsts["three"] < 3150, firsts  # 3000 expected; the standard deviation is 27
+
+
+def test_equal_weights_share_the_requests() -> None:
+    table = table_with(dep("gpu-0", "m"), dep("gpu-1", "m"), dep("gpu-2", "m"), rng=random.Random(7))
+    firsts = Counter(table.chain("m")[0].id for _ in range(3000))
+    assert all(900 < n < 1100 for n in firsts.values()) and len(firsts) == 3, firsts
+
+
+def test_a_deployment_moved_to_another_model_leaves_the_first() -> None:
+    table = table_with(dep("d", "m"), dep("e", "m"))
+    table.apply("deployment:d", event(dep("d", "m2")))
+    assert [d.id for d in table.chain("m")] == ["e"]
+    assert [d.id for d in table.chain("m2")] == ["d"]
 
 
 def test_alias_routes_to_its_target() -> None:
