@@ -5,11 +5,11 @@ within the snapshot's lag, with no database on the request path.
 
 The chain for one request: the model's own deployments in a weighted random order (a deployment
 leads in proportion to its weight: two Triton servers at weight 1 each take half the requests, a
-provider at 3 beside one at 1 takes three quarters; weight 0 = standby, never first), each followed
-by its declared fallbacks, each deployment once. Random rather than turns: it needs no state shared
-between requests or between router replicas, and every replica keeps the catalog's proportions on
-its own. Deployments that fail active health checks move to the end of the chain rather than out of
-it: when everything looks down we still try.
+provider at 3 beside one at 1 takes three quarters), each followed by its declared fallbacks, then
+the model's standby deployments (weight 0) and theirs, each deployment once. Random rather than
+turns: it needs no state shared between requests or between router replicas, and every replica keeps
+the catalog's proportions on its own. Deployments that fail active health checks move to the end of
+the chain rather than out of it: when everything looks down we still try.
 """
 
 from __future__ import annotations
@@ -68,15 +68,17 @@ class RoutingTable:
 
     def chain(self, model: str) -> list[DeploymentEntry]:
         model_id = self.resolve(model)
+        serving = self._serving.get(model_id, {})
         # weighted random order (Efraimidis-Spirakis): sort by u ** (1 / weight), u uniform in [0, 1);
         # the first place goes to each deployment in proportion to its weight, and so on down
-        own = sorted(
-            (d for d in self._serving.get(model_id, {}).values() if d.weight > 0),
+        active = sorted(
+            (d for d in serving.values() if d.weight > 0),
             key=lambda d: self._random() ** (1.0 / d.weight), reverse=True,
         )
+        standby = sorted((d for d in serving.values() if d.weight == 0), key=lambda d: d.id)
         ordered: list[DeploymentEntry] = []
         seen: set[str] = set()
-        for dep in own:
+        for dep in (*active, *standby):
             for candidate_id in (dep.id, *dep.fallback):
                 candidate = self.deployments.get(candidate_id)
                 if candidate is not None and candidate.id not in seen:

@@ -37,7 +37,14 @@ def test_each_primary_is_followed_by_its_fallbacks_each_deployment_once() -> Non
         dep("standby", "m", weight=0),
     )
     chains = {tuple(d.id for d in table.chain("m")) for _ in range(200)}
-    assert chains == {("a-big", "other", "a-small"), ("a-small", "other", "a-big")}
+    assert chains == {("a-big", "other", "a-small", "standby"), ("a-small", "other", "a-big", "standby")}
+
+
+def test_standby_deployments_come_last_and_serve_a_model_that_has_nothing_else() -> None:
+    table = table_with(dep("main", "m", weight=2, fallback=("elsewhere",)), dep("spare", "m", weight=0),
+                       dep("elsewhere", "m2"), dep("only-spare", "m3", weight=0))
+    assert [d.id for d in table.chain("m")] == ["main", "elsewhere", "spare"]
+    assert [d.id for d in table.chain("m3")] == ["only-spare"]
 
 
 def test_the_first_deployment_is_drawn_in_proportion_to_its_weight() -> None:
