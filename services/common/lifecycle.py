@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import signal
 from collections.abc import Awaitable, Callable, Generator
 
@@ -58,7 +59,7 @@ async def serve_http(
         log_config=None,
         access_log=False,
         lifespan="off",
-        timeout_graceful_shutdown=int(grace_seconds),
+        timeout_graceful_shutdown=math.ceil(grace_seconds),  # uvicorn takes whole seconds: 0.5 must not be 0
         server_header=False,
         date_header=False,
         proxy_headers=False,  # nothing reads the client's address: skip a middleware on every request
