@@ -6,6 +6,7 @@ its gRPC code, so an error raised anywhere is rendered correctly by whichever fr
     TollgateError                      500 api_error            INTERNAL
     ├── InvalidRequest                 400 invalid_request_error INVALID_ARGUMENT
     │   ├── PayloadTooLarge            413 invalid_request_error INVALID_ARGUMENT
+    │   ├── UnsupportedByBackend       400 invalid_request_error INVALID_ARGUMENT (unsupported_parameter)
     │   ├── UnknownURL                 404 invalid_request_error NOT_FOUND (unknown_url)
     │   ├── MethodNotAllowed           405 invalid_request_error INVALID_ARGUMENT (method_not_allowed)
     │   └── ContextTooLong             400 invalid_request_error INVALID_ARGUMENT (context_length_exceeded)
@@ -78,6 +79,14 @@ class PayloadTooLarge(InvalidRequest):
     http_status = 413
     anthropic_type = "request_too_large"
     default_code = "request_too_large"
+
+
+class UnsupportedByBackend(InvalidRequest):
+    """A parameter (or kind of request) one deployment's backend does not take, refused before
+    anything was sent. Not the client's fault while another deployment of the model takes it: the
+    router tries the next deployment, and answers with this only when none does."""
+
+    default_code = "unsupported_parameter"
 
 
 class UnknownURL(InvalidRequest):

@@ -28,6 +28,7 @@ import orjson
 from pydantic import ValidationError
 
 from services.common.errors import InvalidRequest, UpstreamError
+from services.edge.end_user import end_user_id
 from services.edge.finish import finish_error, response_id
 from services.edge.validation import anthropic_error
 from services.edge.wire import anthropic as w
@@ -201,6 +202,7 @@ def messages_to_generate(
         request_id=request_id, account_id=account_id, model=model_id,
         chat=router_pb2.ChatInput(messages=messages), sampling=sampling,
         provider_options_json=_options(req, tool_calls),
+        end_user=end_user_id(account_id, req.metadata.user_id if req.metadata else None),
     )
 
 

@@ -22,6 +22,7 @@ import orjson
 from pydantic import ValidationError
 
 from services.common.errors import InvalidRequest
+from services.edge.end_user import end_user_id
 from services.edge.finish import finish_error, response_id
 from services.edge.validation import openai_error
 from services.edge.wire import openai as w
@@ -178,6 +179,7 @@ def chat_to_generate(
         chat=router_pb2.ChatInput(messages=messages),
         sampling=_sampling(req.effective_max_tokens or default_max_tokens, req),
         provider_options_json=_options(req, tool_calls),
+        end_user=end_user_id(account_id, req.safety_identifier or req.user),  # the newer name first
     )
 
 
@@ -191,6 +193,7 @@ def completion_to_generate(
         request_id=request_id, account_id=account_id, model=model_id, prompt=prompt,
         sampling=_sampling(req.max_tokens or default_max_tokens, req),
         provider_options_json=orjson.dumps(opts).decode() if opts else "",
+        end_user=end_user_id(account_id, req.user),
     )
 
 

@@ -12,8 +12,10 @@ from services.common.errors import (
     ContextTooLong,
     DependencyUnavailable,
     Overloaded,
+    PayloadTooLarge,
     RateLimited,
     TollgateError,
+    UnsupportedByBackend,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -25,8 +27,8 @@ CLEAN_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "st
 # the right OpenAI/Anthropic error type (an overloaded backend stays ``overloaded_error``).
 _BY_CODE: dict[str, type[TollgateError]] = {
     cls.default_code: cls
-    for cls in (ContextTooLong, DependencyUnavailable, Overloaded, RateLimited, UpstreamError,
-                UpstreamTimeout)
+    for cls in (ContextTooLong, DependencyUnavailable, Overloaded, PayloadTooLarge, RateLimited,
+                UnsupportedByBackend, UpstreamError, UpstreamTimeout)
     if cls.default_code is not None
 }
 _INTERRUPTED = "The response was interrupted by a backend failure after it had started; it is incomplete."
@@ -46,10 +48,10 @@ def finish_error(finish: router_pb2.Finish) -> TollgateError | None:
     return UpstreamError(f"{_INTERRUPTED} (unknown finish reason {reason!r})")
 
 
-def error_for_code(code: str, message: str) -> TollgateError | None:
+def error_for_code(code: str, message: str, param: str | None = None) -> TollgateError | None:
     """The error class a router error code stands for (None when the code is not a known default)."""
     cls = _BY_CODE.get(code)
-    return cls(message, code=code) if cls is not None else None
+    return cls(message, code=code, param=param) if cls is not None else None
 
 
 def response_id(prefix: str, request_id: str) -> str:

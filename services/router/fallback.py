@@ -7,6 +7,12 @@ that would generate — and bill — a second answer.
 
 Each attempt gets its own ``Outcome``; only the committed attempt's usage is reported, so a failed
 attempt is never billed.
+
+A deployment whose backend does not take the request (``UnsupportedByBackend``: ``response_format``
+on Triton, penalties on Anthropic, a raw completion on a chat-only API) refuses it before sending
+anything. That is neither the client's fault while another deployment of the model takes it, nor the
+backend's: the next deployment is tried, no breaker counts it, and it is not an attempt. The refusal
+is the answer only when no deployment took the request and none failed trying.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from services.common.errors import (
     DependencyUnavailable,
     Overloaded,
     TollgateError,
+    UnsupportedByBackend,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -61,9 +68,12 @@ async def generate_with_fallback(
     """Yield the batches of text pieces of the first deployment that starts answering; fill
     ``served``."""
     last_error: TollgateError | None = None
+    refusal: UnsupportedByBackend | None = None
+    skipped = False
     for deployment in chain:
         breaker = breakers.setdefault(deployment.id, CircuitBreaker(deployment.id))
         if not breaker.allow():
+            skipped = True
             continue
         served.attempts += 1
         outcome = Outcome()
@@ -73,6 +83,13 @@ async def generate_with_fallback(
             first = await anext(stream)
         except StopAsyncIteration:
             first = None  # a complete, empty answer is still an answer
+        except UnsupportedByBackend as exc:
+            await stream.aclose()
+            breaker.release()
+            served.attempts -= 1  # nothing was sent
+            refusal = refusal or exc  # the first: the deployment the request was meant for
+            log.info("deployment_refused_request", deployment=deployment.id, param=exc.param)
+            continue
         except TollgateError as exc:
             await stream.aclose()
             if not retryable(exc):
@@ -107,5 +124,7 @@ async def generate_with_fallback(
         breaker.record_success()
         return
     if last_error is not None:
-        raise last_error
+        raise last_error  # a deployment that would take the request failed: retrying may succeed
+    if refusal is not None and not skipped:
+        raise refusal  # every deployment was asked, and none takes this request
     raise Overloaded("no healthy deployment is available for this model; try again shortly")

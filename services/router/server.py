@@ -21,6 +21,7 @@ import grpc
 import structlog
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import Counter
 
 from services.common.errors import InvalidRequest, NotFound, TollgateError
 from services.common.frame_batcher import CHANNEL_OPTIONS
@@ -33,6 +34,11 @@ from services.router.session import CallSession
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
 
 log = structlog.get_logger(__name__)
+USAGE_MISSING = Counter(
+    "tollgate_router_usage_missing_total",
+    "answers that ended cleanly without the backend reporting token usage (billed as zero tokens)",
+    ["deployment"],
+)
 Context = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.GenerateResponse]
 CompleteContext = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.CompleteResponse]
 SessionContext = grpc.aio.ServicerContext[router_pb2.EdgeFrames, router_pb2.RouterFrames]
@@ -68,6 +74,7 @@ def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) 
         prompt=None if chat else request.prompt,
         provider_options=options,
         chat_template=chat_template,
+        end_user=request.end_user or None,
     )
 
 
@@ -76,6 +83,8 @@ async def _abort(context: Context | CompleteContext, exc: TollgateError) -> NoRe
     provider's Retry-After travel as trailers, so the edge can answer with the same error, status
     and header."""
     trailers = [("tollgate-error-code", exc.code or "")]
+    if exc.param and exc.param.isascii() and exc.param.isprintable():  # metadata values are ASCII
+        trailers.append(("tollgate-error-param", exc.param[:200]))
     if exc.retry_after is not None:
         trailers.append(("tollgate-retry-after", f"{exc.retry_after:g}"))
     context.set_trailing_metadata(tuple(trailers))
@@ -198,6 +207,10 @@ def _delta(
 
 def _finish(served: Served, model: str, error: TollgateError | None) -> router_pb2.Finish:
     o = served.outcome
+    if error is None and not o.usage_reported:
+        # a server that ignores stream_options.include_usage: what it generated cannot be billed
+        USAGE_MISSING.labels(served.deployment_id).inc()
+        log.warning("backend_usage_missing", deployment=served.deployment_id)
     return router_pb2.Finish(
         finish_reason=o.finish_reason,
         usage=router_pb2.Usage(

@@ -32,7 +32,9 @@ class Calls(Protocol):
 
 def call_error(exc: TollgateError) -> router_pb2.CallError:
     """What the one-call RPCs put in the status and trailers, as a frame."""
-    error = router_pb2.CallError(code=exc.code or "", grpc_status=exc.grpc_code.value[0], message=exc.message)
+    error = router_pb2.CallError(
+        code=exc.code or "", grpc_status=exc.grpc_code.value[0], message=exc.message, param=exc.param or ""
+    )
     if exc.retry_after is not None:
         error.retry_after_seconds = exc.retry_after
     return error

@@ -61,11 +61,13 @@ async def test_malformed_json_unknown_model_and_oversized_body(stack: Stack) -> 
 
 
 async def test_unsupported_parameter_for_a_self_hosted_model_is_400(client: openai.AsyncOpenAI) -> None:
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.BadRequestError) as refused:
         await client.chat.completions.create(
             model="smollm2", messages=[{"role": "user", "content": "hi"}],
             tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
         )
+    # named by the router's backend, carried back over the Session to the client's error
+    assert (refused.value.param, refused.value.code) == ("tools", "unsupported_parameter")
 
 
 async def test_provider_context_error_is_400_and_exhausted_backends_are_5xx(client: openai.AsyncOpenAI, stack: Stack) -> None:

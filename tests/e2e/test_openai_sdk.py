@@ -8,7 +8,9 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import TRITON_MODEL, Stack
+from services.common.events.keys import KeyEventV1
+from services.edge.end_user import end_user_id
+from tests.e2e.conftest import KEY_EXAMPLE, TRITON_MODEL, Stack
 
 
 @pytest.fixture
@@ -127,3 +129,19 @@ async def test_deprecated_model_works_with_a_notice_and_a_sunset_one_is_gone(sta
     assert old.status_code == 200 and old.headers["deprecation"].startswith("@") and "sunset" in old.headers
     assert gone.status_code == 410
     assert stack.model("oa-ok") in gone.json()["error"]["message"]
+
+
+async def test_the_end_user_reaches_providers_hashed_and_scoped_to_the_account(
+    client: openai.AsyncOpenAI, stack: Stack
+) -> None:
+    """OpenAI's `user` goes to the provider (its abuse attribution then points at one end user, not
+    at the platform's whole account) as a per-account hash: never the customer's own id."""
+    model = stack.model("oa-ok")
+    await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], user="alice")
+    await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}],
+                                         safety_identifier="alice")
+    await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    *_, alice, by_safety_identifier, nobody = stack.upstream.requests_for(f"ok:{model}")
+    expected = end_user_id(KeyEventV1.from_bytes(KEY_EXAMPLE.read_bytes()).account_id, "alice")
+    assert alice["body"]["user"] == by_safety_identifier["body"]["user"] == expected != "alice"
+    assert "user" not in nobody["body"]

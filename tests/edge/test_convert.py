@@ -28,6 +28,7 @@ from services.edge.convert import (
 )
 from services.edge.convert_anthropic import stop_reason
 from services.edge.convert_openai import chat_finish_reason, completion_finish_reason
+from services.edge.end_user import end_user_id
 from services.edge.finish import response_id
 from tollgate.router.v1 import router_pb2 as pb
 
@@ -79,7 +80,8 @@ def test_chat_request_becomes_generate_request() -> None:
         "assistant_tool_calls": {"2": [{"id": "call_1", "type": "function",
                                         "function": {"name": "get", "arguments": "{\"x\":1}"}}]},
     }
-    assert "end-user-7" not in gen.SerializeToString().decode(errors="ignore")  # never sent on
+    assert "end-user-7" not in gen.SerializeToString().decode(errors="ignore")  # never sent on as is
+    assert gen.end_user == end_user_id(IDS["account_id"], "end-user-7")  # but as the per-account hash
 
 
 def test_chat_without_limits_uses_the_default_and_sets_no_optional_sampling() -> None:
@@ -143,6 +145,7 @@ def test_anthropic_request_becomes_generate_request() -> None:
     assert requested_max_tokens(req) == 64
     gen = convert(req)
     assert gen.model == "catalog/model-1"
+    assert gen.end_user == end_user_id(IDS["account_id"], "u-1")  # metadata.user_id, hashed
     assert list(gen.chat.messages) == [
         msg("system", "Be brief.\nBe kind."), msg("user", "Weather?\nIn Paris."), msg("assistant", "Checking."),
         msg("tool", "sunny", tool_call_id="tu_1"), msg("user", "Tomorrow?"),

@@ -113,7 +113,14 @@ async def test_stream_yields_recorded_deltas_and_cache_usage(upstream, http, key
     ]
     assert (body["max_tokens"], body["temperature"], body["top_p"], body["top_k"]) == (256, 0.5, 0.9, 20)
     assert body["stop_sequences"] == ["END"]
-    assert "seed" not in body and "stop" not in body
+    assert "seed" not in body and "stop" not in body and "metadata" not in body
+
+
+async def test_the_end_user_goes_out_as_metadata_user_id(upstream, http, key, tag) -> None:
+    request = replace(chat(f"ok:{tag}"), end_user="tg-0123")
+    await drain(backend(upstream, http).generate(request, Outcome()))
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["body"]["metadata"] == {"user_id": "tg-0123"}
 
 
 async def test_tool_use_finishes_with_tool_calls(upstream, http, key, tag) -> None:

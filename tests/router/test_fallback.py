@@ -7,7 +7,14 @@ from collections.abc import AsyncGenerator
 
 import pytest
 
-from services.common.errors import InvalidRequest, Overloaded, TollgateError, UpstreamError, UpstreamTimeout
+from services.common.errors import (
+    InvalidRequest,
+    Overloaded,
+    TollgateError,
+    UnsupportedByBackend,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from services.router.backends import GenerationRequest, Outcome, Sampling
 from services.router.breaker import BreakerState, CircuitBreaker
 from services.router.fallback import Deployment, Served, generate_with_fallback
@@ -137,3 +144,28 @@ async def test_a_cancelled_half_open_probe_does_not_wedge_the_breaker() -> None:
     await anext(stream)
     await stream.aclose()  # client disconnected during the probe
     assert breaker.state is BreakerState.HALF_OPEN and breaker.allow()
+
+
+async def test_a_deployment_that_does_not_take_the_request_passes_it_on_uncounted() -> None:
+    """A model served by Triton and a provider: response_format is refused by one and served by the
+    other, whichever comes first; the refusal is not an attempt and no breaker hears of it."""
+    refusing = Scripted("triton", UnsupportedByBackend("no response_format here", param="response_format"))
+    breakers = {"triton": CircuitBreaker("triton", failure_threshold=1)}
+    text, served = await run(chain(refusing, Scripted("provider")), breakers)
+    assert text == "provider0 provider1 provider2 "
+    assert (served.deployment_id, served.attempts) == ("provider", 1)
+    assert breakers["triton"].state is BreakerState.CLOSED and breakers["triton"].allow()
+
+
+async def test_when_no_deployment_takes_the_request_the_first_refusal_is_the_answer() -> None:
+    first = UnsupportedByBackend("no tools here", param="tools")
+    with pytest.raises(UnsupportedByBackend) as refused:
+        await run(chain(Scripted("a", first), Scripted("b", UnsupportedByBackend("nor here", param="tools"))))
+    assert refused.value is first
+
+
+async def test_a_refusal_beside_a_failure_is_the_failure() -> None:
+    """The deployment that takes the request is down: retrying later can work, dropping the
+    parameter is not what the client needs to do."""
+    with pytest.raises(UpstreamError):
+        await run(chain(Scripted("a", UnsupportedByBackend("no", param="tools")), Scripted("b", UpstreamError("500"))))

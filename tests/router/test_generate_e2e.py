@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -249,3 +250,82 @@ async def test_deployments_of_one_model_share_its_requests_by_weight(
     assert by["a"] + by["b"] == 60
     assert by["a"] >= 10 and by["b"] >= 10, by  # 30 each expected; the standard deviation is 3.9
     assert upstream.model_stats(f"ok:{model}-a")["requests"] == by["a"]
+
+
+async def test_a_parameter_one_deployment_does_not_take_goes_to_one_that_does(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    """One model at an Anthropic and an OpenAI-compatible deployment, equal weights: response_format
+    is served every time (by the one that takes it), whichever the draw puts first."""
+    model = f"mixed-{uuid.uuid4().hex[:6]}"
+    now = datetime.now(UTC)
+    entities: list[ModelEntry | DeploymentEntry] = [
+        DeploymentEntry(id=f"{model}-an", model_id=model, backend="anthropic", endpoint=upstream.anthropic_base_url,
+                        upstream_model=f"ok:{model}", weight=1),
+        DeploymentEntry(id=f"{model}-oa", model_id=model, backend="openai", endpoint=upstream.openai_base_url,
+                        upstream_model=f"ok:{model}", weight=1),
+        ModelEntry(id=model, display_name=model, context_length=4096, max_output_tokens=512),
+    ]
+    for entity in entities:
+        event = CatalogEventV1(version=1, entity=entity, updated_at=now)
+        await publish.publish("catalog.v1", event.record_key, event)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{router.config.ports.router_grpc}") as channel:
+        stub = router_pb2_grpc.RouterServiceStub(channel)
+        await call(router, model, "Complete")  # until the router knows the model
+        finishes = []
+        for i in range(12):
+            whole = await stub.Complete(router_pb2.GenerateRequest(
+                request_id=f"req_mixed_{i}", account_id="acct", model=model,
+                chat=router_pb2.ChatInput(messages=[router_pb2.ChatMessage(role="user", content="Hello")]),
+                sampling=router_pb2.SamplingParams(max_tokens=32),
+                provider_options_json='{"response_format": {"type": "json_object"}}',
+            ), timeout=30)
+            finishes.append(whole.finish)
+    assert all(f.deployment_id == f"{model}-oa" and f.attempts == 1 for f in finishes)
+    sent = [r for r in upstream.requests_for(f"ok:{model}") if "response_format" in r["body"]]
+    assert len(sent) == 12 and all(r["path"].endswith("/chat/completions") for r in sent)  # none to Anthropic
+
+
+async def test_when_no_deployment_takes_a_parameter_the_error_names_it(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    """In the trailers of the one-call RPCs, as the Session's CallError carries it, so the client's
+    400 says which parameter to drop."""
+    model = f"refuses-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, model, upstream, ["ok"])
+    await call(router, model, "Complete")  # until the router knows the model
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{router.config.ports.router_grpc}") as channel:
+        stub = router_pb2_grpc.RouterServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Complete(router_pb2.GenerateRequest(
+                request_id="req_refused", account_id="acct", model=model,
+                chat=router_pb2.ChatInput(messages=[router_pb2.ChatMessage(role="user", content="Hello")]),
+                sampling=router_pb2.SamplingParams(max_tokens=32, top_k=5),
+            ), timeout=30)
+    trailers = dict(refused.value.trailing_metadata() or ())
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (trailers["tollgate-error-code"], trailers["tollgate-error-param"]) == ("unsupported_parameter", "top_k")
+
+
+def _usage_missing(platform: Platform, deployment: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{platform.config.ports.router}/metrics", timeout=5) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(f'tollgate_router_usage_missing_total{{deployment="{deployment}"}}'):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@RPCS
+async def test_an_answer_without_usage_is_counted_for_the_operator(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer, rpc: str
+) -> None:
+    """A server that ignores stream_options.include_usage: the answer is served, its tokens cannot be
+    billed, and the operator can alert on the counter rather than find out from the invoice."""
+    silent, reporting = f"nousage-{uuid.uuid4().hex[:6]}", f"usage-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, silent, upstream, ["ok-no-usage"])
+    await add_model(publish, reporting, upstream, ["ok"])
+    for model in (silent, reporting):
+        deltas, finish, err = await call(router, model, rpc)
+        assert err is None and finish is not None and deltas
+    assert _usage_missing(router, f"{silent}-d0") == 1.0
+    assert _usage_missing(router, f"{reporting}-d0") == 0.0

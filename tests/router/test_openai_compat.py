@@ -18,6 +18,7 @@ from services.common.errors import (
     ContextTooLong,
     InvalidRequest,
     TollgateError,
+    UnsupportedByBackend,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -107,6 +108,14 @@ async def test_chat_stream_yields_recorded_deltas_and_final_chunk_usage(upstream
     assert body["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}]
     assert body["max_tokens"] == 64
     assert (body["temperature"], body["top_p"], body["seed"], body["stop"]) == (0.2, 0.9, 7, ["\n\n"])
+    assert "user" not in body  # the client named no end user
+
+
+async def test_the_end_user_goes_out_as_user(upstream, http, key, tag) -> None:
+    request = replace(chat(f"ok:{tag}"), end_user="tg-0123")
+    await drain(backend(upstream, http).generate(request, Outcome()))
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["body"]["user"] == "tg-0123"
 
 
 async def test_reasoning_tokens_are_part_of_output(upstream, http, key, tag) -> None:
@@ -195,11 +204,13 @@ async def test_a_tool_call_without_an_id_gets_one(upstream, http, key, tag) -> N
 
 
 async def test_top_k_is_sent_only_to_servers_that_take_it(upstream, http, key, tag) -> None:
-    await drain(backend(upstream, http).generate(chat(f"ok:{tag}", top_k=40), Outcome()))
+    """OpenAI refuses top_k; dropping it would change the sampling the client asked for."""
+    _, error = await drain(backend(upstream, http).generate(chat(f"ok:{tag}", top_k=40), Outcome()))
+    assert isinstance(error, UnsupportedByBackend) and error.param == "top_k"
+    assert upstream.requests_for(f"ok:{tag}") == []  # refused before anything was sent
     await drain(backend(upstream, http, send_top_k=True, max_tokens_field="max_completion_tokens").generate(
         chat(f"ok:{tag}", top_k=40), Outcome()))
-    plain, vllm = upstream.requests_for(f"ok:{tag}")
-    assert "top_k" not in plain["body"]
+    [vllm] = upstream.requests_for(f"ok:{tag}")
     assert vllm["body"]["top_k"] == 40
     assert vllm["body"]["max_completion_tokens"] == 64 and "max_tokens" not in vllm["body"]
 

@@ -223,7 +223,7 @@ class ChatCompletionRequest(RequestModel):
     store: bool | None = None  # accepted and ignored: completions are never stored (DESIGN promise 4)
     service_tier: str | None = None  # accepted and ignored: one tier here
     prompt_cache_key: str | None = None  # accepted and ignored: caching is the backend's own business
-    safety_identifier: str | None = None  # accepted and ignored, like ``user``
+    safety_identifier: str | None = None  # like ``user``: sent on, hashed (GenerateRequest.end_user)
 
     @field_validator("metadata")
     @classmethod

@@ -59,6 +59,7 @@ class GenerationRequest:
     prompt: str | None = None
     provider_options: Mapping[str, Any] = field(default_factory=dict)  # tools, response_format, ...
     chat_template: str | None = None  # the catalog model's template, for backends that take a prompt
+    end_user: str | None = None  # hashed end-user id for providers' abuse attribution (edge's end_user.py)
 
 
 @dataclass(frozen=True)

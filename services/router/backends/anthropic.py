@@ -36,7 +36,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from services.common.errors import InvalidRequest, TollgateError
+from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
 from services.router.backends import CacheBreakpoint, ChatTurn, GenerationRequest, Outcome, ToolCall, as_count
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import ProviderHTTP, get_status, sse_batches, step_timeout
@@ -181,12 +181,14 @@ class AnthropicBackend:
 
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
         if request.messages is None:
-            raise InvalidRequest("this model only supports chat requests, not raw completions",
-                                 param="prompt")
+            raise UnsupportedByBackend("this model only supports chat requests, not raw completions",
+                                       param="prompt")
         options = request.provider_options
         unsupported = sorted(set(options) - TOOL_OPTIONS)
         if unsupported:
-            raise InvalidRequest(f"'{unsupported[0]}' is not supported by this model", param=unsupported[0])
+            raise UnsupportedByBackend(
+                f"'{unsupported[0]}' is not supported by this model", param=unsupported[0]
+            )
         system, messages = to_messages(request.messages, assistant_tool_calls(options))
         body: dict[str, Any] = anthropic_tools(options)
         body.update(model=request.upstream_model, messages=messages, stream=True)
@@ -202,6 +204,8 @@ class AnthropicBackend:
             body["top_k"] = sampling.top_k
         if sampling.stop:
             body["stop_sequences"] = list(sampling.stop)
+        if request.end_user:
+            body["metadata"] = {"user_id": request.end_user}
         return body
 
     async def ready(self) -> bool:

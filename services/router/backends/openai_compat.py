@@ -14,9 +14,10 @@ Decisions worth knowing:
 - The token limit goes out as ``max_tokens``: every compatible server accepts it, while
   ``max_completion_tokens`` is newer and missing from many. OpenAI's reasoning models refuse
   ``max_tokens``; a deployment for them sets ``max_tokens_field="max_completion_tokens"``.
-- ``top_k`` is not part of OpenAI's API and OpenAI rejects it, so it is dropped unless the deployment
-  says the server takes it (``send_top_k=True``: vLLM, SGLang, llama.cpp, Together). The edge rejects
-  ``top_k`` for models whose backends do not take it, so the drop only matters on fallback.
+- ``top_k`` is not part of OpenAI's API and OpenAI rejects it, so a request with it is refused
+  (``UnsupportedByBackend``, before anything is sent: fallback tries the model's next deployment)
+  unless the backend says the server takes it (``send_top_k=True``: vLLM, SGLang, llama.cpp,
+  Together). Never dropped in silence: a client that sets it is asking for different sampling.
 - Tool-call deltas are accumulated, not streamed: each call reaches the ``Outcome`` whole (id, name,
   the arguments' JSON text) when the stream ends, with ``finish_reason = "tool_calls"``. A server that
   leaves out a call's id (some compatible servers do) gets one made up, since the client must send it
@@ -37,7 +38,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from services.common.errors import InvalidRequest, TollgateError
+from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
 from services.router.backends import ChatTurn, GenerationRequest, Outcome, ToolCall, as_count
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import ProviderHTTP, get_status, sse_batches, step_timeout
@@ -148,12 +149,16 @@ class OpenAICompatBackend:
             body["temperature"] = sampling.temperature
         if sampling.top_p is not None:
             body["top_p"] = sampling.top_p
-        if sampling.top_k is not None and self._send_top_k:
+        if sampling.top_k is not None:
+            if not self._send_top_k:
+                raise UnsupportedByBackend("top_k is not supported by this model's API", param="top_k")
             body["top_k"] = sampling.top_k
         if sampling.seed is not None:
             body["seed"] = sampling.seed
         if sampling.stop:
             body["stop"] = list(sampling.stop)
+        if request.end_user:
+            body["user"] = request.end_user  # OpenAI's abuse attribution; compatible servers ignore it
         return self._base + path, body
 
     async def ready(self) -> bool:

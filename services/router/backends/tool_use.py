@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from services.common.errors import InvalidRequest
+from services.common.errors import InvalidRequest, UnsupportedByBackend
 
 ASSISTANT_TOOL_CALLS = "assistant_tool_calls"
 TOOL_OPTIONS = frozenset({"tools", "tool_choice", "parallel_tool_calls", ASSISTANT_TOOL_CALLS})
@@ -87,8 +87,8 @@ def anthropic_tools(options: Mapping[str, Any]) -> dict[str, Any]:
 def _anthropic_tool(index: int, tool: Any) -> dict[str, Any]:
     function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
     if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-        raise InvalidRequest("only function tools with a name are supported by this model",
-                             param=f"tools[{index}]")
+        raise UnsupportedByBackend("only function tools with a name are supported by this model",
+                                   param=f"tools[{index}]")
     parameters = function.get("parameters") or {"type": "object", "properties": {}}
     out: dict[str, Any] = {"name": function["name"], "input_schema": parameters}
     if isinstance(function.get("description"), str):

@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from services.common.errors import InvalidRequest, UpstreamError, UpstreamTimeout
+from services.common.errors import UnsupportedByBackend, UpstreamError, UpstreamTimeout
 from services.router.backends import GenerationRequest, Outcome
 from services.router.backends.triton_tensors import build_request, decode_outputs, is_final
 from services.router.chat_template import render
@@ -38,7 +38,10 @@ class TritonBackend:
         backend's token counts as they arrive."""
         if request.provider_options:
             names = ", ".join(sorted(request.provider_options))
-            raise InvalidRequest(f"parameters not supported by this self-hosted model: {names}")
+            raise UnsupportedByBackend(
+                f"parameters not supported by this self-hosted model: {names}",
+                param=_public_name(min(request.provider_options)),
+            )
         if request.messages is not None:
             prompt = render(request.chat_template, request.messages)
         else:
@@ -78,3 +81,9 @@ class TritonBackend:
 
     async def close(self) -> None:
         await self._channel.close(None)
+
+
+def _public_name(option: str) -> str:
+    """The client's name for an option: earlier tool calls travel as ``assistant_tool_calls`` but
+    were sent as the messages' ``tool_calls``."""
+    return "messages" if option == "assistant_tool_calls" else option
