@@ -88,7 +88,7 @@ async def generate_with_fallback(
             breaker.release()
             served.attempts -= 1  # nothing was sent
             refusal = refusal or exc  # the first: the deployment the request was meant for
-            log.info("deployment_refused_request", deployment=deployment.id, param=exc.param)
+            log.debug("deployment_refused_request", deployment=deployment.id, param=exc.param)
             continue
         except TollgateError as exc:
             await stream.aclose()

@@ -10,9 +10,10 @@ import pytest
 
 from infra.stack.ports import free_port
 from infra.stack.triton import TritonServer
-from services.common.errors import UpstreamError
+from services.common.errors import ContextTooLong, UpstreamError
 from services.router.backends import GenerationRequest, Outcome, Sampling
 from services.router.backends.triton import TritonBackend
+from services.router.fallback import retryable
 
 FRANCE = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
 
@@ -79,3 +80,13 @@ async def test_closing_the_stream_cancels_generation_and_frees_the_model(smollm2
     deltas, _ = await generate(smollm2, FRANCE, Sampling(max_tokens=2, temperature=0.0))
     assert deltas
     assert loop.time() - started < 5.0  # not queued behind 198 more tokens of the cancelled request
+
+
+async def test_a_prompt_past_the_context_is_the_clients_error(smollm2: TritonBackend) -> None:
+    """A 400 context_length_exceeded like a provider's, not a 502 that falls back and counts against
+    the breaker: every server of the model would refuse it."""
+    long_prompt = "<|im_start|>user\n" + "word " * 9000 + "<|im_end|>\n<|im_start|>assistant\n"  # > 8192 tokens
+    with pytest.raises(ContextTooLong) as refused:
+        await generate(smollm2, long_prompt, Sampling(max_tokens=4))
+    assert "context" in refused.value.message and refused.value.http_status == 400
+    assert not retryable(refused.value)

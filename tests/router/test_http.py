@@ -23,6 +23,14 @@ ANSWER = (
 )
 
 
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    """One request off the connection (its body read and dropped): its head, lower-cased."""
+    head = (await reader.readuntil(b"\r\n\r\n")).lower()
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.startswith(b"content-length:"))
+    await reader.readexactly(length)
+    return head
+
+
 class _Server:
     """Answers ``answers_per_connection`` requests on each connection, then closes it on the next
     request without answering (what an idle timeout does to a request racing it)."""
@@ -38,12 +46,7 @@ class _Server:
         answered = 0
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":", 1)[1]) for line in head.lower().split(b"\r\n")
-                    if line.startswith(b"content-length:")
-                )
-                await reader.readexactly(length)
+                await _read_request(reader)
                 self.requests += 1
                 if answered == self.answers_per_connection:
                     if self.reset:
@@ -160,13 +163,7 @@ async def test_cookies_a_provider_sets_are_never_sent_back() -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":", 1)[1]) for line in head.lower().split(b"\r\n")
-                    if line.startswith(b"content-length:")
-                )
-                await reader.readexactly(length)
-                heads.append(head.lower())
+                heads.append(await _read_request(reader))
                 writer.write(ANSWER.replace(b"\r\n\r\n", b"\r\nset-cookie: __cf_bm=abc; path=/\r\n\r\n", 1))
                 await writer.drain()
         except asyncio.IncompleteReadError:

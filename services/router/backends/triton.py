@@ -3,19 +3,47 @@
 We speak the generated KServe stub directly rather than ``tritonclient.grpc.aio.stream_infer``,
 because only the raw request lets us ask for the empty final response that marks the end of a
 decoupled stream. Closing the generator cancels the gRPC call, which cancels the Triton request.
+
+A prompt longer than the model's context is the client's error (400 ``context_length_exceeded``, as
+a provider's would be), not the backend's: it would fail on every server of the model, so it must
+not fall back or count against the breaker. Triton reports it as a plain error message, matched in
+``CONTEXT_EXCEEDED``: the CPU model's wording, and TensorRT-LLM-like ones (loosely; not yet checked
+against a GPU server).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator
 
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from services.common.errors import UnsupportedByBackend, UpstreamError, UpstreamTimeout
+from services.common.errors import (
+    ContextTooLong,
+    TollgateError,
+    UnsupportedByBackend,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from services.router.backends import GenerationRequest, Outcome
 from services.router.backends.triton_tensors import build_request, decode_outputs, is_final
 from services.router.chat_template import render
+
+CONTEXT_EXCEEDED = re.compile(
+    r"context holds|maximum context length|(prompt|input) length .*exceed|exceeds? (the )?max(imum)? "
+    r"(input|sequence) length|max_input_len",
+    re.IGNORECASE,
+)
+
+
+def backend_error(message: str) -> TollgateError:
+    """The error a Triton error message stands for."""
+    if CONTEXT_EXCEEDED.search(message):
+        return ContextTooLong(
+            f"The prompt does not fit this model's context: {message[:300]}", param="messages"
+        )
+    return UpstreamError(f"triton: {message}")
 
 
 class TritonBackend:
@@ -52,7 +80,7 @@ class TritonBackend:
         try:
             async for message in call:
                 if message.error_message:
-                    raise UpstreamError(f"triton: {message.error_message}")
+                    raise backend_error(message.error_message)
                 response = message.infer_response
                 outputs = decode_outputs(response)
                 counts_in = outputs.get("num_input_tokens")
