@@ -80,8 +80,14 @@ class CatalogView:
         live = [p for p in versions if p.effective_from <= at]
         return max(live, key=lambda p: p.effective_from, default=None)
 
-    def listed(self, key: KeyEventV1) -> list[tuple[str, ModelEntry]]:
-        """Every (public id, model) this key may call: models and their aliases, sorted."""
+    def listed(self, key: KeyEventV1, now: datetime | None = None) -> list[tuple[str, ModelEntry]]:
+        """Every (public id, model) this key may call: models and their aliases, sorted. A model past
+        its sunset is not listed (it answers 410 when asked for by name), as providers drop retired
+        models from their lists: a client that picks from the list must not pick one that refuses."""
+        at = now or datetime.now(UTC)
         names = [(m.id, m) for m in self.models.values()]
         names += [(alias, self.models[t]) for alias, t in self.aliases.items() if t in self.models]
-        return sorted((n, m) for n, m in names if self.allowed(key, n, m.id))
+        return sorted(
+            (n, m) for n, m in names
+            if self.allowed(key, n, m.id) and (m.sunset_at is None or m.sunset_at > at)
+        )

@@ -71,6 +71,13 @@ def requested_max_tokens(req: PublicRequest) -> int | None:
     return req.max_tokens
 
 
+def max_tokens_param(req: PublicRequest) -> str:
+    """The name the client gave its output limit (the one a 400 about it should name)."""
+    if isinstance(req, ChatCompletionRequest) and req.max_completion_tokens is not None:
+        return "max_completion_tokens"
+    return "max_tokens"
+
+
 def to_generate_request(
     req: PublicRequest, request_id: str, account_id: str, model_id: str, *, default_max_tokens: int
 ) -> router_pb2.GenerateRequest:

@@ -105,7 +105,7 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
     )
     await producer.stop()
     base = f"http://127.0.0.1:{services.config.ports.edge}"
-    wanted = {f"oa-ok-{tag}", f"an-ok-{tag}", f"gone-{tag}", TRITON_MODEL}
+    wanted = {f"oa-ok-{tag}", f"an-ok-{tag}", f"old-{tag}", TRITON_MODEL}  # a sunset model is not listed
     deadline = time.monotonic() + 20
     async with httpx.AsyncClient() as client:
         while True:  # wait until the edge's snapshots have the key and the models
@@ -113,6 +113,10 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
             if reply.status_code == 200 and wanted <= {m["id"] for m in reply.json()["data"]}:
                 break
             assert time.monotonic() < deadline, reply.text
+            await asyncio.sleep(0.1)
+        while (await client.get(f"{base}/v1/models/gone-{tag}", headers={"authorization": f"Bearer {secret}"})
+               ).status_code != 410:  # the retired model, known by name
+            assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
         while True:  # and the router's: the edge lists a model before the router may route it
             reply = await client.post(f"{base}/v1/chat/completions", headers={"authorization": f"Bearer {secret}"},

@@ -30,6 +30,8 @@ async def test_bad_key_is_401_in_openai_format(stack: Stack) -> None:
     [
         ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, 400, "max_tokens"),
         ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**6}, 400, "max_tokens"),
+        ({"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 10**6}, 400,
+         "max_completion_tokens"),
         ({"messages": []}, 400, "messages"),
         ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature"),
         ({"messages": [{"role": "user", "content": "hi"}], "n": 3}, 400, "n"),

@@ -129,6 +129,9 @@ async def test_deprecated_model_works_with_a_notice_and_a_sunset_one_is_gone(sta
     assert old.status_code == 200 and old.headers["deprecation"].startswith("@") and "sunset" in old.headers
     assert gone.status_code == 410
     assert stack.model("oa-ok") in gone.json()["error"]["message"]
+    async with httpx.AsyncClient() as http:
+        listed = {m["id"] for m in (await http.get(f"{stack.base_url}/models", headers=auth)).json()["data"]}
+    assert stack.model("old") in listed and stack.model("gone") not in listed  # retired: off the list
 
 
 async def test_the_end_user_reaches_providers_hashed_and_scoped_to_the_account(

@@ -19,6 +19,7 @@ from services.common.errors import (
     InvalidRequest,
     Overloaded,
     TollgateError,
+    UnsupportedByBackend,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -240,6 +241,13 @@ async def test_what_anthropic_cannot_take_is_refused_before_sending(
         replace(chat(f"ok:{tag}", turns), provider_options=options), Outcome()))
     assert isinstance(error, InvalidRequest) and error.param == param
     assert not is_retryable(error)
+    assert upstream.requests_for(f"ok:{tag}") == []
+
+
+async def test_a_temperature_above_anthropics_range_is_refused_not_sent(upstream, http, key, tag) -> None:
+    """Chat Completions allows 0-2, Anthropic 0-1: the model's next deployment may take it."""
+    _, error = await drain(backend(upstream, http).generate(chat(f"ok:{tag}", temperature=1.5), Outcome()))
+    assert isinstance(error, UnsupportedByBackend) and error.param == "temperature"
     assert upstream.requests_for(f"ok:{tag}") == []
 
 

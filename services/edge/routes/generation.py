@@ -34,6 +34,7 @@ from services.edge.auth import presented_key
 from services.edge.convert import (
     EventStream,
     PublicRequest,
+    max_tokens_param,
     requested_max_tokens,
     to_generate_request,
 )
@@ -111,7 +112,7 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
         if limit is not None and limit > model.max_output_tokens:
             raise InvalidRequest(
                 f"max_tokens is too large: {limit}. This model supports at most "
-                f"{model.max_output_tokens} output tokens.", param="max_tokens",
+                f"{model.max_output_tokens} output tokens.", param=max_tokens_param(parsed),
             )
         generate = to_generate_request(
             parsed, request_id, key.account_id, model.id, default_max_tokens=model.max_output_tokens

@@ -197,6 +197,11 @@ class AnthropicBackend:
         if system is not None:
             body["system"] = system
         if sampling.temperature is not None:
+            if sampling.temperature > 1:  # OpenAI's range is 0-2, Anthropic's 0-1: not ours to rescale
+                raise UnsupportedByBackend(
+                    "temperature above 1 is not supported by this model (its range is 0 to 1)",
+                    param="temperature",
+                )
             body["temperature"] = sampling.temperature
         if sampling.top_p is not None:
             body["top_p"] = sampling.top_p
