@@ -12,8 +12,9 @@ Decisions worth knowing:
   ignores the option ends without usage; we then leave ``usage_reported`` False and the router
   decides how to bill (it must not be silently zero).
 - The token limit goes out as ``max_tokens``: every compatible server accepts it, while
-  ``max_completion_tokens`` is newer and missing from many. OpenAI's reasoning models refuse
-  ``max_tokens``; a deployment for them sets ``max_tokens_field="max_completion_tokens"``.
+  ``max_completion_tokens`` is newer and missing from many. OpenAI's own API is the exception: its
+  reasoning models (o-series, gpt-5) refuse ``max_tokens``, and every one of its chat models takes
+  ``max_completion_tokens``, so a deployment at api.openai.com sends that (``token_limit_field``).
 - ``top_k`` is not part of OpenAI's API and OpenAI rejects it, so a request with it is refused
   (``UnsupportedByBackend``, before anything is sent: fallback tries the model's next deployment)
   unless the backend says the server takes it (``send_top_k=True``: vLLM, SGLang, llama.cpp,
@@ -34,6 +35,7 @@ import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -77,6 +79,14 @@ def apply_usage(usage: dict[str, Any], outcome: Outcome) -> None:
         as_count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0
     )
     outcome.usage_reported = True
+
+
+OPENAI_API_HOST = "api.openai.com"
+
+
+def token_limit_field(base_url: str) -> str:
+    """The name a chat request's token limit goes out under at this endpoint."""
+    return "max_completion_tokens" if urlsplit(base_url).hostname == OPENAI_API_HOST else "max_tokens"
 
 
 class OpenAICompatBackend:

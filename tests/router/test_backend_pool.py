@@ -1,0 +1,33 @@
+"""The backend a deployment entry gets: how its requests will look at that endpoint."""
+
+from __future__ import annotations
+
+from services.common.events.catalog import DeploymentEntry
+from services.router.backend_pool import BackendPool
+from services.router.backends import ChatTurn, GenerationRequest, Sampling
+from services.router.backends.openai_compat import OpenAICompatBackend
+
+CHAT = GenerationRequest("req_pool", "o3", Sampling(max_tokens=50), messages=(ChatTurn("user", "hi"),))
+
+
+def _deployment(endpoint: str) -> DeploymentEntry:
+    return DeploymentEntry(id=f"d-{len(endpoint)}", model_id="m", backend="openai", endpoint=endpoint,
+                           upstream_model="o3", credentials_env="OPENAI_API_KEY")
+
+
+async def test_openais_own_api_gets_max_completion_tokens_and_compatible_servers_max_tokens() -> None:
+    """OpenAI's reasoning models (o-series, gpt-5, in the seeded catalog) refuse max_tokens; vLLM,
+    Groq and most compatible servers know only max_tokens."""
+    pool = BackendPool()
+    try:
+        bodies = {}
+        for endpoint in ("https://api.openai.com/v1", "https://api.groq.com/openai/v1", "http://127.0.0.1:8000/v1"):
+            backend = pool.get(_deployment(endpoint))
+            assert isinstance(backend, OpenAICompatBackend)
+            bodies[endpoint] = backend._body(CHAT)[1]
+    finally:
+        await pool.close()
+    assert bodies["https://api.openai.com/v1"]["max_completion_tokens"] == 50
+    assert "max_tokens" not in bodies["https://api.openai.com/v1"]
+    assert bodies["https://api.groq.com/openai/v1"]["max_tokens"] == 50
+    assert bodies["http://127.0.0.1:8000/v1"]["max_tokens"] == 50
