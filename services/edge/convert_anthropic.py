@@ -207,9 +207,13 @@ def messages_to_generate(
 
 
 def stop_reason(reason: str) -> r.StopReason:
-    """``stop`` is ``end_turn``: the router's Finish does not say whether a stop sequence matched, so
-    ``stop_sequence`` is reported only when the router says so (``finish_reason="stop_sequence"``)."""
+    """``stop`` is ``end_turn``: a stop sequence is reported only when the backend said which one
+    ended the answer (``finish_reason="stop_sequence"``; Anthropic providers do, OpenAI's API does not)."""
     return _STOP_REASONS.get(reason, "end_turn")
+
+
+def stop_sequence(finish: router_pb2.Finish) -> str | None:
+    return finish.stop_sequence if finish.finish_reason == "stop_sequence" and finish.stop_sequence else None
 
 
 def anthropic_usage(usage: router_pb2.Usage) -> r.Usage:
@@ -249,5 +253,6 @@ def build_message(request_id: str, model: str, text: str, finish: router_pb2.Fin
     content += uses
     return r.Message(
         id=response_id("msg_", request_id), content=content, model=model,
-        stop_reason=stop_reason(finish.finish_reason), usage=anthropic_usage(finish.usage),
+        stop_reason=stop_reason(finish.finish_reason), stop_sequence=stop_sequence(finish),
+        usage=anthropic_usage(finish.usage),
     )

@@ -19,7 +19,7 @@ import orjson
 
 from services.common.errors import TollgateError
 from services.edge import sse
-from services.edge.convert_anthropic import anthropic_usage, stop_reason, tool_uses
+from services.edge.convert_anthropic import anthropic_usage, stop_reason, stop_sequence, tool_uses
 from services.edge.finish import finish_error, response_id
 from services.edge.wire.anthropic_responses import ToolUseBlock
 from tollgate.router.v1 import router_pb2
@@ -79,7 +79,9 @@ class AnthropicMessageStream:
         usage = anthropic_usage(finish.usage).model_dump()
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": stop_reason(finish.finish_reason), "stop_sequence": None},
+            "delta": {
+                "stop_reason": stop_reason(finish.finish_reason), "stop_sequence": stop_sequence(finish),
+            },
             "usage": {"output_tokens": usage.pop("output_tokens"), **usage},
         }
         self.done = True

@@ -223,6 +223,7 @@ def _finish(served: Served, model: str, error: TollgateError | None) -> router_p
         model_served=model,
         attempts=served.attempts,
         error_code=(error.code or "") if error else "",
+        stop_sequence=o.stop_sequence or "",
         error_message=error.message if error else "",
         tool_calls=[] if error else [
             router_pb2.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments) for c in o.tool_calls

@@ -93,7 +93,7 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
     ]
     for scenario in scenarios:
         await publish_provider_model(producer, f"oa-{scenario}-{tag}", "openai", upstream.openai_base_url, scenario)
-    for scenario in ["ok", "overloaded", "tool-use"]:
+    for scenario in ["ok", "overloaded", "tool-use", "stop-sequence"]:
         await publish_provider_model(producer, f"an-{scenario}-{tag}", "anthropic", upstream.anthropic_base_url, scenario)
     await publish_provider_model(
         producer, f"old-{tag}", "openai", upstream.openai_base_url, "ok",

@@ -81,3 +81,16 @@ async def test_prompt_cache_breakpoints_reach_an_anthropic_provider_where_the_cl
         {"type": "text", "text": document, "cache_control": {"type": "ephemeral"}},
         {"type": "text", "text": "\nWhat does it say?"},
     ]}]
+
+
+async def test_the_stop_sequence_that_ended_the_answer_reaches_the_client(
+    client: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
+    model, stops = stack.model("an-stop-sequence"), ["\n\nHuman:"]
+    message = await client.messages.create(model=model, max_tokens=100, stop_sequences=stops,
+                                           messages=[{"role": "user", "content": "Hello"}])
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "\n\nHuman:")
+    async with client.messages.stream(model=model, max_tokens=100, stop_sequences=stops,
+                                      messages=[{"role": "user", "content": "Hello"}]) as stream:
+        final = await stream.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "\n\nHuman:")

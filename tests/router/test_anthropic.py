@@ -244,6 +244,17 @@ async def test_what_anthropic_cannot_take_is_refused_before_sending(
     assert upstream.requests_for(f"ok:{tag}") == []
 
 
+@pytest.mark.parametrize(("scenario", "reason", "sequence"), [
+    ("ok", "stop", None), ("stop-sequence", "stop_sequence", "\n\nHuman:"), ("refusal", "content_filter", None),
+])
+async def test_why_the_answer_ended_is_kept(upstream, http, key, tag, scenario, reason, sequence) -> None:
+    """A Messages client reads stop_sequence (and which one) or refusal, as Anthropic said it."""
+    outcome = Outcome()
+    _, error = await drain(backend(upstream, http).generate(chat(f"{scenario}:{tag}", stop=("\n\nHuman:",)), outcome))
+    assert error is None
+    assert (outcome.finish_reason, outcome.stop_sequence) == (reason, sequence)
+
+
 async def test_a_temperature_above_anthropics_range_is_refused_not_sent(upstream, http, key, tag) -> None:
     """Chat Completions allows 0-2, Anthropic 0-1: the model's next deployment may take it."""
     _, error = await drain(backend(upstream, http).generate(chat(f"ok:{tag}", temperature=1.5), Outcome()))

@@ -76,6 +76,8 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
     "anthropic": {
         **_COMMON,
         "tool-use": Scenario("tool-use"),
+        "stop-sequence": Scenario("stop-sequence"),  # ended by one of the request's stop_sequences
+        "refusal": Scenario("refusal"),  # the model declined (stop_reason "refusal")
         "overloaded": Scenario("overloaded"),
         # message_start, content_block_start, ping, then 3 text deltas
         "cut-mid-stream": Scenario("ok", cut_after=6),

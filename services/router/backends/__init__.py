@@ -85,7 +85,10 @@ class Outcome:
     cache_write_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
-    finish_reason: str = "stop"  # stop | length | tool_calls | error | cancelled
+    # stop | stop_sequence (a backend that says which) | length | tool_calls | content_filter | error
+    # | cancelled
+    finish_reason: str = "stop"
+    stop_sequence: str | None = None  # the stop sequence that ended it, when the backend says so
     usage_reported: bool = False  # False when the upstream omitted usage
     tool_calls: list[ToolCall] = field(default_factory=list)  # in the order the model made them
 

@@ -47,9 +47,9 @@ READY_TIMEOUT = 2.0
 
 _FINISH = {
     "end_turn": "stop",
-    "stop_sequence": "stop",
+    "stop_sequence": "stop_sequence",
     "pause_turn": "stop",
-    "refusal": "stop",
+    "refusal": "content_filter",
     "max_tokens": "length",
     "model_context_window_exceeded": "length",
     "tool_use": "tool_calls",
@@ -280,7 +280,10 @@ class AnthropicBackend:
                             apply_usage(usage, outcome)
                             started = True
                     elif kind == "message_delta":
-                        stop_reason = (doc.get("delta") or {}).get("stop_reason") or stop_reason
+                        delta = doc.get("delta") or {}
+                        stop_reason = delta.get("stop_reason") or stop_reason
+                        if isinstance(delta.get("stop_sequence"), str):
+                            outcome.stop_sequence = delta["stop_sequence"]
                         usage = doc.get("usage")
                         if isinstance(usage, dict):
                             apply_usage(usage, outcome)

@@ -58,7 +58,7 @@ _FINISH = {
     "length": "length",
     "tool_calls": "tool_calls",
     "function_call": "tool_calls",
-    "content_filter": "stop",
+    "content_filter": "content_filter",
 }
 # Fields we own; provider_options may not override them (assistant_tool_calls goes back on its turns).
 _RESERVED = frozenset({"model", "messages", "prompt", "stream", ASSISTANT_TOOL_CALLS})
