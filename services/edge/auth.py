@@ -68,9 +68,12 @@ class KeyIndex:
 
 
 def presented_key(headers: Headers) -> str | None:
-    """``Authorization: Bearer <key>`` (OpenAI) or ``x-api-key: <key>`` (Anthropic clients)."""
+    """``Authorization: Bearer <key>`` (OpenAI) or ``x-api-key: <key>`` (Anthropic clients). An
+    ``Authorization`` of another scheme (a proxy's Basic credentials) is not ours and does not hide
+    an ``x-api-key`` beside it."""
     auth = headers.get("authorization")
     if auth is not None:
         scheme, _, value = auth.partition(" ")
-        return value.strip() if scheme.lower() == "bearer" else None
+        if scheme.lower() == "bearer":
+            return value.strip()
     return headers.get("x-api-key")

@@ -84,6 +84,8 @@ def test_a_hash_made_with_another_server_secret_never_matches() -> None:
         ({"Authorization": "bearer  tg-abc "}, "tg-abc"),
         ({"x-api-key": "tg-abc"}, "tg-abc"),
         ({"authorization": "Basic dXNlcjpwYXNz"}, None),
+        ({"authorization": "Basic dXNlcjpwYXNz", "x-api-key": "tg-abc"}, "tg-abc"),  # a proxy's, not ours
+        ({"authorization": "Bearer tg-abc", "x-api-key": "tg-other"}, "tg-abc"),
         ({}, None),
     ],
 )
