@@ -131,7 +131,9 @@ async def test_deprecated_model_works_with_a_notice_and_a_sunset_one_is_gone(sta
     assert stack.model("oa-ok") in gone.json()["error"]["message"]
     async with httpx.AsyncClient() as http:
         listed = {m["id"] for m in (await http.get(f"{stack.base_url}/models", headers=auth)).json()["data"]}
+        one = await http.get(f"{stack.base_url}/models/{stack.model('old')}", headers=auth)
     assert stack.model("old") in listed and stack.model("gone") not in listed  # retired: off the list
+    assert one.status_code == 200 and one.headers["deprecation"] == old.headers["deprecation"]  # on the model too
 
 
 async def test_the_end_user_reaches_providers_hashed_and_scoped_to_the_account(

@@ -22,7 +22,7 @@ from services.edge.convert import (
     parse_completion_request,
 )
 from services.edge.dependencies import EdgeDeps
-from services.edge.routes.generation import Api, created_now, serve
+from services.edge.routes.generation import Api, created_now, deprecation_headers, serve
 from services.edge.routes.responses import error_response, json_response
 from services.edge.wire.openai import ChatCompletionRequest, CompletionRequest
 
@@ -117,4 +117,4 @@ async def get_model(request: Request) -> Response:
         model = deps.catalog_view.resolve(name, key)
     except TollgateError as exc:
         return error_response(exc, "openai")
-    return json_response(_model_object(name, model, deps))
+    return json_response(_model_object(name, model, deps), headers=deprecation_headers(model))
