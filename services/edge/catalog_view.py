@@ -5,7 +5,7 @@ use, and the price list shown by ``GET /v1/models``. Fed by the catalog.v1 snaps
 from __future__ import annotations
 
 import fnmatch
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from services.common.errors import Gone, NotFound
 from services.common.events.catalog import AliasEntry, CatalogEventV1, ModelEntry, PriceEntry
@@ -66,10 +66,10 @@ class CatalogView:
         model = self.models.get(model_id)
         if model is None or not self.allowed(key, requested, model_id):
             raise _not_found(requested)
-        if model.sunset_at is not None and model.sunset_at <= (now or datetime.now(UTC)):
+        if (retired := _retired_on(model, now or datetime.now(UTC))) is not None:
             hint = f" Use `{model.replacement}` instead." if model.replacement else ""
             raise Gone(
-                f"The model `{requested}` was retired on {model.sunset_at.date()}.{hint}", param="model"
+                f"The model `{requested}` was retired on {retired}.{hint}", param="model"
             )
         return model
 
@@ -87,7 +87,10 @@ class CatalogView:
         at = now or datetime.now(UTC)
         names = [(m.id, m) for m in self.models.values()]
         names += [(alias, self.models[t]) for alias, t in self.aliases.items() if t in self.models]
-        return sorted(
-            (n, m) for n, m in names
-            if self.allowed(key, n, m.id) and (m.sunset_at is None or m.sunset_at > at)
-        )
+        return sorted((n, m) for n, m in names if self.allowed(key, n, m.id) and _retired_on(m, at) is None)
+
+
+def _retired_on(model: ModelEntry, at: datetime) -> date | None:
+    """The day a model past its sunset was retired (it answers 410 by name and is left off the
+    list); None while it is served."""
+    return model.sunset_at.date() if model.sunset_at is not None and model.sunset_at <= at else None

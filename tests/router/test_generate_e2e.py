@@ -44,7 +44,6 @@ async def publish(router: Platform) -> AsyncIterator[EventProducer]:
 
 async def add_model(producer: EventProducer, model: str, upstream: UpstreamServer, scenarios: list[str]) -> None:
     """A model whose deployments replay ``scenarios`` in order: the first is primary, the rest fallbacks."""
-    now = datetime.now(UTC)
     ids = [f"{model}-d{i}" for i in range(len(scenarios))]
     entities: list[ModelEntry | DeploymentEntry] = [
         ModelEntry(id=model, display_name=model, context_length=4096, max_output_tokens=512)
@@ -59,7 +58,13 @@ async def add_model(producer: EventProducer, model: str, upstream: UpstreamServe
     # router could see the primary before its fallbacks if they were sent after it, and route a
     # request down a chain still missing them. Each publish waits for its ack, so by the time the
     # primary is readable everything it names is too.
-    for entity in [*entities[2:], entities[0], entities[1]]:
+    await publish_in_order(producer, [*entities[2:], entities[0], entities[1]])
+
+
+async def publish_in_order(producer: EventProducer, entities: list[ModelEntry | DeploymentEntry]) -> None:
+    """Each on catalog.v1 after the one before it is acknowledged."""
+    now = datetime.now(UTC)
+    for entity in entities:
         event = CatalogEventV1(version=1, entity=entity, updated_at=now)
         await producer.publish("catalog.v1", event.record_key, event)
 
@@ -235,16 +240,13 @@ async def test_deployments_of_one_model_share_its_requests_by_weight(
     """Two servers of one model at weight 1 each (two Triton nodes, two provider accounts): both
     serve, about half each, and the Finish names the one that did."""
     model = f"spread-{uuid.uuid4().hex[:6]}"
-    now = datetime.now(UTC)
     entities: list[ModelEntry | DeploymentEntry] = [
         DeploymentEntry(id=f"{model}-{side}", model_id=model, backend="openai", endpoint=upstream.openai_base_url,
                         upstream_model=f"ok:{model}-{side}", weight=1)
         for side in ("a", "b")
     ]
     entities.append(ModelEntry(id=model, display_name=model, context_length=4096, max_output_tokens=512))
-    for entity in entities:
-        event = CatalogEventV1(version=1, entity=entity, updated_at=now)
-        await publish.publish("catalog.v1", event.record_key, event)
+    await publish_in_order(publish, entities)
     served = [(await call(router, model, "Complete"))[1] for _ in range(60)]
     by = {side: sum(1 for f in served if f is not None and f.deployment_id == f"{model}-{side}") for side in "ab"}
     assert by["a"] + by["b"] == 60
@@ -258,7 +260,6 @@ async def test_a_parameter_one_deployment_does_not_take_goes_to_one_that_does(
     """One model at an Anthropic and an OpenAI-compatible deployment, equal weights: response_format
     is served every time (by the one that takes it), whichever the draw puts first."""
     model = f"mixed-{uuid.uuid4().hex[:6]}"
-    now = datetime.now(UTC)
     entities: list[ModelEntry | DeploymentEntry] = [
         DeploymentEntry(id=f"{model}-an", model_id=model, backend="anthropic", endpoint=upstream.anthropic_base_url,
                         upstream_model=f"ok:{model}", weight=1),
@@ -266,9 +267,7 @@ async def test_a_parameter_one_deployment_does_not_take_goes_to_one_that_does(
                         upstream_model=f"ok:{model}", weight=1),
         ModelEntry(id=model, display_name=model, context_length=4096, max_output_tokens=512),
     ]
-    for entity in entities:
-        event = CatalogEventV1(version=1, entity=entity, updated_at=now)
-        await publish.publish("catalog.v1", event.record_key, event)
+    await publish_in_order(publish, entities)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{router.config.ports.router_grpc}") as channel:
         stub = router_pb2_grpc.RouterServiceStub(channel)
         await call(router, model, "Complete")  # until the router knows the model
