@@ -78,6 +78,9 @@ def _check_chat(req: w.ChatCompletionRequest) -> None:
     if req.tool_choice not in (None, "none", "auto") and not req.tools:
         raise InvalidRequest("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
                              "are specified.", param="tool_choice", code="invalid_value")
+    if req.parallel_tool_calls is not None and not req.tools:
+        raise InvalidRequest("Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only allowed "
+                             "when 'tools' are specified.", param="parallel_tool_calls", code="invalid_value")
     for i, msg in enumerate(req.messages):
         if isinstance(msg, w.AssistantMessage):
             if msg.audio is not None:

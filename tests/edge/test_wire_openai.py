@@ -132,6 +132,8 @@ UNSUPPORTED_CHAT: list[tuple[str, bytes, str, str]] = [
     ("stream_options without stream", chat(stream_options={"include_usage": True}), "stream_options",
      "only allowed when 'stream' is enabled"),
     ("required tool_choice without tools", chat(tool_choice="required"), "tool_choice", "only allowed when"),
+    ("parallel_tool_calls without tools", chat(parallel_tool_calls=False), "parallel_tool_calls",
+     "only allowed when 'tools' are specified"),
 ]
 
 
