@@ -4,8 +4,9 @@ non-streamed responses. Streaming encoders: ``streams_openai``.
 Accepted but refused with a clear 400 (valid OpenAI, not served here yet): ``n`` ≠ 1, ``logprobs``,
 image/audio/file parts, ``audio`` answers and the deprecated ``function_call``, ``modalities`` with
 audio; for completions also ``echo``, ``suffix``, ``logprobs``, ``best_of`` ≠ 1, token-array and batch
-prompts. Accepted and ignored: ``store``, ``service_tier``, ``prompt_cache_key``, ``safety_identifier``,
-``user`` and ``metadata`` (left on the parsed request for the edge's own events, never sent on).
+prompts. Accepted and not sent on: ``store``, ``service_tier`` and ``metadata``. ``user`` /
+``safety_identifier`` and ``prompt_cache_key`` go on as per-account hashes (``end_user.py``), never as
+the client sent them.
 
 Messages are flattened to text (text parts joined with a newline); ``developer`` becomes ``system``.
 Everything a backend needs beyond text and sampling goes to ``provider_options_json`` in OpenAI's own
@@ -22,7 +23,7 @@ import orjson
 from pydantic import ValidationError
 
 from services.common.errors import InvalidRequest
-from services.edge.end_user import end_user_id
+from services.edge.end_user import end_user_id, prompt_cache_key_id
 from services.edge.finish import finish_error, response_id
 from services.edge.validation import openai_error
 from services.edge.wire import openai as w
@@ -183,6 +184,7 @@ def chat_to_generate(
         sampling=_sampling(req.effective_max_tokens or default_max_tokens, req),
         provider_options_json=_options(req, tool_calls),
         end_user=end_user_id(account_id, req.safety_identifier or req.user),  # the newer name first
+        prompt_cache_key=prompt_cache_key_id(account_id, req.prompt_cache_key),
     )
 
 

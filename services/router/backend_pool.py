@@ -15,7 +15,7 @@ from services.common.events.catalog import DeploymentEntry
 from services.router.backends import Backend
 from services.router.backends.anthropic import AnthropicBackend
 from services.router.backends.http import new_provider_http
-from services.router.backends.openai_compat import OpenAICompatBackend, token_limit_field
+from services.router.backends.openai_compat import OpenAICompatBackend, is_openai_api
 from services.router.backends.triton import TritonBackend
 
 log = structlog.get_logger(__name__)
@@ -42,9 +42,11 @@ class BackendPool:
         if entry.backend == "triton":
             return TritonBackend(entry.endpoint, entry.upstream_model)
         if entry.backend == "openai":
+            native = is_openai_api(entry.endpoint)
             return OpenAICompatBackend(
                 entry.endpoint, entry.credentials_env, self._http, self._timeout,
-                max_tokens_field=token_limit_field(entry.endpoint),
+                max_tokens_field="max_completion_tokens" if native else "max_tokens",
+                send_prompt_cache_key=native,
             )
         return AnthropicBackend(entry.endpoint, entry.credentials_env, self._http, self._timeout)
 

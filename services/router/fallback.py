@@ -17,6 +17,7 @@ is the answer only when no deployment took the request and none failed trying.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, replace
 
@@ -64,9 +65,12 @@ async def generate_with_fallback(
     request: GenerationRequest,
     breakers: dict[str, CircuitBreaker],
     served: Served,
+    in_flight: Counter[str] | None = None,
 ) -> AsyncGenerator[list[str], None]:
     """Yield the batches of text pieces of the first deployment that starts answering; fill
-    ``served``."""
+    ``served``. ``in_flight`` counts each deployment's attempts while they run (routing reads it to
+    keep affinity within a deployment's share of the load)."""
+    in_flight = Counter() if in_flight is None else in_flight
     last_error: TollgateError | None = None
     refusal: UnsupportedByBackend | None = None
     skipped = False
@@ -76,53 +80,58 @@ async def generate_with_fallback(
             skipped = True
             continue
         served.attempts += 1
-        outcome = Outcome()
-        attempt = replace(request, upstream_model=deployment.upstream_model)
-        stream = deployment.backend.generate(attempt, outcome)
+        in_flight[deployment.id] += 1
         try:
-            first = await anext(stream)
-        except StopAsyncIteration:
-            first = None  # a complete, empty answer is still an answer
-        except UnsupportedByBackend as exc:
-            await stream.aclose()
-            breaker.release()
-            served.attempts -= 1  # nothing was sent
-            refusal = refusal or exc  # the first: the deployment the request was meant for
-            log.debug("deployment_refused_request", deployment=deployment.id, param=exc.param)
-            continue
-        except TollgateError as exc:
-            await stream.aclose()
-            if not retryable(exc):
+            outcome = Outcome()
+            attempt = replace(request, upstream_model=deployment.upstream_model)
+            stream = deployment.backend.generate(attempt, outcome)
+            try:
+                first = await anext(stream)
+            except StopAsyncIteration:
+                first = None  # a complete, empty answer is still an answer
+            except UnsupportedByBackend as exc:
+                await stream.aclose()
+                breaker.release()
+                served.attempts -= 1  # nothing was sent
+                refusal = refusal or exc  # the first: the deployment the request was meant for
+                log.debug("deployment_refused_request", deployment=deployment.id, param=exc.param)
+                continue
+            except TollgateError as exc:
+                await stream.aclose()
+                if not retryable(exc):
+                    breaker.release()
+                    raise
+                breaker.record_failure()
+                log.warning("deployment_failed", deployment=deployment.id, error=exc.code)
+                last_error = exc
+                continue
+            except BaseException:  # cancelled while waiting for the first byte
+                breaker.release()
+                await stream.aclose()
+                raise
+            # Committed: from here on there is no other deployment for this request.
+            served.deployment_id, served.provider = deployment.id, deployment.provider
+            served.outcome = outcome
+            try:
+                if first is not None:
+                    yield first
+                    async for delta in stream:
+                        yield delta
+            except TollgateError as exc:
+                if retryable(exc):
+                    breaker.record_failure()
+                else:
+                    breaker.release()
+                raise
+            except BaseException:  # the client went away mid-stream: no verdict on the backend
                 breaker.release()
                 raise
-            breaker.record_failure()
-            log.warning("deployment_failed", deployment=deployment.id, error=exc.code)
-            last_error = exc
-            continue
-        except BaseException:  # cancelled while waiting for the first byte
-            breaker.release()
-            await stream.aclose()
-            raise
-        # Committed: from here on there is no other deployment for this request.
-        served.deployment_id, served.provider, served.outcome = deployment.id, deployment.provider, outcome
-        try:
-            if first is not None:
-                yield first
-                async for delta in stream:
-                    yield delta
-        except TollgateError as exc:
-            if retryable(exc):
-                breaker.record_failure()
-            else:
-                breaker.release()
-            raise
-        except BaseException:  # the client went away mid-stream: no verdict on the backend
-            breaker.release()
-            raise
+            finally:
+                await stream.aclose()
+            breaker.record_success()
+            return
         finally:
-            await stream.aclose()
-        breaker.record_success()
-        return
+            in_flight[deployment.id] -= 1
     if last_error is not None:
         raise last_error  # a deployment that would take the request failed: retrying may succeed
     if refusal is not None and not skipped:

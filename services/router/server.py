@@ -13,8 +13,9 @@ event). The error's code travels in the ``tollgate-error-code`` trailing metadat
 
 from __future__ import annotations
 
+import collections
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import NoReturn
 
 import grpc
@@ -75,6 +76,7 @@ def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) 
         provider_options=options,
         chat_template=chat_template,
         end_user=request.end_user or None,
+        prompt_cache_key=request.prompt_cache_key or None,
     )
 
 
@@ -97,10 +99,11 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         self._table = table
         self._pool = pool
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._in_flight: collections.Counter[str] = collections.Counter()  # attempts running, per deployment
         self._sessions: set[CallSession] = set()
 
-    def _chain(self, model: str) -> list[Deployment]:
-        entries = self._table.chain(model)
+    def _chain(self, model: str, affinity: str) -> list[Deployment]:
+        entries = self._table.chain(model, affinity, self._in_flight)
         if not entries:
             raise NotFound(f"The model `{model}` does not exist or is not served", code="model_not_found")
         return [Deployment(e.id, e.backend, e.upstream_model, self._pool.get(e)) for e in entries]
@@ -113,7 +116,13 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             generation = _generation(request, model.chat_template if model else None)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
-        return self._chain(request.model), generation
+        # a prompt cache key groups requests that share a prefix; else one end user's requests do
+        return self._chain(request.model, request.prompt_cache_key or request.end_user), generation
+
+    def _run(
+        self, chain: list[Deployment], generation: GenerationRequest, served: Served
+    ) -> AsyncGenerator[list[str], None]:
+        return generate_with_fallback(chain, generation, self._breakers, served, self._in_flight)
 
     async def events(self, request: router_pb2.GenerateRequest) -> AsyncIterator[router_pb2.GenerateResponse]:
         """Generate's messages. A failure before the first delta raises; after it, the last message is
@@ -123,7 +132,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         sent_any = False
         pieces_seen = 0
         try:
-            async for batch in generate_with_fallback(chain, generation, self._breakers, served):
+            async for batch in self._run(chain, generation, served):
                 pieces_seen += len(batch)
                 yield _delta(batch, served, pieces_seen, not sent_any, request.accepts_pieces)
                 sent_any = True
@@ -141,7 +150,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         served = Served(Outcome())
         parts: list[str] = []
         try:
-            async for batch in generate_with_fallback(chain, generation, self._breakers, served):
+            async for batch in self._run(chain, generation, served):
                 parts.extend(batch)
         except TollgateError as exc:
             if not parts:

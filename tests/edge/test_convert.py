@@ -28,7 +28,7 @@ from services.edge.convert import (
 )
 from services.edge.convert_anthropic import stop_reason
 from services.edge.convert_openai import chat_finish_reason, completion_finish_reason
-from services.edge.end_user import end_user_id
+from services.edge.end_user import end_user_id, prompt_cache_key_id
 from services.edge.finish import response_id
 from tollgate.router.v1 import router_pb2 as pb
 
@@ -63,6 +63,7 @@ def test_chat_request_becomes_generate_request() -> None:
         "tools": [{"type": "function", "function": {"name": "get", "parameters": {"type": "object"}}}],
         "tool_choice": "auto", "parallel_tool_calls": False, "response_format": {"type": "json_object"},
         "presence_penalty": 0.5, "frequency_penalty": 0.25, "user": "end-user-7", "metadata": {"k": "v"},
+        "prompt_cache_key": "support-bot-v3",
     }))
     gen = convert(req)
     assert gen.request_id == IDS["request_id"] and gen.account_id == IDS["account_id"]
@@ -80,8 +81,10 @@ def test_chat_request_becomes_generate_request() -> None:
         "assistant_tool_calls": {"2": [{"id": "call_1", "type": "function",
                                         "function": {"name": "get", "arguments": "{\"x\":1}"}}]},
     }
-    assert "end-user-7" not in gen.SerializeToString().decode(errors="ignore")  # never sent on as is
+    sent = gen.SerializeToString().decode(errors="ignore")
+    assert "end-user-7" not in sent and "support-bot-v3" not in sent  # never sent on as is
     assert gen.end_user == end_user_id(IDS["account_id"], "end-user-7")  # but as the per-account hash
+    assert gen.prompt_cache_key == prompt_cache_key_id(IDS["account_id"], "support-bot-v3")
 
 
 def test_chat_without_limits_uses_the_default_and_sets_no_optional_sampling() -> None:

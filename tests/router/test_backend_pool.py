@@ -7,7 +7,8 @@ from services.router.backend_pool import BackendPool
 from services.router.backends import ChatTurn, GenerationRequest, Sampling
 from services.router.backends.openai_compat import OpenAICompatBackend
 
-CHAT = GenerationRequest("req_pool", "o3", Sampling(max_tokens=50), messages=(ChatTurn("user", "hi"),))
+CHAT = GenerationRequest("req_pool", "o3", Sampling(max_tokens=50), messages=(ChatTurn("user", "hi"),),
+                         prompt_cache_key="tg-" + "0" * 32)
 
 
 def _deployment(endpoint: str) -> DeploymentEntry:
@@ -31,3 +32,18 @@ async def test_openais_own_api_gets_max_completion_tokens_and_compatible_servers
     assert "max_tokens" not in bodies["https://api.openai.com/v1"]
     assert bodies["https://api.groq.com/openai/v1"]["max_tokens"] == 50
     assert bodies["http://127.0.0.1:8000/v1"]["max_tokens"] == 50
+
+
+async def test_only_openais_own_api_gets_the_prompt_cache_key() -> None:
+    """OpenAI routes its prompt cache by it; a compatible server may refuse a field it does not know."""
+    pool = BackendPool()
+    try:
+        sent = {}
+        for endpoint in ("https://api.openai.com/v1", "https://api.groq.com/openai/v1", "http://127.0.0.1:8000/v1"):
+            backend = pool.get(_deployment(endpoint))
+            assert isinstance(backend, OpenAICompatBackend)
+            sent[endpoint] = backend._body(CHAT)[1].get("prompt_cache_key")
+    finally:
+        await pool.close()
+    assert sent == {"https://api.openai.com/v1": "tg-" + "0" * 32, "https://api.groq.com/openai/v1": None,
+                    "http://127.0.0.1:8000/v1": None}

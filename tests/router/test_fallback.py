@@ -3,6 +3,7 @@ against the real replaying upstream in the provider tests."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncGenerator
 
 import pytest
@@ -59,9 +60,13 @@ def chain(*backends: Scripted) -> list[Deployment]:
 REQUEST = GenerationRequest("req_1", "alias", Sampling(max_tokens=8), prompt="hi")
 
 
-async def run(deployments: list[Deployment], breakers: dict[str, CircuitBreaker] | None = None) -> tuple[str, Served]:
+async def run(
+    deployments: list[Deployment], breakers: dict[str, CircuitBreaker] | None = None,
+    in_flight: Counter[str] | None = None,
+) -> tuple[str, Served]:
     served = Served(Outcome())
-    text = "".join([p async for batch in generate_with_fallback(deployments, REQUEST, breakers or {}, served) for p in batch])
+    stream = generate_with_fallback(deployments, REQUEST, breakers or {}, served, in_flight)
+    text = "".join([p async for batch in stream for p in batch])
     return text, served
 
 
@@ -132,6 +137,25 @@ async def test_closing_the_client_stream_closes_the_backend_stream() -> None:
     assert await anext(stream) == ["a0 "]
     await stream.aclose()
     assert a.closed == 1
+
+
+async def test_attempts_count_as_in_flight_while_they_run_and_not_after() -> None:
+    """Routing bounds affinity by these counts: one that leaked would starve a deployment for good."""
+    in_flight: Counter[str] = Counter()
+    served = Served(Outcome())
+    failing, answering = Scripted("a", UpstreamError("500")), Scripted("b")
+    stream = generate_with_fallback(chain(failing, answering), REQUEST, {}, served, in_flight)
+    assert await anext(stream) == ["b0 "]
+    assert in_flight == Counter({"a": 0, "b": 1})  # a's failed attempt is over, b's runs
+    assert [p async for batch in stream for p in batch] == ["b1 ", "b2 "]
+    assert in_flight == Counter({"a": 0, "b": 0})
+    cut = generate_with_fallback(chain(Scripted("b")), REQUEST, {}, Served(Outcome()), in_flight)
+    await anext(cut)
+    assert in_flight["b"] == 1
+    await cut.aclose()  # the client went away
+    refused = Scripted("c", UnsupportedByBackend("no", param="top_k"))
+    await run(chain(refused, Scripted("d")), in_flight=in_flight)
+    assert set(in_flight.values()) == {0}
 
 
 async def test_a_cancelled_half_open_probe_does_not_wedge_the_breaker() -> None:

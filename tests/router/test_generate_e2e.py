@@ -254,6 +254,36 @@ async def test_deployments_of_one_model_share_its_requests_by_weight(
     assert upstream.model_stats(f"ok:{model}-a")["requests"] == by["a"]
 
 
+async def test_one_prompt_cache_key_or_end_user_stays_with_one_deployment(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    """Affinity: a conversation's turns reach the server that holds its prefix in cache, while
+    different keys still use both servers."""
+    model = f"sticky-{uuid.uuid4().hex[:6]}"
+    entities: list[ModelEntry | DeploymentEntry] = [
+        DeploymentEntry(id=f"{model}-{side}", model_id=model, backend="openai", endpoint=upstream.openai_base_url,
+                        upstream_model=f"ok:{model}-{side}", weight=1)
+        for side in ("a", "b")
+    ]
+    entities.append(ModelEntry(id=model, display_name=model, context_length=4096, max_output_tokens=512))
+    await publish_in_order(publish, entities)
+    await call(router, model, "Complete")  # until the router knows the model
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{router.config.ports.router_grpc}") as channel:
+        stub = router_pb2_grpc.RouterServiceStub(channel)
+
+        async def served_by(**affinity: str) -> str:
+            request = _session_request(model)
+            for name, value in affinity.items():
+                setattr(request, name, value)
+            return (await stub.Complete(request, timeout=30)).finish.deployment_id
+
+        by_key = {await served_by(prompt_cache_key="tg-conversation-1") for _ in range(12)}
+        by_user = {await served_by(end_user="tg-end-user-9") for _ in range(12)}
+        by_many = {await served_by(prompt_cache_key=f"tg-conversation-{i}") for i in range(24)}
+    assert len(by_key) == 1 and len(by_user) == 1, (by_key, by_user)
+    assert by_many == {f"{model}-a", f"{model}-b"}  # keys spread: each side leads for about half
+
+
 async def test_a_parameter_one_deployment_does_not_take_goes_to_one_that_does(
     router: Platform, publish: EventProducer, upstream: UpstreamServer
 ) -> None:

@@ -65,6 +65,48 @@ def test_equal_weights_share_the_requests() -> None:
     assert all(900 < n < 1100 for n in firsts.values()) and len(firsts) == 3, firsts
 
 
+def test_an_affinity_key_leads_with_the_same_deployment_every_time() -> None:
+    """One conversation's prompt cache key: its turns go where its prefix is cached."""
+    table = table_with(dep("gpu-0", "m", fallback=("other",)), dep("gpu-1", "m"), dep("gpu-2", "m"),
+                       dep("other", "m2"))
+    for key in ("conv-1", "conv-2", "tg-0123"):
+        chains = {tuple(d.id for d in table.chain("m", key)) for _ in range(50)}
+        assert len(chains) == 1, chains
+        (only,) = chains
+        assert only.index("other") == only.index("gpu-0") + 1  # fallbacks still follow their deployment
+    assert len({table.chain("m")[0].id for _ in range(50)}) == 3  # no key: random as before
+
+
+def test_keys_spread_over_deployments_by_weight() -> None:
+    table = table_with(dep("three", "m", weight=3), dep("one", "m", weight=1), dep("standby", "m", weight=0))
+    firsts = Counter(table.chain("m", f"key-{i}")[0].id for i in range(4000))
+    assert set(firsts) == {"three", "one"}
+    assert 2850 < firsts["three"] < 3150, firsts  # 3000 expected; the standard deviation is 27
+
+
+def test_a_deployment_added_takes_keys_only_for_itself() -> None:
+    """Rendezvous hashing: a new server moves about its share of the keys, all of them to itself;
+    no key moves between the servers that were already there (which a hash modulo n would do)."""
+    table = table_with(dep("gpu-0", "m"), dep("gpu-1", "m"))
+    keys = [f"key-{i}" for i in range(3000)]
+    before = {k: table.chain("m", k)[0].id for k in keys}
+    table.apply("deployment:gpu-2", event(dep("gpu-2", "m")))
+    after = {k: table.chain("m", k)[0].id for k in keys}
+    moved = [k for k in keys if before[k] != after[k]]
+    assert all(after[k] == "gpu-2" for k in moved)
+    assert 900 < len(moved) < 1100, len(moved)  # a third expected
+
+
+def test_a_busy_deployment_passes_a_keys_requests_on_beyond_its_share() -> None:
+    """Affinity is bounded: one hot key must not become one overloaded server. Within 125% of its
+    weighted share of the attempts running, the key's deployment leads; beyond it, the next one does."""
+    table = table_with(dep("a", "m"), dep("b", "m"))
+    key = next(f"k{i}" for i in range(100) if table.chain("m", f"k{i}")[0].id == "a")
+    assert table.chain("m", key, {"a": 3, "b": 1})[0].id == "a"  # 3 < ceil(1.25 * 5 / 2) = 4
+    assert [d.id for d in table.chain("m", key, {"a": 4, "b": 1})] == ["b", "a"]  # 4 < ceil(3.75): no
+    assert table.chain("m", key, {"a": 7, "b": 5})[0].id == "a"  # both busy, a within its share (8)
+
+
 def test_a_deployment_moved_to_another_model_leaves_the_first() -> None:
     table = table_with(dep("d", "m"), dep("e", "m"))
     table.apply("deployment:d", event(dep("d", "m2")))

@@ -222,7 +222,7 @@ class ChatCompletionRequest(RequestModel):
     metadata: dict[str, str] | None = None
     store: bool | None = None  # accepted and ignored: completions are never stored (DESIGN promise 4)
     service_tier: str | None = None  # accepted and ignored: one tier here
-    prompt_cache_key: str | None = None  # accepted and ignored: caching is the backend's own business
+    prompt_cache_key: str | None = None  # routing affinity, sent on hashed (GenerateRequest.prompt_cache_key)
     safety_identifier: str | None = None  # like ``user``: sent on, hashed (GenerateRequest.end_user)
 
     @field_validator("metadata")

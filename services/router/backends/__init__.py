@@ -60,6 +60,7 @@ class GenerationRequest:
     provider_options: Mapping[str, Any] = field(default_factory=dict)  # tools, response_format, ...
     chat_template: str | None = None  # the catalog model's template, for backends that take a prompt
     end_user: str | None = None  # hashed end-user id for providers' abuse attribution (edge's end_user.py)
+    prompt_cache_key: str | None = None  # hashed like end_user; OpenAI's API routes its cache by it
 
 
 @dataclass(frozen=True)

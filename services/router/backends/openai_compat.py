@@ -14,7 +14,10 @@ Decisions worth knowing:
 - The token limit goes out as ``max_tokens``: every compatible server accepts it, while
   ``max_completion_tokens`` is newer and missing from many. OpenAI's own API is the exception: its
   reasoning models (o-series, gpt-5) refuse ``max_tokens``, and every one of its chat models takes
-  ``max_completion_tokens``, so a deployment at api.openai.com sends that (``token_limit_field``).
+  ``max_completion_tokens``, so a deployment at api.openai.com sends that (``is_openai_api``).
+- ``prompt_cache_key`` (the edge's per-account hash of the client's key) goes to OpenAI's own API
+  only, which routes its prompt cache by it; compatible servers may refuse a field they do not know,
+  and their cache needs no key (the router's affinity already sends one key to one server).
 - ``top_k`` is not part of OpenAI's API and OpenAI rejects it, so a request with it is refused
   (``UnsupportedByBackend``, before anything is sent: fallback tries the model's next deployment)
   unless the backend says the server takes it (``send_top_k=True``: vLLM, SGLang, llama.cpp,
@@ -84,9 +87,9 @@ def apply_usage(usage: dict[str, Any], outcome: Outcome) -> None:
 OPENAI_API_HOST = "api.openai.com"
 
 
-def token_limit_field(base_url: str) -> str:
-    """The name a chat request's token limit goes out under at this endpoint."""
-    return "max_completion_tokens" if urlsplit(base_url).hostname == OPENAI_API_HOST else "max_tokens"
+def is_openai_api(base_url: str) -> bool:
+    """OpenAI's own API, whose dialect differs from what compatible servers take (see above)."""
+    return urlsplit(base_url).hostname == OPENAI_API_HOST
 
 
 class OpenAICompatBackend:
@@ -99,6 +102,7 @@ class OpenAICompatBackend:
         *,
         max_tokens_field: str = "max_tokens",
         send_top_k: bool = False,
+        send_prompt_cache_key: bool = False,
     ) -> None:
         """``timeout`` bounds each network step (connect, first byte, the gap between two chunks),
         not the whole generation: a long answer is fine as long as it keeps flowing.
@@ -112,6 +116,7 @@ class OpenAICompatBackend:
         self._timeout = step_timeout(timeout)
         self._max_tokens_field = max_tokens_field
         self._send_top_k = send_top_k
+        self._send_prompt_cache_key = send_prompt_cache_key
 
     def _api_key(self) -> str | None:
         """Read at call time so a rotated secret applies without a restart. This is the one place
@@ -169,6 +174,8 @@ class OpenAICompatBackend:
             body["stop"] = list(sampling.stop)
         if request.end_user:
             body["user"] = request.end_user  # OpenAI's abuse attribution; compatible servers ignore it
+        if request.prompt_cache_key and self._send_prompt_cache_key:
+            body["prompt_cache_key"] = request.prompt_cache_key
         return self._base + path, body
 
     async def ready(self) -> bool:
