@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 from datetime import UTC, date, datetime
+from email.utils import format_datetime
 
 from services.common.errors import Gone, NotFound
 from services.common.events.catalog import AliasEntry, CatalogEventV1, ModelEntry, PriceEntry
@@ -17,6 +18,20 @@ def _not_found(model: str) -> NotFound:
         f"The model `{model}` does not exist or you do not have access to it.",
         code="model_not_found", param="model",
     )
+
+
+def deprecation_headers(model: ModelEntry) -> dict[str, str]:
+    """RFC 9745 ``Deprecation`` and RFC 8594 ``Sunset`` for a model that is going away: on every
+    answer that names it (success, error, or the 410 once retired), so a client's logs show the
+    warning whichever way its calls end."""
+    headers: dict[str, str] = {}
+    if model.deprecated_at is not None:
+        headers["deprecation"] = f"@{int(model.deprecated_at.timestamp())}"
+        if model.sunset_at is not None:
+            headers["sunset"] = format_datetime(model.sunset_at, usegmt=True)
+        if model.replacement:
+            headers["x-tollgate-replacement"] = model.replacement
+    return headers
 
 
 class CatalogView:
@@ -59,8 +74,8 @@ class CatalogView:
     def resolve(self, requested: str, key: KeyEventV1, now: datetime | None = None) -> ModelEntry:
         """The catalog model behind a requested id (alias followed), if this key may use it.
 
-        A model past its sunset date answers 410 naming its replacement; the caller adds deprecation
-        headers for one that is deprecated but still served.
+        A model past its sunset date answers 410 naming its replacement, with the deprecation
+        headers; the caller adds them to its answers for one that is deprecated but still served.
         """
         model_id = self.aliases.get(requested, requested)
         model = self.models.get(model_id)
@@ -68,9 +83,9 @@ class CatalogView:
             raise _not_found(requested)
         if (retired := _retired_on(model, now or datetime.now(UTC))) is not None:
             hint = f" Use `{model.replacement}` instead." if model.replacement else ""
-            raise Gone(
-                f"The model `{requested}` was retired on {retired}.{hint}", param="model"
-            )
+            gone = Gone(f"The model `{requested}` was retired on {retired}.{hint}", param="model")
+            gone.headers.update(deprecation_headers(model))
+            raise gone
         return model
 
     def current_price(self, model_id: str, now: datetime | None = None) -> PriceEntry | None:

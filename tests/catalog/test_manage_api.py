@@ -14,7 +14,7 @@ import pytest
 
 from services.common.errors import Gone, NotFound
 from services.common.events.keys import KeyEventV1
-from services.edge.routes.generation import deprecation_headers
+from services.edge.catalog_view import deprecation_headers
 from tests.catalog.conftest import ACCOUNT, ADMIN, Catalog, dump
 
 M, C = "/v1/manage/models", "/v1/manage/catalog"

@@ -126,8 +126,11 @@ async def test_deprecated_model_works_with_a_notice_and_a_sunset_one_is_gone(sta
         body = {"messages": [{"role": "user", "content": "hi"}]}
         old = await http.post(f"{stack.base_url}/chat/completions", headers=auth, json={**body, "model": stack.model("old")})
         gone = await http.post(f"{stack.base_url}/chat/completions", headers=auth, json={**body, "model": stack.model("gone")})
+        refused = await http.post(f"{stack.base_url}/chat/completions", headers=auth,
+                                  json={**body, "model": stack.model("old"), "max_tokens": 10**6})
     assert old.status_code == 200 and old.headers["deprecation"].startswith("@") and "sunset" in old.headers
-    assert gone.status_code == 410
+    assert refused.status_code == 400 and refused.headers["deprecation"] == old.headers["deprecation"]  # errors too
+    assert gone.status_code == 410 and {"deprecation", "sunset"} <= set(gone.headers)
     assert stack.model("oa-ok") in gone.json()["error"]["message"]
     async with httpx.AsyncClient() as http:
         listed = {m["id"] for m in (await http.get(f"{stack.base_url}/models", headers=auth)).json()["data"]}

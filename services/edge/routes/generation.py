@@ -18,7 +18,6 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import format_datetime
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -31,6 +30,7 @@ from services.common.events.usage import Api as ApiName
 from services.edge.admission.reservation import Reservation, reserve_for
 from services.edge.admitted import Admitted, AdmittedStream
 from services.edge.auth import presented_key
+from services.edge.catalog_view import deprecation_headers
 from services.edge.convert import (
     EventStream,
     PublicRequest,
@@ -55,18 +55,6 @@ class Api:
     parse: Callable[[bytes], PublicRequest]
     stream: Callable[[str, str, PublicRequest], EventStream]
     build: Callable[[str, str, str, router_pb2.Finish], BaseModel]  # request id, model, text, finish
-
-
-def deprecation_headers(model: ModelEntry) -> dict[str, str]:
-    """RFC 9745 ``Deprecation`` and RFC 8594 ``Sunset`` for a model that is going away."""
-    headers: dict[str, str] = {}
-    if model.deprecated_at is not None:
-        headers["deprecation"] = f"@{int(model.deprecated_at.timestamp())}"
-        if model.sunset_at is not None:
-            headers["sunset"] = format_datetime(model.sunset_at, usegmt=True)
-        if model.replacement:
-            headers["x-tollgate-replacement"] = model.replacement
-    return headers
 
 
 async def _events(
@@ -104,6 +92,7 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
     key: KeyEventV1 | None = None
     parsed: PublicRequest | None = None
     reservation: Reservation | None = None
+    model: ModelEntry | None = None
     try:
         key = deps.key_index.authenticate(presented_key(request.headers))
         parsed = api.parse(await read_body(request, deps.settings.max_body_bytes))
@@ -145,16 +134,17 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
     except TollgateError as exc:
         if call is not None:
             call.cancel()
+        going = deprecation_headers(model) if model is not None else {}
         if admitted is None:
             deps.request_events.emit(request_event(
                 request_id, api.name, key, parsed.model if parsed else "-",
                 bool(parsed.stream) if parsed else False, received_at, deps.settings.instance_id,
                 reservation, exc,
             ))
-            return error_response(exc, api.flavor)
+            return error_response(exc, api.flavor, going)
         admitted.fail(exc)
         admitted.close()
-        return error_response(exc, api.flavor, admitted.ticket.headers)
+        return error_response(exc, api.flavor, {**admitted.ticket.headers, **going})
     except BaseException:  # cancelled (client gone) or a bug: never keep a lease, always record usage
         if call is not None:
             call.cancel()

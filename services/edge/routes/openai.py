@@ -12,6 +12,7 @@ from services.common.errors import TollgateError
 from services.common.events.catalog import ModelEntry, PriceEntry
 from services.edge.admitted import AdmittedStream
 from services.edge.auth import presented_key
+from services.edge.catalog_view import deprecation_headers
 from services.edge.convert import (
     OpenAIChatStream,
     OpenAICompletionStream,
@@ -22,7 +23,7 @@ from services.edge.convert import (
     parse_completion_request,
 )
 from services.edge.dependencies import EdgeDeps
-from services.edge.routes.generation import Api, created_now, deprecation_headers, serve
+from services.edge.routes.generation import Api, created_now, serve
 from services.edge.routes.responses import error_response, json_response
 from services.edge.wire.openai import ChatCompletionRequest, CompletionRequest
 
