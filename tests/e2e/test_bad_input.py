@@ -70,6 +70,11 @@ async def test_unsupported_parameter_for_a_self_hosted_model_is_400(client: open
         )
     # named by the router's backend, carried back over the Session to the client's error
     assert (refused.value.param, refused.value.code) == ("tools", "unsupported_parameter")
+    with pytest.raises(openai.BadRequestError) as tool_turn:  # a tool's result, without tools this time
+        await client.chat.completions.create(model="smollm2", messages=[
+            {"role": "user", "content": "weather?"}, {"role": "tool", "tool_call_id": "call_1", "content": "20C"},
+        ])
+    assert (tool_turn.value.param, tool_turn.value.code) == ("messages", "unsupported_parameter")
 
 
 async def test_provider_context_error_is_400_and_exhausted_backends_are_5xx(client: openai.AsyncOpenAI, stack: Stack) -> None:

@@ -14,7 +14,7 @@ against a GPU server).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
@@ -26,7 +26,7 @@ from services.common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from services.router.backends import GenerationRequest, Outcome
+from services.router.backends import ChatTurn, GenerationRequest, Outcome
 from services.router.backends.triton_tensors import build_request, decode_outputs, is_final
 from services.router.chat_template import render
 
@@ -71,6 +71,7 @@ class TritonBackend:
                 param=_public_name(min(request.provider_options)),
             )
         if request.messages is not None:
+            _refuse_tool_results(request.messages)
             prompt = render(request.chat_template, request.messages)
         else:
             prompt = request.prompt or ""
@@ -109,6 +110,17 @@ class TritonBackend:
 
     async def close(self) -> None:
         await self._channel.close(None)
+
+
+def _refuse_tool_results(messages: Sequence[ChatTurn]) -> None:
+    """A tool's result answers a call this model cannot make (it is served without tools): rendered
+    as a turn of its own it would be text the model was never trained to read, so the request goes to
+    a deployment with tool calling, or the client hears why."""
+    if any(turn.role == "tool" for turn in messages):  # "messages": the turns are not the client's 1:1
+        raise UnsupportedByBackend(
+            "tool results are not supported by this self-hosted model (it is served without tool calling)",
+            param="messages",
+        )
 
 
 def _public_name(option: str) -> str:
