@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from services.catalog.records import RECORDS, TABLES, Kind, published_deleted
 from services.catalog.store import Conn
-from services.common.events.catalog import CatalogEventV1
+from services.common.events.catalog import CatalogEventV1, ModelEntry
 from services.common.kafka.producer import EventProducer
 from services.common.outbox import OutboxLoop, publish_all
 
@@ -34,9 +34,12 @@ FAILED_PASSES = Counter("tollgate_catalog_outbox_failed_passes_total", "catalog 
 
 def event_of(kind: Kind, row: asyncpg.Record) -> CatalogEventV1:
     record = RECORDS[kind].from_row(row)
+    entity = record.entry()
+    if isinstance(entity, ModelEntry):  # the one timestamp clients see: a model list's created date
+        entity = entity.model_copy(update={"created_at": row["created_at"].astimezone(UTC)})
     updated = row["updated_at"] if "updated_at" in row else row["created_at"]
     return CatalogEventV1(
-        version=row["state_version"], deleted=published_deleted(kind, row), entity=record.entry(),
+        version=row["state_version"], deleted=published_deleted(kind, row), entity=entity,
         updated_at=updated.astimezone(UTC) if isinstance(updated, datetime) else datetime.now(UTC),
     )
 

@@ -9,7 +9,7 @@ from starlette.routing import Route
 from services.common.ops import ops_routes
 from services.edge.dependencies import EdgeDeps
 from services.edge.request_id import RequestIdMiddleware
-from services.edge.routes import anthropic, manage, openai, webhooks
+from services.edge.routes import anthropic, manage, models, openai, webhooks
 from services.edge.routes.fallbacks import EXCEPTION_HANDLERS
 
 
@@ -17,8 +17,8 @@ def build_app(deps: EdgeDeps) -> Starlette:
     routes = [
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/completions", openai.completions, methods=["POST"]),
-        Route("/v1/models", openai.list_models, methods=["GET"]),
-        Route("/v1/models/{model:path}", openai.get_model, methods=["GET"]),
+        Route("/v1/models", models.list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", models.get_model, methods=["GET"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
         Route("/v1/manage/{path:path}", manage.forward, methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
         Route("/openapi.json", manage.openapi, methods=["GET"]),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fnmatch
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
+from typing import Literal
 
 from services.common.errors import Gone, NotFound
 from services.common.events.catalog import AliasEntry, CatalogEventV1, ModelEntry, PriceEntry
@@ -71,16 +72,22 @@ class CatalogView:
         patterns = key.limits.allowed_models
         return patterns is None or any(fnmatch.fnmatchcase(n, p) for n in names for p in patterns)
 
+    def look_up(self, requested: str, key: KeyEventV1) -> ModelEntry:
+        """The catalog model behind a requested id (alias followed), if this key may see it, retired
+        or not."""
+        model_id = self.aliases.get(requested, requested)
+        model = self.models.get(model_id)
+        if model is None or not self.allowed(key, requested, model_id):
+            raise _not_found(requested)
+        return model
+
     def resolve(self, requested: str, key: KeyEventV1, now: datetime | None = None) -> ModelEntry:
         """The catalog model behind a requested id (alias followed), if this key may use it.
 
         A model past its sunset date answers 410 naming its replacement, with the deprecation
         headers; the caller adds them to its answers for one that is deprecated but still served.
         """
-        model_id = self.aliases.get(requested, requested)
-        model = self.models.get(model_id)
-        if model is None or not self.allowed(key, requested, model_id):
-            raise _not_found(requested)
+        model = self.look_up(requested, key)
         if (retired := _retired_on(model, now or datetime.now(UTC))) is not None:
             hint = f" Use `{model.replacement}` instead." if model.replacement else ""
             gone = Gone(f"The model `{requested}` was retired on {retired}.{hint}", param="model")
@@ -95,14 +102,30 @@ class CatalogView:
         live = [p for p in versions if p.effective_from <= at]
         return max(live, key=lambda p: p.effective_from, default=None)
 
-    def listed(self, key: KeyEventV1, now: datetime | None = None) -> list[tuple[str, ModelEntry]]:
+    def listed(
+        self, key: KeyEventV1, now: datetime | None = None, *, retired: bool = False
+    ) -> list[tuple[str, ModelEntry]]:
         """Every (public id, model) this key may call: models and their aliases, sorted. A model past
         its sunset is not listed (it answers 410 when asked for by name), as providers drop retired
-        models from their lists: a client that picks from the list must not pick one that refuses."""
+        models from their lists: a client that picks from the list must not pick one that refuses.
+        ``retired=True`` adds them, for a client that asks for them (Anthropic's ``lifecycle``)."""
         at = now or datetime.now(UTC)
         names = [(m.id, m) for m in self.models.values()]
         names += [(alias, self.models[t]) for alias, t in self.aliases.items() if t in self.models]
-        return sorted((n, m) for n, m in names if self.allowed(key, n, m.id) and _retired_on(m, at) is None)
+        return sorted(
+            (n, m) for n, m in names if self.allowed(key, n, m.id) and (retired or _retired_on(m, at) is None)
+        )
+
+
+Lifecycle = Literal["active", "deprecated", "retired"]
+
+
+def lifecycle(model: ModelEntry, now: datetime | None = None) -> Lifecycle:
+    """Anthropic's stages: retired past the sunset (requests fail), deprecated once a deprecation is
+    announced (still served), active otherwise."""
+    if _retired_on(model, now or datetime.now(UTC)) is not None:
+        return "retired"
+    return "deprecated" if model.deprecated_at is not None else "active"
 
 
 def _retired_on(model: ModelEntry, at: datetime) -> date | None:

@@ -47,12 +47,15 @@ async def test_a_model_put_is_on_catalog_v1_within_two_seconds_of_the_answer(cat
     waited = await catalog.seen.until(lambda: catalog.seen.version(f"model:{model_id}") == made["version"])
     assert waited < 2.0 and time.monotonic() - answered < 2.0
     assert catalog.seen.view.models[model_id].tags == ("x",)
+    created = catalog.seen.view.models[model_id].created_at  # the row's: model lists show it
+    assert created is not None and created == datetime.fromisoformat(made["created_at"])
 
     status, same = await catalog.call(ADMIN, "PUT", f"{M}/{model_id}", model_body(tags=["x"]))
     assert status == 200 and same["version"] == made["version"]  # nothing changed: no new version
     status, renamed = await catalog.call(ADMIN, "PUT", f"{M}/{model_id}", model_body(display_name="Renamed"))
     assert status == 200 and renamed["version"] > made["version"] and renamed["tags"] == []  # PUT replaces
     await catalog.seen.until(lambda: catalog.seen.view.models[model_id].display_name == "Renamed", 2.0)
+    assert catalog.seen.view.models[model_id].created_at == created  # an edit is not a new model
 
 
 async def test_an_alias_routes_to_its_target_and_follows_a_repoint(catalog: Catalog) -> None:

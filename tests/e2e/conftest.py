@@ -55,6 +55,7 @@ async def publish_key(producer: EventProducer, platform: Platform, key_id: str, 
 async def publish_provider_model(
     producer: EventProducer, name: str, backend: str, base_url: str, scenario: str, **model_fields: object
 ) -> None:
+    model_fields.setdefault("created_at", now())
     entities = [
         ModelEntry(id=name, display_name=name, context_length=8192, max_output_tokens=1024, **model_fields),  # type: ignore[arg-type]
         DeploymentEntry(id=f"{name}-dep", model_id=name, backend=backend,  # type: ignore[arg-type]

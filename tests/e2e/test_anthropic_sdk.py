@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import anthropic
+import httpx
 import pytest
 
 from tests.e2e.conftest import TRITON_MODEL, Stack
@@ -94,3 +95,45 @@ async def test_the_stop_sequence_that_ended_the_answer_reaches_the_client(
                                       messages=[{"role": "user", "content": "Hello"}]) as stream:
         final = await stream.get_final_message()
     assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "\n\nHuman:")
+
+
+async def test_the_sdk_pages_through_the_model_list_in_anthropics_format(
+    client: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
+    """The same ids as OpenAI's list (models and aliases the key may call), newest first, three a page:
+    the SDK follows after_id forwards and before_id backwards through every page."""
+    async with httpx.AsyncClient() as http:
+        reply = await http.get(f"{stack.base_url}/models", headers={"authorization": f"Bearer {stack.key}"})
+    openai_ids = {m["id"] for m in reply.json()["data"]}
+    first = await client.models.list(limit=3)
+    assert len(first.data) == 3 and first.has_more and first.last_id == first.data[-1].id
+    listed = [m async for m in await client.models.list(limit=3)]
+    ids = [m.id for m in listed]
+    assert len(ids) == len(set(ids)) == len(openai_ids) and set(ids) == openai_ids
+    assert [m.created_at for m in listed] == sorted((m.created_at for m in listed), reverse=True)
+    backwards = [m.id async for m in await client.models.list(limit=3, before_id=ids[-1])]
+    assert sorted(backwards) == sorted(ids[:-1])
+    old = next(m for m in listed if m.id == stack.model("old"))
+    assert (old.type, old.lifecycle, old.max_tokens, old.max_input_tokens) == ("model", "deprecated", 1024, 8192)
+    assert old.retires_at is not None and old.display_name == stack.model("old")
+    assert stack.model("gone") not in ids  # retired: listed only when asked for
+    retired = [m async for m in await client.models.list(lifecycle=["retired"], limit=1000)]
+    assert stack.model("gone") in {m.id for m in retired} and {m.lifecycle for m in retired} == {"retired"}
+
+
+async def test_retrieve_a_model_and_errors_in_anthropics_format(client: anthropic.AsyncAnthropic, stack: Stack) -> None:
+    one = await client.models.retrieve(TRITON_MODEL)
+    assert (one.id, one.lifecycle, one.created_at.year >= 2026) == (TRITON_MODEL, "active", True)
+    gone = await client.models.retrieve(stack.model("gone"))  # kept by name, as Anthropic keeps retired models
+    assert gone.lifecycle == "retired" and gone.retires_at is not None
+    with pytest.raises(anthropic.NotFoundError):
+        await client.models.retrieve("no-such-model")
+    with pytest.raises(anthropic.BadRequestError) as bad_cursor:
+        await client.models.list(after_id="no-such-model")
+    assert "after_id" in bad_cursor.value.message
+    with pytest.raises(anthropic.BadRequestError):
+        await client.models.list(limit=0)
+    base = stack.base_url.removesuffix("/v1")
+    async with anthropic.AsyncAnthropic(base_url=base, api_key="tg-not-a-key", max_retries=0) as stranger:
+        with pytest.raises(anthropic.AuthenticationError):
+            await stranger.models.list()

@@ -72,6 +72,7 @@ async def test_completions_and_models(client: openai.AsyncOpenAI, stack: Stack) 
     assert "".join([c.choices[0].text async for c in stream if c.choices])
     models = {m.id: m for m in (await client.models.list()).data}
     assert {TRITON_MODEL, "smollm2", stack.model("oa-ok")} <= set(models)
+    assert models[TRITON_MODEL].created > 1_700_000_000  # when the catalog first held it (the seed's run)
     pricing = (models[TRITON_MODEL].model_extra or {})["pricing"]
     assert pricing["prompt"] == "0.00000002" and pricing["completion"] == "0.00000004"
 

@@ -3,7 +3,8 @@
 Edge and router keep snapshots. Prices are integer micro-USD per 1M tokens (exact for any public
 price quoted to 6 decimals per 1M tokens) and each carries the version that usage is priced at.
 
-Fields added after the first release all have defaults, so a record written before them still parses.
+Fields added after the first release all have defaults, so a record written before them still parses;
+consumers forbid unknown fields, so they are upgraded before the catalog publishes a new one.
 A model the catalog holds but does not serve (disabled) is published with ``deleted: true``: every
 consumer already drops a deleted entity, so a disabled model can never be routed or listed.
 """
@@ -33,6 +34,7 @@ class ModelEntry(Event):
     tags: tuple[str, ...] = ()
     input_modalities: tuple[str, ...] = ("text",)
     output_modalities: tuple[str, ...] = ("text",)
+    created_at: UtcDatetime | None = None  # when the catalog first held it (None: published before this)
 
 
 class DeploymentEntry(Event):
