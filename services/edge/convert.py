@@ -8,6 +8,7 @@ or an SSE stream. The work is done per API in ``convert_openai``, ``convert_anth
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from services.common.errors import TollgateError
@@ -50,9 +51,11 @@ PublicRequest = ChatCompletionRequest | CompletionRequest | MessagesRequest
 class EventStream(Protocol):
     """What a streaming handler drives, whichever API it serves.
 
-    ``delta`` for every router delta (it opens the stream on first use), then exactly one of ``finish``
-    (the router's Finish, clean or failed) or ``error`` (the router stream broke without one). While
-    ``started`` is false nothing has been sent, so a failure can still be a plain HTTP error.
+    ``delta`` for every piece of text and ``tool_calls`` for every delta's tool-call fragments (each
+    opens the stream on first use), then exactly one of ``finish`` (the router's Finish, clean or
+    failed) or ``error`` (the router stream broke without one). While ``started`` is false nothing has
+    been sent, so a failure can still be a plain HTTP error. ``finish`` sends whatever of the Finish's
+    calls the fragments did not.
     """
 
     started: bool
@@ -60,6 +63,7 @@ class EventStream(Protocol):
 
     def start(self) -> bytes: ...
     def delta(self, text: str) -> bytes: ...
+    def tool_calls(self, fragments: Sequence[router_pb2.ToolCallDelta]) -> bytes: ...
     def finish(self, finish: router_pb2.Finish) -> bytes: ...
     def error(self, exc: TollgateError) -> bytes: ...
 
@@ -98,4 +102,5 @@ def to_generate_request(
     else:
         generate = messages_to_generate(req, request_id, account_id, model_id)
     generate.accepts_pieces = True  # the stream writes each piece as its own chunk
+    generate.accepts_tool_call_deltas = True  # and streams tool calls as the model writes them
     return generate

@@ -13,11 +13,12 @@ and no ``message_stop`` (DESIGN promise 7); the SDK raises on it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from services.common.errors import TollgateError
+from services.common.errors import TollgateError, UpstreamError
 from services.edge import sse
 from services.edge.convert_anthropic import anthropic_usage, stop_reason, stop_sequence, tool_uses
 from services.edge.finish import finish_error, response_id
@@ -44,6 +45,9 @@ class AnthropicMessageStream:
         self.input_tokens = input_tokens
         self.started = False
         self.done = False
+        self._open = 0  # the content block open now (the text block at 0 until a call starts)
+        self._open_is_text = True
+        self._calls: dict[int, tuple[int, str]] = {}  # call index -> (its block, arguments sent so far)
 
     def start(self) -> bytes:
         """The opening events, once; ``delta`` and ``finish`` call it themselves when needed."""
@@ -62,7 +66,35 @@ class AnthropicMessageStream:
         opening = b"" if self.started else self.start()
         if not text:
             return opening
-        return opening + _DELTA_HEAD + orjson.dumps(text) + _DELTA_TAIL
+        if self._open == 0:
+            return opening + _DELTA_HEAD + orjson.dumps(text) + _DELTA_TAIL
+        if self._open_is_text:
+            return opening + _text_delta(self._open, text)
+        # text after a call (rare): a text block of its own after the call's
+        index = self._open + 1
+        self._open, self._open_is_text = index, True
+        return opening + _block_stop(index - 1) + sse.json_event("content_block_start", {
+            "type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""},
+        }) + _text_delta(index, text)
+
+    def tool_calls(self, fragments: Sequence[router_pb2.ToolCallDelta]) -> bytes:
+        """A call opens a ``tool_use`` block of its own (closing the block before it) and its argument
+        pieces follow as ``input_json_delta`` events, as Anthropic streams one. A piece of a call whose
+        block is closed cannot be sent: the router sends none (it stops streaming when a provider
+        interleaves calls), and ``finish`` refuses the answer if the rest cannot follow."""
+        out = b"" if self.started else self.start()
+        for fragment in fragments:
+            known = self._calls.get(fragment.index)
+            if known is None:
+                index = self._open + 1
+                out += _block_stop(self._open) + _tool_use_start(index, fragment.id, fragment.name)
+                self._open, self._open_is_text, known = index, False, (index, "")
+            block, sent = known
+            if fragment.arguments and block == self._open:
+                out += _json_delta(block, fragment.arguments)
+                sent += fragment.arguments
+            self._calls[fragment.index] = (block, sent)
+        return out
 
     def ping(self) -> bytes:
         """A keep-alive the SDK skips, for long waits between deltas."""
@@ -84,9 +116,25 @@ class AnthropicMessageStream:
             },
             "usage": {"output_tokens": usage.pop("output_tokens"), **usage},
         }
+        out = self.start() + self._rest_of_calls(finish) + _block_stop(self._open)
+        for use in uses[len(self._calls):]:  # calls the fragments never opened: whole, after the rest
+            self._open += 1
+            out += _tool_use_events(self._open, use)
         self.done = True
-        calls = b"".join(_tool_use_events(i, use) for i, use in enumerate(uses, 1))
-        return self.start() + _BLOCK_STOP + calls + sse.json_event("message_delta", delta) + _MESSAGE_STOP
+        return out + sse.json_event("message_delta", delta) + _MESSAGE_STOP
+
+    def _rest_of_calls(self, finish: router_pb2.Finish) -> bytes:
+        """What streamed calls still lack: only the open block can take it."""
+        out = b""
+        for index, (block, sent) in self._calls.items():
+            whole = finish.tool_calls[index].arguments_json if index < len(finish.tool_calls) else None
+            rest = whole[len(sent):] if whole is not None and whole.startswith(sent) else None
+            if rest is None or (rest and block != self._open):
+                raise UpstreamError("the model's tool calls arrived out of order, which the Messages API "
+                                    "cannot stream", code="upstream_bad_response")
+            if rest:
+                out += _json_delta(block, rest)
+        return out
 
     def error(self, exc: TollgateError) -> bytes:
         """End the stream with ``event: error`` (no message_stop), e.g. when the router stream broke."""
@@ -94,13 +142,34 @@ class AnthropicMessageStream:
         return sse.json_event("error", exc.to_anthropic())
 
 
+def _block_stop(index: int) -> bytes:
+    return _BLOCK_STOP if index == 0 else sse.json_event(
+        "content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+def _tool_use_start(index: int, call_id: str, name: str) -> bytes:
+    return sse.json_event("content_block_start", {
+        "type": "content_block_start", "index": index,
+        "content_block": {"type": "tool_use", "id": call_id, "name": name, "input": {}},
+    })
+
+
+def _json_delta(index: int, partial_json: str) -> bytes:
+    return sse.json_event("content_block_delta", {
+        "type": "content_block_delta", "index": index,
+        "delta": {"type": "input_json_delta", "partial_json": partial_json},
+    })
+
+
+def _text_delta(index: int, text: str) -> bytes:
+    return sse.json_event("content_block_delta", {
+        "type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text},
+    })
+
+
 def _tool_use_events(index: int, use: ToolUseBlock) -> bytes:
     """A whole tool call as Anthropic streams one: the block opens with an empty input, the input
     follows as one ``input_json_delta``, the block closes. After the text block (index 0)."""
-    opened = {"type": "content_block_start", "index": index,
-              "content_block": {"type": "tool_use", "id": use.id, "name": use.name, "input": {}}}
-    delta = {"type": "content_block_delta", "index": index,
-             "delta": {"type": "input_json_delta", "partial_json": orjson.dumps(use.input).decode()}}
-    return (sse.json_event("content_block_start", opened) + sse.json_event("content_block_delta", delta)
-            + sse.json_event("content_block_stop", {"type": "content_block_stop", "index": index}))
+    return (_tool_use_start(index, use.id, use.name) + _json_delta(index, orjson.dumps(use.input).decode())
+            + _block_stop(index))
 

@@ -13,10 +13,12 @@ or with one ``data: {"error": ...}`` event and no ``[DONE]`` (DESIGN promise 7):
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
-from services.common.errors import TollgateError
+from services.common.errors import TollgateError, UpstreamError
 from services.edge import sse
 from services.edge.convert_openai import (
     chat_finish_reason,
@@ -68,6 +70,9 @@ class _OpenAIStream:
     def _tool_calls(self, finish: router_pb2.Finish) -> bytes:
         return b""
 
+    def tool_calls(self, fragments: Sequence[router_pb2.ToolCallDelta]) -> bytes:
+        return b""  # only chat answers call tools
+
     def finish(self, finish: router_pb2.Finish) -> bytes:
         """The end of the stream: clean (with usage when asked) or, for a failed Finish, an error event."""
         if (error := finish_error(finish)) is not None:
@@ -95,9 +100,38 @@ class OpenAIChatStream(_OpenAIStream):
     _delta_open = b'[{"index":0,"delta":{"content":'
     _delta_close = b'},"logprobs":null,"finish_reason":null}]'
 
+    def __init__(
+        self, request_id: str, model: str, *, include_usage: bool, created: int | None = None
+    ) -> None:
+        super().__init__(request_id, model, include_usage=include_usage, created=created)
+        self._streamed: dict[int, str] = {}  # each call's arguments sent so far, by index
+
     def _opening(self) -> bytes:
         return (self._head + b'[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,'
                 b'"finish_reason":null}]' + self._tail)
+
+    def tool_calls(self, fragments: Sequence[router_pb2.ToolCallDelta]) -> bytes:
+        """One chunk per fragment, as OpenAI streams a call: the first with the id, the type, the name
+        and its piece of the arguments, the later ones with their piece alone."""
+        out = b"" if self.started else self.start()
+        for fragment in fragments:
+            entry: dict[str, Any] = {"index": fragment.index}
+            function: dict[str, str] = {}
+            if fragment.index not in self._streamed:
+                entry |= {"id": fragment.id, "type": "function"}
+                function["name"] = fragment.name
+                self._streamed[fragment.index] = ""
+            elif fragment.name:
+                function["name"] = fragment.name
+            function["arguments"] = fragment.arguments
+            entry["function"] = function
+            self._streamed[fragment.index] += fragment.arguments
+            out += self._call_chunk(entry)
+        return out
+
+    def _call_chunk(self, entry: dict[str, Any]) -> bytes:
+        return (self._head + b'[{"index":0,"delta":{"tool_calls":[' + orjson.dumps(entry)
+                + b']},"logprobs":null,"finish_reason":null}]' + self._tail)
 
     def delta(self, text: str) -> bytes:
         opening = b"" if self.started else self.start()
@@ -110,12 +144,21 @@ class OpenAIChatStream(_OpenAIStream):
                 + chat_finish_reason(reason).encode() + b'"}]')
 
     def _tool_calls(self, finish: router_pb2.Finish) -> bytes:
-        """One chunk per call, each whole (id, name, all arguments), before the final chunk."""
+        """What the fragments did not send, before the final chunk: a call never streamed goes whole
+        (id, name, all arguments) in one chunk; a streamed one gets the rest of its arguments, if any
+        (a provider that interleaved its calls)."""
         out = b""
         for index, call in enumerate(tool_calls(finish)):
-            entry = {"index": index, **call.model_dump(mode="json")}
-            out += (self._head + b'[{"index":0,"delta":{"tool_calls":[' + orjson.dumps(entry)
-                    + b']},"logprobs":null,"finish_reason":null}]' + self._tail)
+            sent = self._streamed.get(index)
+            if sent is None:
+                out += self._call_chunk({"index": index, **call.model_dump(mode="json")})
+                continue
+            whole = call.function.arguments
+            if not whole.startswith(sent):
+                raise UpstreamError("a tool call's streamed arguments differ from the call the model "
+                                    "finished with", code="upstream_bad_response")
+            if rest := whole[len(sent):]:
+                out += self._call_chunk({"index": index, "function": {"arguments": rest}})
         return out
 
 

@@ -27,7 +27,14 @@ from prometheus_client import Counter
 from services.common.errors import InvalidRequest, NotFound, TollgateError
 from services.common.frame_batcher import CHANNEL_OPTIONS
 from services.router.backend_pool import BackendPool
-from services.router.backends import CacheBreakpoint, ChatTurn, GenerationRequest, Outcome, Sampling
+from services.router.backends import (
+    CacheBreakpoint,
+    ChatTurn,
+    GenerationRequest,
+    Outcome,
+    Sampling,
+    ToolCallDelta,
+)
 from services.router.breaker import CircuitBreaker
 from services.router.fallback import Deployment, Served, generate_with_fallback
 from services.router.routing import RoutingTable
@@ -133,8 +140,13 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         pieces_seen = 0
         try:
             async for batch in self._run(chain, generation, served):
-                pieces_seen += len(batch)
-                yield _delta(batch, served, pieces_seen, not sent_any, request.accepts_pieces)
+                calls = served.outcome.take_tool_deltas() if served.outcome.tool_deltas else []
+                pieces_seen += len(batch) + len(calls)  # a fragment is output too (cut-stream billing)
+                if not request.accepts_tool_call_deltas:
+                    calls = []  # the caller takes the calls whole from the Finish
+                    if not batch and sent_any:
+                        continue
+                yield _delta(batch, calls, served, pieces_seen, not sent_any, request.accepts_pieces)
                 sent_any = True
         except TollgateError as exc:
             if not sent_any:
@@ -152,6 +164,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         try:
             async for batch in self._run(chain, generation, served):
                 parts.extend(batch)
+                served.outcome.tool_deltas.clear()  # the reply carries the calls whole
         except TollgateError as exc:
             if not parts:
                 raise
@@ -199,16 +212,19 @@ def _failed(served: Served, model: str, exc: TollgateError) -> router_pb2.Finish
 
 
 def _delta(
-    pieces: list[str], served: Served, pieces_seen: int, first: bool, accepts_pieces: bool
+    pieces: list[str], calls: list[ToolCallDelta], served: Served, pieces_seen: int, first: bool,
+    accepts_pieces: bool,
 ) -> router_pb2.GenerateResponse:
     """One message for what arrived together: as ``pieces`` to an edge that reads them, else (a single
-    piece, or an edge older than pieces) as ``text``."""
+    piece, or an edge older than pieces) as ``text``; then the tool-call fragments."""
     o = served.outcome
     delta = router_pb2.Delta(output_tokens=max(o.output_tokens, pieces_seen), input_tokens=o.input_tokens)
     if len(pieces) == 1 or not accepts_pieces:
         delta.text = "".join(pieces)
     else:
         delta.pieces.extend(pieces)
+    for call in calls:
+        delta.tool_calls.add(index=call.index, id=call.id, name=call.name, arguments=call.arguments)
     if first:
         delta.deployment_id, delta.provider = served.deployment_id, served.provider
     return router_pb2.GenerateResponse(delta=delta)

@@ -1,5 +1,6 @@
 """Tool calling through the whole path with the official SDKs: the calls a provider makes come back to
-the client in its API's shape (streamed or not, OpenAI or Anthropic, whichever provider made them), and
+the client in its API's shape (streamed or not, OpenAI or Anthropic, whichever provider made them; streamed,
+piece by piece as the provider wrote them), and
 a conversation that carries earlier calls and their results reaches the provider in the provider's shape.
 """
 
@@ -48,7 +49,9 @@ async def test_openai_sdk_gets_the_providers_tool_calls(
 ) -> None:
     whole = await oa.chat.completions.create(model=stack.model(model), messages=ASK, tools=[OPENAI_TOOL])
     async with oa.chat.completions.stream(model=stack.model(model), messages=ASK, tools=[OPENAI_TOOL]) as stream:
+        pieces = [e async for e in stream if e.type == "tool_calls.function.arguments.delta"]
         streamed = await stream.get_final_completion()
+    assert len(pieces) > 2  # the arguments as the model wrote them, not whole at the end
     for completion in (whole, streamed):
         choice = completion.choices[0]
         assert choice.finish_reason == "tool_calls"
@@ -69,7 +72,9 @@ async def test_anthropic_sdk_gets_the_providers_tool_use(
     async with an.messages.stream(
         model=stack.model(model), max_tokens=200, messages=ASK, tools=[ANTHROPIC_TOOL]
     ) as stream:
+        pieces = [e async for e in stream if e.type == "input_json"]
         streamed = await stream.get_final_message()
+    assert len(pieces) > 2  # the input as the model wrote it, not whole at the end
     for message in (whole, streamed):
         assert message.stop_reason == "tool_use"
         texts = [b.text for b in message.content if b.type == "text" and b.text]

@@ -307,6 +307,94 @@ def test_anthropic_sdk_rebuilds_the_tool_use_blocks_of_a_stream() -> None:
     ]
 
 
+def fragments(calls: list[pb.ToolCall], size: int = 5) -> list[pb.ToolCallDelta]:
+    """The calls as a provider streams them: id and name first, the arguments ``size`` characters a time."""
+    out = []
+    for index, call in enumerate(calls):
+        out.append(pb.ToolCallDelta(index=index, id=call.id, name=call.name))
+        args = call.arguments_json
+        out += [pb.ToolCallDelta(index=index, arguments=args[i:i + size]) for i in range(0, len(args), size)]
+    return out
+
+
+def streamed(stream: Stream, text: str, parts: list[pb.ToolCallDelta], finish: pb.Finish) -> bytes:
+    """Text, then the fragments two to a router delta, then the Finish."""
+    body = stream.delta(text)
+    for i in range(0, len(parts), 2):
+        body += stream.tool_calls(parts[i:i + 2])
+    return body + stream.finish(finish)
+
+
+def test_openai_tool_calls_stream_as_the_model_writes_them() -> None:
+    body = streamed(OpenAIChatStream("req_ab12", "model-1", include_usage=True), "Let me check.",
+                    fragments(CALLS), TOOL_FINISH)
+    for _, data in events(body)[:-1]:
+        ow.ChatCompletionChunk.model_validate(orjson.loads(data))
+    with serving(body) as http, openai_client(http).chat.completions.stream(
+        model="model-1", messages=[{"role": "user", "content": "hi"}],
+    ) as sdk_stream:
+        pieces = [e.arguments_delta for e in sdk_stream if e.type == "tool_calls.function.arguments.delta"]
+        final = sdk_stream.get_final_completion()
+    assert len(pieces) > 4  # piece by piece, not whole at the end
+    message = final.choices[0].message
+    assert final.choices[0].finish_reason == "tool_calls" and message.content == "Let me check."
+    assert [(c.id, c.type, c.function.name, c.function.arguments) for c in message.tool_calls or []] == [
+        ("call_a1", "function", "get_weather", '{"location": "Paris"}'),
+        ("call_b2", "function", "get_time", '{"zone": "CET"}'),
+    ]
+
+
+def test_anthropic_tool_use_blocks_stream_as_the_model_writes_them() -> None:
+    body = streamed(AnthropicMessageStream("req_ab12", "model-1"), "Let me check.", fragments(CALLS), TOOL_FINISH)
+    for name, data in events(body):
+        if name != "ping":
+            RAW_EVENT.validate_python(orjson.loads(data))
+    names = [name for name, _ in events(body)]
+    assert names.count("content_block_start") == 3 and names.count("content_block_stop") == 3
+    with serving(body) as http, anthropic_client(http).messages.stream(
+        model="model-1", max_tokens=64, messages=[{"role": "user", "content": "hi"}],
+    ) as sdk_stream:
+        pieces = [e.partial_json for e in sdk_stream if e.type == "input_json"]
+        final = sdk_stream.get_final_message()
+    assert len(pieces) > 4
+    text, *uses = final.content
+    assert text.type == "text" and text.text == "Let me check."
+    assert [(u.type, u.id, u.name, u.input) for u in uses] == [  # type: ignore[union-attr]
+        ("tool_use", "call_a1", "get_weather", {"location": "Paris"}),
+        ("tool_use", "call_b2", "get_time", {"zone": "CET"}),
+    ]
+
+
+def test_text_after_a_streamed_call_gets_a_block_of_its_own() -> None:
+    stream = AnthropicMessageStream("req_ab12", "model-1")
+    body = stream.delta("Checking.") + stream.tool_calls(fragments(CALLS[:1])) + stream.delta("Done")
+    body += stream.delta(" now.") + stream.finish(pb.Finish(finish_reason="tool_calls", usage=USAGE,
+                                                            tool_calls=CALLS[:1]))
+    with serving(body) as http, anthropic_client(http).messages.stream(
+        model="model-1", max_tokens=64, messages=[{"role": "user", "content": "hi"}],
+    ) as sdk_stream:
+        final = sdk_stream.get_final_message()
+    assert [b.type for b in final.content] == ["text", "tool_use", "text"]
+    assert final.content[2].text == "Done now."  # type: ignore[union-attr]
+
+
+def test_what_the_fragments_left_out_follows_in_the_finish() -> None:
+    """A provider that interleaved its calls: the router stopped streaming mid-call. OpenAI's format
+    takes the rest of any call; Anthropic's only of the open block, so it ends with an error."""
+    partial = fragments(CALLS)[:3]  # call 0's id and name and its first piece
+    body = streamed(OpenAIChatStream("req_1", "m", include_usage=False), "", partial, TOOL_FINISH)
+    with serving(body) as http, openai_client(http).chat.completions.stream(
+        model="m", messages=[{"role": "user", "content": "hi"}],
+    ) as sdk_stream:
+        calls = sdk_stream.get_final_completion().choices[0].message.tool_calls or []
+    assert [(c.id, c.function.arguments) for c in calls] == [(c.id, c.arguments_json) for c in CALLS]
+    closed = fragments(CALLS)[:2] + fragments(CALLS)[6:8]  # call 1 opened while call 0 was unfinished
+    stream = AnthropicMessageStream("req_1", "m")
+    stream.tool_calls(closed)
+    with pytest.raises(UpstreamError, match="out of order"):
+        stream.finish(TOOL_FINISH)
+
+
 def test_arguments_that_are_not_an_object_end_the_anthropic_stream_with_an_error() -> None:
     """Anthropic's tool_use input must be an object; an OpenAI-compatible model may write anything."""
     bad = pb.Finish(finish_reason="tool_calls", usage=USAGE,

@@ -23,10 +23,19 @@ from services.common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from services.router.backends import CacheBreakpoint, ChatTurn, GenerationRequest, Outcome, Sampling, ToolCall
+from services.router.backends import (
+    CacheBreakpoint,
+    ChatTurn,
+    GenerationRequest,
+    Outcome,
+    Sampling,
+    ToolCall,
+    ToolCallDelta,
+)
 from services.router.backends.anthropic import AnthropicBackend, to_messages
 from services.router.backends.http import ProviderHTTP
 from services.router.backends.provider_errors import UpstreamRateLimited, is_retryable
+from services.router.backends.sse import Event
 from tests.upstream.harness import UpstreamServer
 
 FIXTURES = Path(__file__).parents[1] / "upstream" / "fixtures" / "anthropic"
@@ -70,12 +79,19 @@ def chat(model: str, turns: tuple[ChatTurn, ...] | None = None, **sampling: Any)
     )
 
 
-async def drain(gen: Any) -> tuple[list[str], BaseException | None]:
+async def drain(
+    gen: Any, outcome: Outcome | None = None, fragments: list[ToolCallDelta] | None = None
+) -> tuple[list[str], BaseException | None]:
+    """Deltas received, and the error that ended the stream (if any); with ``outcome``, the tool-call
+    fragments each batch brought go to ``fragments``."""
     got: list[str] = []
     try:
         async for batch in gen:
-            assert batch, "a backend never yields an empty batch"
+            taken = outcome.take_tool_deltas() if outcome is not None else []
+            assert batch or taken, "a batch is empty only when tool-call fragments wait"
             got.extend(batch)
+            if fragments is not None:
+                fragments.extend(taken)
     except TollgateError as exc:
         return got, exc
     return got, None
@@ -126,7 +142,8 @@ async def test_the_end_user_goes_out_as_metadata_user_id(upstream, http, key, ta
 
 async def test_tool_use_finishes_with_tool_calls(upstream, http, key, tag) -> None:
     outcome = Outcome()
-    got, error = await drain(backend(upstream, http).generate(chat(f"tool-use:{tag}"), outcome))
+    fragments: list[ToolCallDelta] = []
+    got, error = await drain(backend(upstream, http).generate(chat(f"tool-use:{tag}"), outcome), outcome, fragments)
     assert error is None
     assert got == recorded("messages-tool-use")[0]
     assert outcome.finish_reason == "tool_calls"
@@ -134,6 +151,29 @@ async def test_tool_use_finishes_with_tool_calls(upstream, http, key, tag) -> No
     assert outcome.tool_calls == [  # rebuilt from the recorded input_json_delta fragments
         ToolCall("toolu_01T1x1fJ34qAmk2tNTrN7Up6", "get_weather", '{"location": "Paris, France", "unit": "celsius"}')
     ]
+    assert (fragments[0].index, fragments[0].id, fragments[0].name) == (0, "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "get_weather")
+    assert len(fragments) > 2 and "".join(f.arguments for f in fragments) == outcome.tool_calls[0].arguments
+
+
+async def test_a_tool_use_without_input_streams_and_finishes_as_an_empty_object() -> None:
+    """No input_json_delta at all: the call's arguments are {} in the fragments as in the Finish."""
+    events = [
+        {"type": "message_start", "message": {"usage": {"input_tokens": 5, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1",
+                                                                        "name": "now", "input": {}}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}},
+        {"type": "message_stop"},
+    ]
+
+    async def batches() -> AsyncGenerator[list[Event], None]:
+        yield [Event(event=str(e["type"]), data=json.dumps(e)) for e in events]
+
+    outcome = Outcome()
+    reader = AnthropicBackend("http://unused", None, cast(Any, None))._read(batches(), outcome, ())
+    assert [batch async for batch in reader] == [[]]  # fragments only
+    assert outcome.tool_deltas == [ToolCallDelta(0, "toolu_1", "now", ""), ToolCallDelta(0, "", "", "{}")]
+    assert outcome.tool_calls == [ToolCall("toolu_1", "now", "{}")]
 
 
 WEATHER = {"type": "function", "function": {

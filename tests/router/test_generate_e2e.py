@@ -254,6 +254,31 @@ async def test_deployments_of_one_model_share_its_requests_by_weight(
     assert upstream.model_stats(f"ok:{model}-a")["requests"] == by["a"]
 
 
+@pytest.mark.parametrize("accepts", [True, False])
+async def test_tool_calls_stream_as_fragments_to_callers_that_read_them(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer, accepts: bool
+) -> None:
+    """The fragments, joined, are the Finish's call; an edge older than the fragments gets the call
+    whole in the Finish alone, and no delta without text."""
+    model = f"tools-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, model, upstream, ["tool-calls"])
+    await call(router, model, "Complete")  # until the router knows the model
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{router.config.ports.router_grpc}") as channel:
+        stub = router_pb2_grpc.RouterServiceStub(channel)
+        request = _session_request(model)
+        request.accepts_tool_call_deltas = accepts
+        replies = [r async for r in stub.Generate(request, timeout=30)]
+    *deltas, last = replies
+    fragments = [f for r in deltas for f in r.delta.tool_calls]
+    [whole] = last.finish.tool_calls
+    assert last.finish.finish_reason == "tool_calls" and whole.name == "get_weather"
+    if accepts:
+        assert len(fragments) > 3 and (fragments[0].id, fragments[0].name) == (whole.id, whole.name)
+        assert "".join(f.arguments for f in fragments) == whole.arguments_json
+    else:
+        assert fragments == [] and len(deltas) == 1  # the first delta says who serves; nothing else
+
+
 async def test_one_prompt_cache_key_or_end_user_stays_with_one_deployment(
     router: Platform, publish: EventProducer, upstream: UpstreamServer
 ) -> None:

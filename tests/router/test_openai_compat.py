@@ -22,7 +22,7 @@ from services.common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling, ToolCall
+from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling, ToolCall, ToolCallDelta
 from services.router.backends.http import ProviderHTTP
 from services.router.backends.openai_compat import OpenAICompatBackend
 from services.router.backends.provider_errors import UpstreamRateLimited, is_retryable, is_transient
@@ -69,13 +69,19 @@ def chat(model: str, options: dict[str, Any] | None = None, **sampling: Any) -> 
     )
 
 
-async def drain(gen: Any) -> tuple[list[str], BaseException | None]:
-    """Deltas received, and the error that ended the stream (if any)."""
+async def drain(
+    gen: Any, outcome: Outcome | None = None, fragments: list[ToolCallDelta] | None = None
+) -> tuple[list[str], BaseException | None]:
+    """Deltas received, and the error that ended the stream (if any); with ``outcome``, the tool-call
+    fragments each batch brought go to ``fragments``."""
     got: list[str] = []
     try:
         async for batch in gen:
-            assert batch, "a backend never yields an empty batch"
+            taken = outcome.take_tool_deltas() if outcome is not None else []
+            assert batch or taken, "a batch is empty only when tool-call fragments wait"
             got.extend(batch)
+            if fragments is not None:
+                fragments.extend(taken)
     except TollgateError as exc:
         return got, exc
     return got, None
@@ -156,7 +162,9 @@ async def test_tool_call_stream_finishes_with_tool_calls(upstream, http, key, ta
     outcome = Outcome()
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     options = {"tools": tools, "tool_choice": "auto", "stream_options": {"include_usage": False}}
-    got, error = await drain(backend(upstream, http).generate(chat(f"tool-calls:{tag}", options), outcome))
+    fragments: list[ToolCallDelta] = []
+    got, error = await drain(backend(upstream, http).generate(chat(f"tool-calls:{tag}", options), outcome),
+                             outcome, fragments)
     assert error is None and got == []
     assert outcome.finish_reason == "tool_calls"
     assert outcome.usage_reported is True
@@ -166,6 +174,11 @@ async def test_tool_call_stream_finishes_with_tool_calls(upstream, http, key, ta
     assert outcome.tool_calls == [  # rebuilt from the recorded argument fragments
         ToolCall("call_Jx4Pq7ZbN2mW8vR1tY6sK3dL", "get_weather", '{"location":"Paris, France","unit":"celsius"}')
     ]
+    # and passed on as they came: the id and name once, the arguments piece by piece
+    assert len(fragments) > 5 and {f.index for f in fragments} == {0}
+    assert (fragments[0].id, fragments[0].name) == ("call_Jx4Pq7ZbN2mW8vR1tY6sK3dL", "get_weather")
+    assert not any(f.id or f.name for f in fragments[1:])
+    assert "".join(f.arguments for f in fragments) == outcome.tool_calls[0].arguments
 
 
 async def test_earlier_tool_calls_go_back_on_their_assistant_turn(upstream, http, key, tag) -> None:
@@ -198,8 +211,10 @@ async def test_an_anthropic_clients_tool_cache_control_is_not_sent_to_openai(ups
 async def test_a_tool_call_without_an_id_gets_one(upstream, http, key, tag) -> None:
     """Some compatible servers leave the id out; the client needs one to send the result back."""
     outcome = Outcome()
-    await drain(backend(upstream, http).generate(chat(f"tool-calls-no-id:{tag}"), outcome))
+    fragments: list[ToolCallDelta] = []
+    await drain(backend(upstream, http).generate(chat(f"tool-calls-no-id:{tag}"), outcome), outcome, fragments)
     [call] = outcome.tool_calls
+    assert fragments[0].id == call.id  # made up once: the streamed id is the one the Finish carries
     assert call.id.startswith("call_") and len(call.id) > len("call_") and call.name == "get_weather"
 
 

@@ -69,9 +69,10 @@ async def _events(
                 delta = message.delta
                 # each piece is its own chunk to the client, all written at once
                 if delta.pieces:
-                    yield b"".join(encoder.delta(piece) for piece in delta.pieces)
+                    out = b"".join(encoder.delta(piece) for piece in delta.pieces)
                 else:
-                    yield encoder.delta(delta.text)
+                    out = encoder.delta(delta.text)
+                yield out + encoder.tool_calls(delta.tool_calls) if delta.tool_calls else out
             else:
                 yield encoder.finish(message.finish)
                 return

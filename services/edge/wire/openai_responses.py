@@ -71,14 +71,19 @@ class ChatCompletion(ResponseModel):
     system_fingerprint: str | None = None
 
 
+class ChunkFunction(ResponseModel):
+    name: str | None = None  # on a call's first fragment
+    arguments: str  # the next piece of the arguments' JSON text
+
+
 class ChunkToolCall(ResponseModel):
-    """A tool call in a stream: ``index`` says which call a fragment continues. We send each call whole,
-    in one chunk (id, name and all of its arguments), which the SDKs' accumulators take as they are."""
+    """A fragment of a tool call in a stream: ``index`` says which call it continues; the first
+    fragment of a call carries its ``id``, ``type`` and ``function.name``, as OpenAI streams them."""
 
     index: int
-    id: str
-    type: Literal["function"] = "function"
-    function: FunctionCall
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: ChunkFunction
 
 
 class ChunkDelta(ResponseModel):

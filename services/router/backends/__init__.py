@@ -5,10 +5,11 @@ network read brought) and fills an ``Outcome`` with the usage the backend itself
 counted from string length). Errors are raised as ``services.common.errors`` types so that fallback
 can decide what is retryable.
 
-Tool calls travel whole, in the ``Outcome``, not as pieces: a provider streams a call's arguments in
-fragments, but a client can act on a call only once it is complete, and carrying the whole calls
-with the Finish keeps one shape for every provider and both client APIs. The cost is that a client
-sees a call's arguments at the end rather than as they are generated.
+Tool calls travel twice, in the ``Outcome``: as fragments while the model writes them
+(``tool_deltas``, taken by the server after each batch and streamed, so a client sees a call's
+arguments grow as it would calling the provider directly), and whole at the end (``tool_calls``,
+which non-streamed answers and the Finish carry). ``tool_call_fragments.ToolCallAssembler`` keeps the
+two consistent for every provider.
 """
 
 from __future__ import annotations
@@ -73,6 +74,17 @@ class ToolCall:
     arguments: str
 
 
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A fragment of one call (proto ``ToolCallDelta``): ``id`` on the call's first fragment only,
+    ``name`` once, ``arguments`` the next piece of its JSON text."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
 @dataclass
 class Outcome:
     """Normalised usage as the backend reported it, and why generation stopped.
@@ -92,6 +104,12 @@ class Outcome:
     stop_sequence: str | None = None  # the stop sequence that ended it, when the backend says so
     usage_reported: bool = False  # False when the upstream omitted usage
     tool_calls: list[ToolCall] = field(default_factory=list)  # in the order the model made them
+    tool_deltas: list[ToolCallDelta] = field(default_factory=list)  # fragments not yet taken by the caller
+
+    def take_tool_deltas(self) -> list[ToolCallDelta]:
+        """The fragments that arrived since the last take (the caller streams them)."""
+        taken, self.tool_deltas = self.tool_deltas, []
+        return taken
 
 
 def as_count(value: Any) -> int:
@@ -103,9 +121,10 @@ class Backend(Protocol):
     async def ready(self) -> bool: ...
 
     def generate(self, request: GenerationRequest, outcome: Outcome) -> AsyncGenerator[list[str], None]:
-        """Batches of text pieces, never empty: each batch is what arrived together (one network
-        read), each piece one upstream chunk. An async generator, so callers can ``aclose()`` it:
-        closing cancels the upstream call."""
+        """Batches of text pieces: each batch is what arrived together (one network read), each
+        piece one upstream chunk; empty only when the read brought tool-call fragments alone (they
+        wait in ``outcome.tool_deltas``). An async generator, so callers can ``aclose()`` it: closing
+        cancels the upstream call."""
         ...
 
     async def close(self) -> None: ...

@@ -22,8 +22,9 @@ Decisions worth knowing:
   flattened text (``CacheBreakpoint``); the text is split back into blocks there and the block each
   breakpoint ends is marked, so the provider caches the same prefix the client asked for. A system
   prompt with breakpoints is sent as blocks; tools keep their own ``cache_control``.
-- Text deltas are yielded as they come; ``tool_use`` blocks are rebuilt from their ``input_json_delta``
-  fragments and reach the ``Outcome`` whole. Thinking deltas are not carried.
+- Text deltas are yielded as they come; a ``tool_use`` block's id, name and ``input_json_delta``
+  fragments are passed on as they come too, and the call reaches the ``Outcome`` whole at the end (a
+  call without input as ``{}``). Thinking deltas are not carried.
 """
 
 from __future__ import annotations
@@ -31,16 +32,18 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
 import orjson
 
 from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
-from services.router.backends import CacheBreakpoint, ChatTurn, GenerationRequest, Outcome, ToolCall, as_count
+from services.router.backends import CacheBreakpoint, ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import ProviderHTTP, get_status, sse_batches, step_timeout
 from services.router.backends.sse import Event
+from services.router.backends.tool_call_fragments import ToolCallAssembler
 from services.router.backends.tool_use import TOOL_OPTIONS, anthropic_tools, assistant_tool_calls, call_input
 
 READY_TIMEOUT = 2.0
@@ -247,7 +250,8 @@ class AnthropicBackend:
     ) -> AsyncGenerator[list[str], None]:
         started = finished = False
         stop_reason: str | None = None
-        calls: dict[int, dict[str, str]] = {}  # tool_use blocks by content index, input as JSON text
+        tool_blocks: set[int] = set()
+        calls = ToolCallAssembler(outcome)  # tool_use blocks by content index, input as JSON text
         async with aclosing(batches):
             async for events in batches:
                 if finished:
@@ -264,15 +268,21 @@ class AnthropicBackend:
                         if delta.get("type") == "text_delta" and delta.get("text"):
                             pieces.append(str(delta["text"]))
                         elif delta.get("type") == "input_json_delta":
-                            call = calls.get(as_count(doc.get("index")))
-                            if call is not None and isinstance(delta.get("partial_json"), str):
-                                call["arguments"] += delta["partial_json"]
+                            index = as_count(doc.get("index"))
+                            if index in tool_blocks and isinstance(delta.get("partial_json"), str):
+                                calls.fragment(index, arguments=delta["partial_json"])
                     elif kind == "content_block_start":
                         block = doc.get("content_block") or {}
                         if block.get("type") == "text" and block.get("text"):
                             pieces.append(str(block["text"]))
                         elif block.get("type") == "tool_use":
-                            calls[as_count(doc.get("index"))] = _tool_use_start(block)
+                            index = as_count(doc.get("index"))
+                            tool_blocks.add(index)
+                            calls.fragment(index, **_tool_use_start(block))
+                    elif kind == "content_block_stop":
+                        index = as_count(doc.get("index"))
+                        if index in tool_blocks and not calls.has_arguments(index):
+                            calls.fragment(index, arguments="{}")  # a call without input: {}, as whole
                     elif kind == "message_start":
                         message = doc.get("message") or {}
                         usage = message.get("usage")
@@ -293,17 +303,15 @@ class AnthropicBackend:
                     elif kind == "error":
                         failure = pe.error_from_stream_event(doc, secrets)
                         break
-                    # ping, content_block_stop and event types added later carry nothing we need
-                if pieces:
+                    # ping and event types added later carry nothing we need
+                if pieces or outcome.tool_deltas:
                     yield pieces
                 if failure is not None:
                     raise failure
         if not finished:
             raise pe.incomplete_stream()
         outcome.finish_reason = _FINISH.get(stop_reason or "end_turn", "stop")
-        outcome.tool_calls = [
-            ToolCall(call["id"], call["name"], call["arguments"] or "{}") for _, call in sorted(calls.items())
-        ]
+        outcome.tool_calls = [replace(c, arguments=c.arguments or "{}") for c in calls.calls()]
 
     async def close(self) -> None:
         """Nothing to release: the HTTP client belongs to whoever built the backends."""
@@ -313,5 +321,5 @@ def _tool_use_start(block: dict[str, Any]) -> dict[str, str]:
     """A ``tool_use`` block as it opens: its input streams after it as ``input_json_delta`` fragments
     (Anthropic opens with ``input: {}``); a server that sends the whole input here is taken at its word."""
     given = block.get("input")
-    return {"id": str(block.get("id") or ""), "name": str(block.get("name") or ""),
+    return {"call_id": str(block.get("id") or ""), "name": str(block.get("name") or ""),
             "arguments": orjson.dumps(given).decode() if isinstance(given, dict) and given else ""}

@@ -22,10 +22,10 @@ Decisions worth knowing:
   (``UnsupportedByBackend``, before anything is sent: fallback tries the model's next deployment)
   unless the backend says the server takes it (``send_top_k=True``: vLLM, SGLang, llama.cpp,
   Together). Never dropped in silence: a client that sets it is asking for different sampling.
-- Tool-call deltas are accumulated, not streamed: each call reaches the ``Outcome`` whole (id, name,
-  the arguments' JSON text) when the stream ends, with ``finish_reason = "tool_calls"``. A server that
-  leaves out a call's id (some compatible servers do) gets one made up, since the client must send it
-  back with the call's result.
+- Tool-call deltas are passed on as fragments while they arrive and reach the ``Outcome`` whole (id,
+  name, the arguments' JSON text) when the stream ends, with ``finish_reason = "tool_calls"``
+  (``ToolCallAssembler``). A server that leaves out a call's id (some compatible servers do) gets one
+  made up, since the client must send it back with the call's result.
 - ``content_filter`` maps to ``stop``: the ``Outcome`` vocabulary has no filter reason, and the
   provider ends such an answer cleanly.
 - Upstream response headers are never read back into anything we return: only text and usage leave.
@@ -34,7 +34,6 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
@@ -44,10 +43,11 @@ import aiohttp
 import orjson
 
 from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
-from services.router.backends import ChatTurn, GenerationRequest, Outcome, ToolCall, as_count
+from services.router.backends import ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import ProviderHTTP, get_status, sse_batches, step_timeout
 from services.router.backends.sse import Event
+from services.router.backends.tool_call_fragments import ToolCallAssembler
 from services.router.backends.tool_use import (
     ASSISTANT_TOOL_CALLS,
     assistant_tool_calls,
@@ -212,7 +212,7 @@ class OpenAICompatBackend:
         secrets: tuple[str, ...],
     ) -> AsyncGenerator[list[str], None]:
         finish: str | None = None
-        tool_calls: dict[int, dict[str, str]] = {}
+        tool_calls = ToolCallAssembler(outcome)
         done = False
         async with aclosing(batches):
             async for events in batches:
@@ -239,27 +239,24 @@ class OpenAICompatBackend:
                         if chat:
                             delta = choice.get("delta") or {}
                             text = delta.get("content")
-                            _accumulate_tool_calls(delta.get("tool_calls"), tool_calls)
+                            _add_tool_call_fragments(delta.get("tool_calls"), tool_calls)
                         else:
                             text = choice.get("text")
                         if isinstance(text, str) and text:
                             pieces.append(text)
                         if choice.get("finish_reason"):
                             finish = str(choice["finish_reason"])
-                if pieces:
+                if pieces or outcome.tool_deltas:
                     yield pieces
                 if failure is not None:
                     raise failure
         if not done:
             # A clean close without [DONE] is as incomplete as a reset: the answer may be cut short.
             raise pe.incomplete_stream()
-        if finish is None and tool_calls:
+        outcome.tool_calls = tool_calls.calls()
+        if finish is None and outcome.tool_calls:
             finish = "tool_calls"
         outcome.finish_reason = _FINISH.get(finish or "stop", "stop")
-        outcome.tool_calls = [
-            ToolCall(call["id"] or f"call_{uuid.uuid4().hex[:24]}", call["name"], call["arguments"])
-            for _, call in sorted(tool_calls.items())
-        ]
 
     async def close(self) -> None:
         """Nothing to release: the HTTP client belongs to whoever built the backends."""
@@ -277,19 +274,18 @@ def _turn(turn: ChatTurn, tool_calls: list[dict[str, Any]] | None) -> dict[str, 
     return out
 
 
-def _accumulate_tool_calls(deltas: Any, calls: dict[int, dict[str, str]]) -> None:
-    """Rebuild each call from its fragments (id and name first, arguments in pieces), keyed by index."""
+def _add_tool_call_fragments(deltas: Any, calls: ToolCallAssembler) -> None:
+    """Each ``delta.tool_calls`` entry is a fragment of the call at its index (id and name first,
+    arguments in pieces)."""
     if not isinstance(deltas, list):
         return
     for delta in deltas:
         if not isinstance(delta, dict):
             continue
-        call = calls.setdefault(as_count(delta.get("index")), {"id": "", "name": "", "arguments": ""})
-        if delta.get("id"):
-            call["id"] = str(delta["id"])
         function = delta.get("function")
-        if isinstance(function, dict):
-            if function.get("name"):
-                call["name"] = str(function["name"])
-            if isinstance(function.get("arguments"), str):
-                call["arguments"] += function["arguments"]
+        function = function if isinstance(function, dict) else {}
+        name, arguments = function.get("name"), function.get("arguments")
+        calls.fragment(
+            as_count(delta.get("index")), call_id=str(delta.get("id") or ""),
+            name=str(name) if name else "", arguments=arguments if isinstance(arguments, str) else "",
+        )
