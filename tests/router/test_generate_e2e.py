@@ -234,19 +234,25 @@ def _session_request(model: str) -> router_pb2.GenerateRequest:
     )
 
 
-async def test_deployments_of_one_model_share_its_requests_by_weight(
-    router: Platform, publish: EventProducer, upstream: UpstreamServer
-) -> None:
-    """Two servers of one model at weight 1 each (two Triton nodes, two provider accounts): both
-    serve, about half each, and the Finish names the one that did."""
-    model = f"spread-{uuid.uuid4().hex[:6]}"
+async def add_two_sided_model(producer: EventProducer, model: str, upstream: UpstreamServer) -> None:
+    """Two deployments of ``model`` at weight 1, ``<model>-a`` and ``<model>-b``, each its own upstream
+    model (``ok:<model>-a``, ``ok:<model>-b``) so the upstream counts them apart."""
     entities: list[ModelEntry | DeploymentEntry] = [
         DeploymentEntry(id=f"{model}-{side}", model_id=model, backend="openai", endpoint=upstream.openai_base_url,
                         upstream_model=f"ok:{model}-{side}", weight=1)
         for side in ("a", "b")
     ]
     entities.append(ModelEntry(id=model, display_name=model, context_length=4096, max_output_tokens=512))
-    await publish_in_order(publish, entities)
+    await publish_in_order(producer, entities)
+
+
+async def test_deployments_of_one_model_share_its_requests_by_weight(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    """Two servers of one model at weight 1 each (two Triton nodes, two provider accounts): both
+    serve, about half each, and the Finish names the one that did."""
+    model = f"spread-{uuid.uuid4().hex[:6]}"
+    await add_two_sided_model(publish, model, upstream)
     served = [(await call(router, model, "Complete"))[1] for _ in range(60)]
     by = {side: sum(1 for f in served if f is not None and f.deployment_id == f"{model}-{side}") for side in "ab"}
     assert by["a"] + by["b"] == 60
@@ -285,13 +291,7 @@ async def test_one_prompt_cache_key_or_end_user_stays_with_one_deployment(
     """Affinity: a conversation's turns reach the server that holds its prefix in cache, while
     different keys still use both servers."""
     model = f"sticky-{uuid.uuid4().hex[:6]}"
-    entities: list[ModelEntry | DeploymentEntry] = [
-        DeploymentEntry(id=f"{model}-{side}", model_id=model, backend="openai", endpoint=upstream.openai_base_url,
-                        upstream_model=f"ok:{model}-{side}", weight=1)
-        for side in ("a", "b")
-    ]
-    entities.append(ModelEntry(id=model, display_name=model, context_length=4096, max_output_tokens=512))
-    await publish_in_order(publish, entities)
+    await add_two_sided_model(publish, model, upstream)
     await call(router, model, "Complete")  # until the router knows the model
     async with grpc.aio.insecure_channel(f"127.0.0.1:{router.config.ports.router_grpc}") as channel:
         stub = router_pb2_grpc.RouterServiceStub(channel)
