@@ -9,13 +9,21 @@ the content fields are equal.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import asyncpg
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from services.common.events.catalog import AliasEntry, DeploymentEntry, ModelEntry, PriceEntry
+from services.common.events.catalog import (
+    DEPLOYMENT_FEATURES,
+    AliasEntry,
+    DeploymentEntry,
+    DeploymentFeature,
+    ModelEntry,
+    PriceEntry,
+)
 
 Kind = Literal["model", "deployment", "price", "alias"]
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-/]+$")]
@@ -37,6 +45,14 @@ def discount_bps(value: object, what: str = "batch_discount") -> int:
     if bps != bps.to_integral_value():
         raise ValueError(f"{what} has more than 2 decimal places")
     return int(bps)
+
+
+def check_features(backend: str, features: Sequence[str] | None) -> None:
+    """A deployment's ``features`` describe an OpenAI-compatible server's API, each named once."""
+    if features is not None and backend != "openai":
+        raise ValueError("features apply to openai deployments only")
+    if features is not None and len(set(features)) != len(features):
+        raise ValueError("features must not repeat")
 
 
 class Record(BaseModel):
@@ -83,6 +99,12 @@ class DeploymentRecord(Record):
     credentials_env: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$", max_length=128)
     region: Label | None = None
     tier: Label | None = None
+    features: tuple[DeploymentFeature, ...] | None = Field(default=None, max_length=len(DEPLOYMENT_FEATURES))
+
+    @model_validator(mode="after")
+    def _features_of_openai_servers(self) -> Self:
+        check_features(self.backend, self.features)
+        return self
 
     def entry(self) -> DeploymentEntry:
         return DeploymentEntry(**self.model_dump())

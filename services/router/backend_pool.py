@@ -11,7 +11,7 @@ import asyncio
 
 import structlog
 
-from services.common.events.catalog import DeploymentEntry
+from services.common.events.catalog import DeploymentEntry, DeploymentFeature
 from services.router.backends import Backend
 from services.router.backends.anthropic import AnthropicBackend
 from services.router.backends.http import new_provider_http
@@ -19,6 +19,15 @@ from services.router.backends.openai_compat import OpenAICompatBackend, is_opena
 from services.router.backends.triton import TritonBackend
 
 log = structlog.get_logger(__name__)
+
+
+def openai_features(entry: DeploymentEntry) -> tuple[DeploymentFeature, ...]:
+    """The catalog's list when it gives one; else what the endpoint says: OpenAI's own API takes
+    max_completion_tokens (its reasoning models refuse max_tokens) and routes its cache by
+    prompt_cache_key, while other servers are assumed to take OpenAI's common subset only."""
+    if entry.features is not None:
+        return entry.features
+    return ("max_completion_tokens", "prompt_cache_key") if is_openai_api(entry.endpoint) else ()
 
 
 class BackendPool:
@@ -42,11 +51,14 @@ class BackendPool:
         if entry.backend == "triton":
             return TritonBackend(entry.endpoint, entry.upstream_model)
         if entry.backend == "openai":
-            native = is_openai_api(entry.endpoint)
+            features = set(openai_features(entry))
+            limit_field = "max_completion_tokens" if "max_completion_tokens" in features else "max_tokens"
             return OpenAICompatBackend(
                 entry.endpoint, entry.credentials_env, self._http, self._timeout,
-                max_tokens_field="max_completion_tokens" if native else "max_tokens",
-                send_prompt_cache_key=native,
+                max_tokens_field=limit_field,
+                send_top_k="top_k" in features,
+                send_prompt_cache_key="prompt_cache_key" in features,
+                continuous_usage="continuous_usage" in features,
             )
         return AnthropicBackend(entry.endpoint, entry.credentials_env, self._http, self._timeout)
 

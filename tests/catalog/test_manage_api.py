@@ -58,6 +58,23 @@ async def test_a_model_put_is_on_catalog_v1_within_two_seconds_of_the_answer(cat
     assert catalog.seen.view.models[model_id].created_at == created  # an edit is not a new model
 
 
+async def test_a_deployments_features_reach_the_router(catalog: Catalog) -> None:
+    """What an OpenAI-compatible server takes beyond the common subset; null (the default) leaves it
+    to the endpoint, and an empty list says: nothing."""
+    model_id = await new_model(catalog)
+    dep = f"{model_id}-vllm"
+    body = {"backend": "openai", "endpoint": "http://10.0.0.7:8000/v1", "upstream_model": "qwen"}
+    made = await catalog.ok(ADMIN, "PUT", f"{M}/{model_id}/deployments/{dep}",
+                            {**body, "features": ["top_k", "continuous_usage"]})
+    assert made["features"] == ["top_k", "continuous_usage"]
+    seen = catalog.seen
+    await seen.until(lambda: dep in seen.routing.deployments, 2.0)
+    assert seen.routing.deployments[dep].features == ("top_k", "continuous_usage")
+    cleared = await catalog.ok(ADMIN, "PUT", f"{M}/{model_id}/deployments/{dep}", body)
+    assert cleared["features"] is None and cleared["version"] > made["version"]
+    await seen.until(lambda: seen.routing.deployments[dep].features is None, 2.0)
+
+
 async def test_an_alias_routes_to_its_target_and_follows_a_repoint(catalog: Catalog) -> None:
     first, second = await new_model(catalog), await new_model(catalog)
     for model_id in (first, second):
@@ -219,6 +236,12 @@ BAD = [
     ("PUT", "/{m}/deployments/smollm2-triton-cpu", {"backend": "openai", "endpoint": "http://x/v1",
                                                     "upstream_model": "e"}, 409, "deployment_id"),
     ("DELETE", "/{m}/deployments/smollm2-triton-cpu", None, 404, "deployment_id"),
+    ("PUT", "/{m}/deployments/d", {"backend": "openai", "endpoint": "http://x/v1", "upstream_model": "e",
+                                   "features": ["top_p"]}, 400, "features[0]"),
+    ("PUT", "/{m}/deployments/d", {"backend": "openai", "endpoint": "http://x/v1", "upstream_model": "e",
+                                   "features": ["top_k", "top_k"]}, 400, None),
+    ("PUT", "/{m}/deployments/d", {"backend": "triton", "endpoint": "127.0.0.1:1", "upstream_model": "e",
+                                   "features": ["top_k"]}, 400, None),
     ("PUT", "/{m}", b"{not json", 400, None),
     ("PUT", "/{m}", b"[1, 2]", 400, None),
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from services.common.events.catalog import DeploymentEntry
 from services.router.backend_pool import BackendPool
 from services.router.backends import ChatTurn, GenerationRequest, Sampling
@@ -47,3 +49,21 @@ async def test_only_openais_own_api_gets_the_prompt_cache_key() -> None:
         await pool.close()
     assert sent == {"https://api.openai.com/v1": "tg-" + "0" * 32, "https://api.groq.com/openai/v1": None,
                     "http://127.0.0.1:8000/v1": None}
+
+
+async def test_the_catalogs_features_override_what_the_endpoint_suggests() -> None:
+    """A vLLM server that takes top_k and reports usage on every chunk; an OpenAI deployment told to
+    send max_tokens (a proxy in front of it that knows no other name)."""
+    pool = BackendPool()
+    try:
+        vllm = pool.get(_deployment("http://10.0.0.7:8000/v1").model_copy(
+            update={"features": ("top_k", "continuous_usage")}))
+        plain = pool.get(_deployment("https://api.openai.com/v1").model_copy(update={"features": ()}))
+        assert isinstance(vllm, OpenAICompatBackend) and isinstance(plain, OpenAICompatBackend)
+        sampled = replace(CHAT, sampling=Sampling(max_tokens=50, top_k=40))
+        vllm_body, plain_body = vllm._body(sampled)[1], plain._body(CHAT)[1]
+    finally:
+        await pool.close()
+    assert vllm_body["top_k"] == 40 and vllm_body["stream_options"]["continuous_usage_stats"] is True
+    assert vllm_body["max_tokens"] == 50 and "prompt_cache_key" not in vllm_body
+    assert plain_body["max_tokens"] == 50 and "prompt_cache_key" not in plain_body

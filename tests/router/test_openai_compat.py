@@ -230,6 +230,24 @@ async def test_top_k_is_sent_only_to_servers_that_take_it(upstream, http, key, t
     assert vllm["body"]["max_completion_tokens"] == 64 and "max_tokens" not in vllm["body"]
 
 
+async def test_usage_on_every_chunk_bills_the_prompt_of_a_stream_cut_short(upstream, http, key, tag) -> None:
+    """With usage only in the final chunk, a stream that breaks (or that the client cuts) never learns
+    its input tokens; a server asked for usage on every chunk (vLLM) says them in the first."""
+    plain, continuous = Outcome(), Outcome()
+    _, broken = await drain(backend(upstream, http).generate(chat(f"cut-mid-stream:{tag}"), plain))
+    got, cut = await drain(backend(upstream, http, continuous_usage=True).generate(
+        chat(f"continuous-usage-cut:{tag}"), continuous))
+    assert isinstance(broken, UpstreamError) and isinstance(cut, UpstreamError)  # both cut mid-answer
+    assert plain.input_tokens == 0  # what billing had before
+    assert got and (continuous.input_tokens, continuous.output_tokens) == (2006, len(got))
+    [sent] = upstream.requests_for(f"continuous-usage-cut:{tag}")
+    assert sent["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
+    whole = Outcome()
+    text, error = await drain(backend(upstream, http, continuous_usage=True).generate(
+        chat(f"continuous-usage:{tag}"), whole))
+    assert error is None and "".join(text) and (whole.input_tokens, whole.output_tokens) == (2006, 9)
+
+
 async def test_n_above_one_is_refused_before_anything_is_sent(upstream, http, key, tag) -> None:
     _, error = await drain(backend(upstream, http).generate(chat(f"ok:{tag}", {"n": 3}), Outcome()))
     assert isinstance(error, InvalidRequest)

@@ -72,6 +72,10 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
         "tool-calls": Scenario("tool-calls"),
         "tool-calls-no-id": Scenario("tool-calls", without_call_ids=True),
         "cut-mid-stream": Scenario("ok", cut_after=4),  # the role chunk, then 3 content chunks
+        # vLLM's stream_options.continuous_usage_stats: usage on every chunk. Written from vLLM's chunk
+        # format (no vLLM server to record from here), with chat-ok's text and counts.
+        "continuous-usage": Scenario("continuous-usage"),
+        "continuous-usage-cut": Scenario("continuous-usage", cut_after=4),
     },
     "anthropic": {
         **_COMMON,

@@ -49,6 +49,7 @@ class DeploymentOut(View):
     credentials_env: str | None
     region: str | None
     tier: str | None
+    features: list[str] | None
     version: int
     deleted: bool = Field(default=False, description="true only in the answer to DELETE")
 

@@ -24,7 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from services.catalog.records import discount_bps
+from services.catalog.records import check_features, discount_bps
+from services.common.events.catalog import DEPLOYMENT_FEATURES, DeploymentFeature
 from services.common.money import micros_from_wire
 
 
@@ -169,9 +170,18 @@ class DeploymentPut(WireModel):
     )
     region: Label | None = None
     tier: Label | None = None
+    features: list[DeploymentFeature] | None = Field(
+        default=None, max_length=len(DEPLOYMENT_FEATURES),
+        description="openai deployments: what the server takes beyond OpenAI's common subset — top_k; "
+                    "max_completion_tokens (the token limit's name); prompt_cache_key; continuous_usage "
+                    "(usage on every chunk, vLLM: a stream the client cuts is billed its prompt). "
+                    "null: decided by the endpoint (OpenAI's own API: max_completion_tokens and "
+                    "prompt_cache_key; any other server: none)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        check_features(self.backend, self.features)
         pattern = TRITON_ENDPOINT if self.backend == "triton" else HTTP_ENDPOINT
         if not re.match(pattern, self.endpoint):
             shape = "host:port" if self.backend == "triton" else "an http(s) base URL"

@@ -11,7 +11,7 @@ consumer already drops a deleted entity, so a disabled model can never be routed
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field
 
@@ -37,6 +37,14 @@ class ModelEntry(Event):
     created_at: UtcDatetime | None = None  # when the catalog first held it (None: published before this)
 
 
+# Opt-in API features of an OpenAI-compatible deployment (services/router/backends/openai_compat.py):
+# top_k sent (vLLM, SGLang, llama.cpp, Together); the token limit as max_completion_tokens (OpenAI's
+# own API); prompt_cache_key sent (OpenAI's own API); usage on every chunk (vLLM's
+# stream_options.continuous_usage_stats), so a stream the client cuts is billed its prompt.
+DeploymentFeature = Literal["top_k", "max_completion_tokens", "prompt_cache_key", "continuous_usage"]
+DEPLOYMENT_FEATURES: tuple[DeploymentFeature, ...] = get_args(DeploymentFeature)
+
+
 class DeploymentEntry(Event):
     kind: Literal["deployment"] = "deployment"
     id: Id
@@ -49,6 +57,8 @@ class DeploymentEntry(Event):
     credentials_env: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
     region: str | None = Field(default=None, max_length=64)
     tier: str | None = Field(default=None, max_length=64)
+    # what an OpenAI-compatible server takes beyond OpenAI's common subset; None: decided by the endpoint
+    features: tuple[DeploymentFeature, ...] | None = None
 
 
 class PriceEntry(Event):

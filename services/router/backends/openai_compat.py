@@ -18,6 +18,11 @@ Decisions worth knowing:
 - ``prompt_cache_key`` (the edge's per-account hash of the client's key) goes to OpenAI's own API
   only, which routes its prompt cache by it; compatible servers may refuse a field they do not know,
   and their cache needs no key (the router's affinity already sends one key to one server).
+- What a server takes beyond that common subset is the deployment's ``features`` in the catalog
+  (``backend_pool.openai_features``): ``top_k``, ``max_completion_tokens``, ``prompt_cache_key``,
+  and ``continuous_usage``, vLLM's ``stream_options.continuous_usage_stats``: usage on every chunk, so
+  the prompt's tokens are known from the first one and a stream the client cuts is billed for them
+  (with usage only in the final chunk, a cut stream never learns its input tokens).
 - ``top_k`` is not part of OpenAI's API and OpenAI rejects it, so a request with it is refused
   (``UnsupportedByBackend``, before anything is sent: fallback tries the model's next deployment)
   unless the backend says the server takes it (``send_top_k=True``: vLLM, SGLang, llama.cpp,
@@ -103,6 +108,7 @@ class OpenAICompatBackend:
         max_tokens_field: str = "max_tokens",
         send_top_k: bool = False,
         send_prompt_cache_key: bool = False,
+        continuous_usage: bool = False,
     ) -> None:
         """``timeout`` bounds each network step (connect, first byte, the gap between two chunks),
         not the whole generation: a long answer is fine as long as it keeps flowing.
@@ -117,6 +123,7 @@ class OpenAICompatBackend:
         self._max_tokens_field = max_tokens_field
         self._send_top_k = send_top_k
         self._send_prompt_cache_key = send_prompt_cache_key
+        self._usage = {"include_usage": True} | ({"continuous_usage_stats": True} if continuous_usage else {})
 
     def _api_key(self) -> str | None:
         """Read at call time so a rotated secret applies without a restart. This is the one place
@@ -144,8 +151,8 @@ class OpenAICompatBackend:
         if "tools" in body:
             body["tools"] = without_cache_control(body["tools"])
         stream_options = options.get("stream_options")
-        body["stream_options"] = {**(stream_options if isinstance(stream_options, dict) else {}),
-                                  "include_usage": True}
+        asked = stream_options if isinstance(stream_options, dict) else {}
+        body["stream_options"] = {**asked, **self._usage}
         body["model"] = request.upstream_model
         body["stream"] = True
         sampling = request.sampling
