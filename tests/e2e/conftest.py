@@ -53,13 +53,14 @@ async def publish_key(producer: EventProducer, platform: Platform, key_id: str, 
 
 
 async def publish_provider_model(
-    producer: EventProducer, name: str, backend: str, base_url: str, scenario: str, **model_fields: object
+    producer: EventProducer, name: str, backend: str, base_url: str, scenario: str,
+    features: tuple[str, ...] | None = None, **model_fields: object,
 ) -> None:
     model_fields.setdefault("created_at", now())
     entities = [
         ModelEntry(id=name, display_name=name, context_length=8192, max_output_tokens=1024, **model_fields),  # type: ignore[arg-type]
         DeploymentEntry(id=f"{name}-dep", model_id=name, backend=backend,  # type: ignore[arg-type]
-                        endpoint=base_url, upstream_model=f"{scenario}:{name}"),
+                        endpoint=base_url, upstream_model=f"{scenario}:{name}", features=features),
         PriceEntry(id=f"{name}-price", model_id=name, effective_from=now() - timedelta(days=1),
                    input_micros_per_mtok=150_000, cached_input_micros_per_mtok=75_000,
                    cache_write_micros_per_mtok=0, output_micros_per_mtok=600_000),
@@ -94,6 +95,10 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
     ]
     for scenario in scenarios:
         await publish_provider_model(producer, f"oa-{scenario}-{tag}", "openai", upstream.openai_base_url, scenario)
+    await publish_provider_model(  # a vLLM-like server asked for usage on every chunk
+        producer, f"oa-continuous-usage-slow-{tag}", "openai", upstream.openai_base_url, "continuous-usage-slow",
+        features=("continuous_usage",),
+    )
     for scenario in ["ok", "overloaded", "tool-use", "stop-sequence"]:
         await publish_provider_model(producer, f"an-{scenario}-{tag}", "anthropic", upstream.anthropic_base_url, scenario)
     await publish_provider_model(

@@ -67,19 +67,25 @@ async def test_every_admitted_request_has_exactly_one_usage_event(stack: Stack) 
     assert refused.headers["x-request-id"] not in events  # never admitted: no usage
 
 
-async def test_a_client_that_leaves_mid_stream_is_billed_for_what_was_generated(stack: Stack) -> None:
+async def _leave_after(stack: Stack, body: dict[str, object], pieces: int) -> tuple[str, int]:
+    """Stream a chat completion and hang up once ``pieces`` pieces of text have arrived: the request
+    id, and how many pieces the client read."""
     received = 0
     async with httpx.AsyncClient(base_url=stack.base_url, headers=_auth(stack), timeout=60) as client:
-        async with client.stream("POST", "/chat/completions", json={
-            "model": TRITON_MODEL, "messages": HI, "max_tokens": 200, "stream": True, "temperature": 1.0,
-        }) as reply:
+        async with client.stream("POST", "/chat/completions", json={**body, "stream": True}) as reply:
             request_id = reply.headers["x-request-id"]
             async for line in reply.aiter_lines():
                 if line.startswith("data: {"):
                     choices = json.loads(line[6:])["choices"]
                     received += bool(choices and choices[0]["delta"].get("content"))
-                if received >= 5:
+                if received >= pieces:
                     break
+    return request_id, received
+
+
+async def test_a_client_that_leaves_mid_stream_is_billed_for_what_was_generated(stack: Stack) -> None:
+    request_id, received = await _leave_after(
+        stack, {"model": TRITON_MODEL, "messages": HI, "max_tokens": 200, "temperature": 1.0}, 5)
     events = await _usage_events(stack, {request_id})
     [event] = events[request_id]
     assert event.status == "client_disconnected"
@@ -87,6 +93,24 @@ async def test_a_client_that_leaves_mid_stream_is_billed_for_what_was_generated(
     # the router's running count when the edge saw the client go: at least what the client read,
     # and short of the 200 it asked for (the generation was really cancelled)
     assert received <= event.tokens.output < 200
+
+
+async def test_a_cut_stream_is_billed_its_prompt_where_the_server_reports_usage_on_every_chunk(
+    stack: Stack
+) -> None:
+    """OpenAI-compatible servers report usage in the final chunk, which a stream the client leaves
+    never reaches: its prompt cannot be billed. A deployment with continuous_usage (vLLM) says the
+    prompt's tokens with the first chunk."""
+    request_ids = {
+        model: (await _leave_after(stack, {"model": stack.model(model), "messages": HI}, 3))[0]
+        for model in ("oa-slow-stream", "oa-continuous-usage-slow")
+    }
+    events = await _usage_events(stack, set(request_ids.values()))
+    [plain] = events[request_ids["oa-slow-stream"]]
+    [continuous] = events[request_ids["oa-continuous-usage-slow"]]
+    assert plain.status == continuous.status == "client_disconnected"
+    assert plain.tokens.input == 0  # never said
+    assert continuous.tokens.input == 2006 and continuous.tokens.output >= 3
 
 
 async def test_usage_survives_kafka_being_down_for_30_seconds(stack: Stack) -> None:

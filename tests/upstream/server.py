@@ -76,6 +76,7 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
         # format (no vLLM server to record from here), with chat-ok's text and counts.
         "continuous-usage": Scenario("continuous-usage"),
         "continuous-usage-cut": Scenario("continuous-usage", cut_after=4),
+        "continuous-usage-slow": Scenario("continuous-usage", delay_between=STREAM_GAP_SECONDS),
     },
     "anthropic": {
         **_COMMON,
