@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from services.common.money import format_micros
+from services.common.numbers import whole_number
 from services.metering.store import UsageStore
 
 MAX_HOURS: Final = 24 * 31
@@ -100,10 +101,9 @@ def render(parts: list[Section], hours: int) -> str:
 
 def ops_usage_route(store: UsageStore) -> Route:
     async def page(request: Request) -> Response:
-        raw = request.query_params.get("hours", "24")
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_HOURS:
+        hours = whole_number(request.query_params.get("hours", "24"))
+        if hours is None or not 1 <= hours <= MAX_HOURS:
             return HTMLResponse(f"<p>hours must be a whole number from 1 to {MAX_HOURS}</p>", status_code=400)
-        hours = int(raw)
         return HTMLResponse(render(await sections(store, hours), hours))
 
     return Route("/ops/usage", page, methods=["GET"])

@@ -61,5 +61,5 @@ async def test_names_are_escaped_and_bad_hours_refused(store: ChdbStore) -> None
     await UsageWriter(store).write(rows_of([usage(model="<b>m</b>", started_at=datetime.now(UTC) - timedelta(minutes=5))]))
     html = (await page(store, "?hours=1")).text
     assert "&lt;b&gt;m&lt;/b&gt;" in html and "<b>m</b>" not in html
-    for bad in ("0", "-1", "x", "10000"):
+    for bad in ("0", "-1", "x", "10000", "²", "1" * 5000):
         assert (await page(store, f"?hours={bad}")).status_code == 400

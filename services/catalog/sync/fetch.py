@@ -17,6 +17,7 @@ import httpx
 
 from services.catalog.sync.feed import FeedError
 from services.catalog.sync.sources import SyncSource
+from services.common.numbers import whole_number
 
 __all__ = ["FeedError", "parse_json", "read_feed", "request_url"]
 
@@ -81,7 +82,7 @@ async def _read_url(source: SyncSource, max_bytes: int, timeout: float, api_key:
             if reply.status_code != 200:
                 raise FeedError(f"the feed answered HTTP {reply.status_code}")
             declared = reply.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
+            if (declared_size := whole_number(declared)) is not None and declared_size > max_bytes:
                 raise FeedError(f"the feed is larger than the {max_bytes}-byte cap (CATALOG_SYNC_MAX_BYTES)")
             async for chunk in reply.aiter_bytes():
                 size += len(chunk)

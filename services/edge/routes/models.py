@@ -27,6 +27,7 @@ from starlette.responses import Response
 from services.common.errors import InvalidRequest, TollgateError
 from services.common.events.catalog import ModelEntry, PriceEntry
 from services.common.events.keys import KeyEventV1
+from services.common.numbers import whole_number
 from services.edge.auth import presented_key
 from services.edge.catalog_view import Lifecycle, deprecation_headers, lifecycle
 from services.edge.dependencies import EdgeDeps
@@ -140,9 +141,10 @@ def _lifecycles(query: QueryParams) -> frozenset[str]:
 
 def _limit(query: QueryParams) -> int:
     raw = query.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    limit = whole_number(raw)
+    if limit is None or not 1 <= limit <= 1000:
         raise InvalidRequest(f"limit: must be an integer from 1 to 1000, got {raw[:40]!r}", param="limit")
-    return int(raw)
+    return limit
 
 
 def _anthropic_page(query: QueryParams, deps: EdgeDeps, key: KeyEventV1) -> dict[str, Any]:

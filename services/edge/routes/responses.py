@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.common.errors import PayloadTooLarge, TollgateError
+from services.common.numbers import whole_number
 
 Flavor = Literal["openai", "anthropic"]
 
@@ -38,8 +39,8 @@ def error_response(exc: TollgateError, flavor: Flavor, headers: dict[str, str] |
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing (413) as soon as it passes ``limit`` — never buffering more."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = whole_number(request.headers.get("content-length") or "")
+    if declared is not None and declared > limit:
         raise PayloadTooLarge(f"Request body too large: the limit is {limit} bytes.")
     chunks: list[bytes] = []
     size = 0

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from services.common.errors import InvalidRequest, UnsupportedByBackend
+from services.common.numbers import whole_number
 
 ASSISTANT_TOOL_CALLS = "assistant_tool_calls"
 TOOL_OPTIONS = frozenset({"tools", "tool_choice", "parallel_tool_calls", ASSISTANT_TOOL_CALLS})
@@ -31,9 +32,10 @@ def assistant_tool_calls(options: Mapping[str, Any]) -> dict[int, list[dict[str,
         raise InvalidRequest("assistant_tool_calls must be an object", param="messages")
     out: dict[int, list[dict[str, Any]]] = {}
     for key, calls in raw.items():
-        if not str(key).isdigit() or not isinstance(calls, list):
+        index = whole_number(str(key), max_digits=9)
+        if index is None or not isinstance(calls, list):
             raise InvalidRequest("assistant_tool_calls must map message indexes to lists", param="messages")
-        out[int(key)] = [_checked_call(call) for call in calls]
+        out[index] = [_checked_call(call) for call in calls]
     return out
 
 

@@ -35,7 +35,7 @@ def test_page_size(query: str, limit: int) -> None:
     assert _limit(QueryParams(query)) == limit
 
 
-@pytest.mark.parametrize("raw", ["0", "1001", "-1", "ten", "2.5"])
+@pytest.mark.parametrize("raw", ["0", "1001", "-1", "ten", "2.5", "²", "1" * 5000])
 def test_a_page_size_out_of_range_is_refused(raw: str) -> None:
     with pytest.raises(InvalidRequest, match="1 to 1000"):
         _limit(QueryParams({"limit": raw}))
