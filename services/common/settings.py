@@ -8,7 +8,9 @@ never a traceback deep in a driver.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping
 from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError
@@ -81,8 +83,28 @@ def describe_errors(cls: type[BaseSettings], exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def stray_copies(cls: type[BaseSettings], environ: Mapping[str, str]) -> list[str]:
+    """One line per platform-wide setting set under this service's prefix as well.
+
+    pydantic-settings reads a field by its name too (``populate_by_name``), so ``BILLING_KEY_HASH_SECRET``
+    would reach billing's ``key_hash_secret`` whenever ``TOLLGATE_KEY_HASH_SECRET`` is unset: one
+    service with a different secret than the others, and every key fails. A platform-wide setting has
+    one name; a second one is refused at start-up rather than half-used."""
+    prefix = str(cls.model_config.get("env_prefix", "")).upper()
+    lines = []
+    for field, info in cls.model_fields.items():
+        alias = info.validation_alias
+        copy = f"{prefix}{field}".upper()
+        if isinstance(alias, str) and alias.startswith("TOLLGATE_") and prefix and copy in environ:
+            lines.append(f"invalid setting {copy}: platform-wide, so read only as {alias}; unset {copy}")
+    return lines
+
+
 def load_settings(cls: type[S]) -> S:
     """Build settings from the environment or exit(2) with one line per bad variable."""
+    if strays := stray_copies(cls, os.environ):
+        print("\n".join(strays), file=sys.stderr)
+        raise SystemExit(2)
     try:
         return cls()
     except ValidationError as exc:

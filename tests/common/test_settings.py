@@ -56,6 +56,24 @@ def test_bad_setting_fails_start_up_naming_the_variable(service: str, variable: 
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(("service", "copy", "name"), [
+    ("billing", "BILLING_KEY_HASH_SECRET", "TOLLGATE_KEY_HASH_SECRET"),
+    ("router", "ROUTER_KAFKA_BOOTSTRAP", "TOLLGATE_KAFKA_BOOTSTRAP"),
+])
+def test_a_platform_wide_setting_under_a_services_prefix_stops_start_up(service: str, copy: str, name: str) -> None:
+    """Read as a fallback, a stray copy would give one service another key-hash secret or broker than
+    the rest; refused, the operator learns the one name."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOLLGATE_", "BILLING_", "ROUTER_"))}
+    env[copy] = "x" * 40
+    done = subprocess.run(
+        [sys.executable, "-m", f"services.{service}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert f"invalid setting {copy}: platform-wide, so read only as {name}" in done.stderr
+    assert "x" * 40 not in done.stderr and "Traceback" not in done.stderr
+
+
 def test_a_bad_secret_is_named_but_never_echoed() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOLLGATE_", "EDGE_"))}
     env["TOLLGATE_ADMIN_KEY"] = "tg-short-secret"
