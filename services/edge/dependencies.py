@@ -91,6 +91,8 @@ class EdgeDeps:
             client, settings.redis_prefix, settings.lease_ttl_seconds,
             OutagePolicy(settings.redis_down_rate_limits, settings.redis_down_budgets),
             max_request_seconds=settings.router_timeout_seconds + 60,
+            # two connections kept for settlements and lease renewals
+            checks_at_once=settings.redis_max_connections - 2, queue_seconds=settings.redis_queue_seconds,
         )
         return cls(
             settings=settings,

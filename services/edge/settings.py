@@ -59,7 +59,12 @@ class EdgeSettings(ServiceSettings):
         default=0.5, gt=0, le=10, description="longest an admission round trip to Redis may take"
     )
     redis_max_connections: int = Field(
-        default=64, ge=1, le=10_000, description="Redis connections per edge; a burst waits for a free one"
+        default=64, ge=3, le=10_000, description="Redis connections per edge; a burst waits for a free one"
+    )
+    redis_queue_seconds: float = Field(
+        default=5.0, gt=0, le=60,
+        description="longest a request waits for its turn to be admitted when all connections are busy; "
+                    "then 503 overloaded (never admitted unchecked)",
     )
     lease_ttl_seconds: float = Field(
         default=30.0, ge=3, le=3600,

@@ -26,7 +26,7 @@ from prometheus_client import Counter, Histogram
 from redis.exceptions import NoScriptError, RedisError
 
 from services.common import redis_keys
-from services.common.errors import DependencyUnavailable, InsufficientQuota, RateLimited
+from services.common.errors import DependencyUnavailable, InsufficientQuota, Overloaded, RateLimited
 from services.common.events.catalog import PriceEntry
 from services.common.events.keys import KeyEventV1
 from services.common.money import format_micros
@@ -75,9 +75,19 @@ def needs_redis(key: KeyEventV1) -> bool:
 class Admission:
     def __init__(
         self, client: redis.Redis, prefix: str, lease_ttl_seconds: float, policy: OutagePolicy,
-        max_request_seconds: float,
+        max_request_seconds: float, *, checks_at_once: int = 62, queue_seconds: float = 5.0,
     ) -> None:
+        """``checks_at_once`` admission scripts run at once (fewer than the pool's connections, so
+        settlements and lease renewals always find one); a request waits up to ``queue_seconds`` for
+        its turn and is then refused as overloaded.
+
+        Why a gate of our own before the pool's: the pool says "no connection available" with the
+        same ConnectionError as a Redis that is down, and the outage policy serves rate-limited keys
+        without checking them when Redis is down. A burst on one edge would have been admitted past
+        its rate limits; a busy edge is not a Redis outage."""
         self._redis = client
+        self._slots = asyncio.Semaphore(max(1, checks_at_once))
+        self._queue_seconds = queue_seconds
         self._prefix = prefix
         self._lease_ttl_ms = int(lease_ttl_seconds * 1000)
         self._policy = policy
@@ -111,6 +121,7 @@ class Admission:
         prepaid = key.billing == "prepaid"
         hold_id = request_id or secrets.token_hex(12)
         started = time.perf_counter()
+        await self._turn()
         try:
             reply: list[int] = await self._admit(
                 keys=self._keys(key.account_id, key.key_id),
@@ -124,6 +135,7 @@ class Admission:
         except RedisError as exc:
             return self._without_redis(ticket, key, exc)
         finally:
+            self._slots.release()
             ADMIT_SECONDS.observe(time.perf_counter() - started)
         (admitted, reason, retry_ms, rpm_left, rpm_reset, tpm_left, tpm_reset, second, window_start,
          budget_left, available) = (int(v) for v in reply)
@@ -143,6 +155,21 @@ class Admission:
             ticket.lease_id = lease_id
             self._leases[lease_id] = ticket
         return ticket
+
+    async def _turn(self) -> None:
+        """A slot for one admission script: at once while one is free, else in turn, within
+        ``queue_seconds``; past that the request is refused (503), never admitted unchecked."""
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: returns without suspending
+            return
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._queue_seconds)
+        except TimeoutError:
+            DECISIONS.labels("queue_full").inc()
+            raise Overloaded(
+                "This edge has more requests waiting for their limits to be checked than it can check "
+                "in time; retry shortly.", retry_after=1.0,
+            ) from None
 
     def _without_redis(self, ticket: Ticket, key: KeyEventV1, exc: RedisError) -> Ticket:
         money = spends_money(key)

@@ -8,7 +8,8 @@ import asyncio
 import pytest
 import redis.asyncio as redis
 
-from services.common.errors import DependencyUnavailable, InsufficientQuota, RateLimited
+from infra.stack.platform import Platform
+from services.common.errors import DependencyUnavailable, InsufficientQuota, Overloaded, RateLimited
 from services.common.pricing import TokenCounts, cost_micros
 from services.common.redis_keys import key_base
 from services.edge.admission.limiter import Admission, OutagePolicy
@@ -195,3 +196,38 @@ async def test_redis_outage_fails_closed_on_budgets_and_open_on_rate_limits(pref
     lenient = Admission(dead, prefix, 30, OutagePolicy(budgets="allow"), 600)
     assert not (await lenient.admit(key_with(budget_micros=1, budget_window_seconds=60), SMALL, None)).metered
     await dead.aclose()
+
+
+async def test_a_burst_larger_than_the_pool_waits_its_turn_and_is_never_admitted_unchecked(
+    platform: Platform, prefix: str
+) -> None:
+    """Three connections, 40 concurrent requests of one key limited to 10 a minute. The pool's own
+    wait gives up at once (1 ms); its "no connection available" is the error an outage raises, which
+    the outage policy serves unchecked. The gate keeps the checks within the pool, so exactly 10 pass."""
+    pool = redis.BlockingConnectionPool.from_url(platform.redis.url, max_connections=3, timeout=0.001)
+    client = redis.Redis(connection_pool=pool)
+    try:
+        admission = Admission(client, prefix, 30, OutagePolicy(), 600, checks_at_once=1, queue_seconds=10)
+        key = key_with(requests_per_minute=10)
+        results = await asyncio.gather(*(admission.admit(key, SMALL, None) for _ in range(40)),
+                                       return_exceptions=True)
+    finally:
+        await client.aclose(close_connection_pool=True)
+    admitted = [r for r in results if isinstance(r, Ticket)]
+    assert len(admitted) == 10 and all(r.metered for r in admitted)
+    assert all(isinstance(r, RateLimited) for r in results if not isinstance(r, Ticket))
+
+
+async def test_a_request_that_cannot_get_its_turn_in_time_is_refused_as_overloaded(
+    redis_client: redis.Redis, prefix: str
+) -> None:
+    admission = Admission(redis_client, prefix, 30, OutagePolicy(), 600, checks_at_once=1, queue_seconds=0.05)
+    busy = admission._slots  # every slot taken, as by checks that are slow to come back
+    await busy.acquire()
+    try:
+        with pytest.raises(Overloaded) as refused:
+            await admission.admit(key_with(requests_per_minute=10), SMALL, None)
+    finally:
+        busy.release()
+    assert refused.value.http_status == 503 and refused.value.retry_after == 1.0
+    assert isinstance(await admission.admit(key_with(requests_per_minute=10), SMALL, None), Ticket)
