@@ -61,3 +61,12 @@ def response_id(prefix: str, request_id: str) -> str:
     support ticket finds the request's events and logs.
     """
     return prefix + request_id.removeprefix("req_")
+
+
+def unsent_arguments(sent: str, whole: str) -> str:
+    """What a streamed tool call still lacks at the end: its whole arguments past the pieces already
+    ``sent``. Raises when those pieces are not the start of the call, since they cannot be taken back."""
+    if not whole.startswith(sent):
+        raise UpstreamError("a tool call's streamed arguments differ from the call the model finished with",
+                            code="upstream_bad_response")
+    return whole[len(sent):]

@@ -21,7 +21,7 @@ import orjson
 from services.common.errors import TollgateError, UpstreamError
 from services.edge import sse
 from services.edge.convert_anthropic import anthropic_usage, stop_reason, stop_sequence, tool_uses
-from services.edge.finish import finish_error, response_id
+from services.edge.finish import finish_error, response_id, unsent_arguments
 from services.edge.wire.anthropic_responses import ToolUseBlock
 from tollgate.router.v1 import router_pb2
 
@@ -128,7 +128,7 @@ class AnthropicMessageStream:
         out = b""
         for index, (block, sent) in self._calls.items():
             whole = finish.tool_calls[index].arguments_json if index < len(finish.tool_calls) else None
-            rest = whole[len(sent):] if whole is not None and whole.startswith(sent) else None
+            rest = None if whole is None else unsent_arguments(sent, whole)
             if rest is None or (rest and block != self._open):
                 raise UpstreamError("the model's tool calls arrived out of order, which the Messages API "
                                     "cannot stream", code="upstream_bad_response")

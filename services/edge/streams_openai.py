@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from services.common.errors import TollgateError, UpstreamError
+from services.common.errors import TollgateError
 from services.edge import sse
 from services.edge.convert_openai import (
     chat_finish_reason,
@@ -26,7 +26,7 @@ from services.edge.convert_openai import (
     openai_usage,
     tool_calls,
 )
-from services.edge.finish import finish_error, response_id
+from services.edge.finish import finish_error, response_id, unsent_arguments
 from tollgate.router.v1 import router_pb2
 
 
@@ -153,11 +153,7 @@ class OpenAIChatStream(_OpenAIStream):
             if sent is None:
                 out += self._call_chunk({"index": index, **call.model_dump(mode="json")})
                 continue
-            whole = call.function.arguments
-            if not whole.startswith(sent):
-                raise UpstreamError("a tool call's streamed arguments differ from the call the model "
-                                    "finished with", code="upstream_bad_response")
-            if rest := whole[len(sent):]:
+            if rest := unsent_arguments(sent, call.function.arguments):
                 out += self._call_chunk({"index": index, "function": {"arguments": rest}})
         return out
 

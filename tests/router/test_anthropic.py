@@ -18,7 +18,6 @@ from services.common.errors import (
     ContextTooLong,
     InvalidRequest,
     Overloaded,
-    TollgateError,
     UnsupportedByBackend,
     UpstreamError,
     UpstreamTimeout,
@@ -36,6 +35,7 @@ from services.router.backends.anthropic import AnthropicBackend, to_messages
 from services.router.backends.http import ProviderHTTP
 from services.router.backends.provider_errors import UpstreamRateLimited, is_retryable
 from services.router.backends.sse import Event
+from tests.router.draining import drain
 from tests.upstream.harness import UpstreamServer
 
 FIXTURES = Path(__file__).parents[1] / "upstream" / "fixtures" / "anthropic"
@@ -77,24 +77,6 @@ def chat(model: str, turns: tuple[ChatTurn, ...] | None = None, **sampling: Any)
         sampling=Sampling(max_tokens=sampling.pop("max_tokens", 256), **sampling),
         messages=turns or (ChatTurn("system", "Be brief."), ChatTurn("user", "Hi there")),
     )
-
-
-async def drain(
-    gen: Any, outcome: Outcome | None = None, fragments: list[ToolCallDelta] | None = None
-) -> tuple[list[str], BaseException | None]:
-    """Deltas received, and the error that ended the stream (if any); with ``outcome``, the tool-call
-    fragments each batch brought go to ``fragments``."""
-    got: list[str] = []
-    try:
-        async for batch in gen:
-            taken = outcome.take_tool_deltas() if outcome is not None else []
-            assert batch or taken, "a batch is empty only when tool-call fragments wait"
-            got.extend(batch)
-            if fragments is not None:
-                fragments.extend(taken)
-    except TollgateError as exc:
-        return got, exc
-    return got, None
 
 
 async def test_stream_yields_recorded_deltas_and_cache_usage(upstream, http, key, tag) -> None:

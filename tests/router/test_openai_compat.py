@@ -17,7 +17,6 @@ from infra.stack.ports import free_port
 from services.common.errors import (
     ContextTooLong,
     InvalidRequest,
-    TollgateError,
     UnsupportedByBackend,
     UpstreamError,
     UpstreamTimeout,
@@ -26,6 +25,7 @@ from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampl
 from services.router.backends.http import ProviderHTTP
 from services.router.backends.openai_compat import OpenAICompatBackend
 from services.router.backends.provider_errors import UpstreamRateLimited, is_retryable, is_transient
+from tests.router.draining import drain
 from tests.upstream.harness import UpstreamServer
 
 FIXTURES = Path(__file__).parents[1] / "upstream" / "fixtures" / "openai"
@@ -67,24 +67,6 @@ def chat(model: str, options: dict[str, Any] | None = None, **sampling: Any) -> 
         messages=(ChatTurn("system", "Be brief."), ChatTurn("user", "Hi there")),
         provider_options=options or {},
     )
-
-
-async def drain(
-    gen: Any, outcome: Outcome | None = None, fragments: list[ToolCallDelta] | None = None
-) -> tuple[list[str], BaseException | None]:
-    """Deltas received, and the error that ended the stream (if any); with ``outcome``, the tool-call
-    fragments each batch brought go to ``fragments``."""
-    got: list[str] = []
-    try:
-        async for batch in gen:
-            taken = outcome.take_tool_deltas() if outcome is not None else []
-            assert batch or taken, "a batch is empty only when tool-call fragments wait"
-            got.extend(batch)
-            if fragments is not None:
-                fragments.extend(taken)
-    except TollgateError as exc:
-        return got, exc
-    return got, None
 
 
 async def test_chat_stream_yields_recorded_deltas_and_final_chunk_usage(upstream, http, key, tag) -> None:

@@ -250,7 +250,6 @@ class AnthropicBackend:
     ) -> AsyncGenerator[list[str], None]:
         started = finished = False
         stop_reason: str | None = None
-        tool_blocks: set[int] = set()
         calls = ToolCallAssembler(outcome)  # tool_use blocks by content index, input as JSON text
         async with aclosing(batches):
             async for events in batches:
@@ -268,21 +267,19 @@ class AnthropicBackend:
                         if delta.get("type") == "text_delta" and delta.get("text"):
                             pieces.append(str(delta["text"]))
                         elif delta.get("type") == "input_json_delta":
-                            index = as_count(doc.get("index"))
-                            if index in tool_blocks and isinstance(delta.get("partial_json"), str):
-                                calls.fragment(index, arguments=delta["partial_json"])
+                            index, piece = as_count(doc.get("index")), delta.get("partial_json")
+                            if calls.arguments_of(index) is not None and isinstance(piece, str):
+                                calls.fragment(index, arguments=piece)
                     elif kind == "content_block_start":
                         block = doc.get("content_block") or {}
                         if block.get("type") == "text" and block.get("text"):
                             pieces.append(str(block["text"]))
                         elif block.get("type") == "tool_use":
-                            index = as_count(doc.get("index"))
-                            tool_blocks.add(index)
-                            calls.fragment(index, **_tool_use_start(block))
+                            calls.fragment(as_count(doc.get("index")), **_tool_use_start(block))
                     elif kind == "content_block_stop":
                         index = as_count(doc.get("index"))
-                        if index in tool_blocks and not calls.has_arguments(index):
-                            calls.fragment(index, arguments="{}")  # a call without input: {}, as whole
+                        if calls.arguments_of(index) == "":  # a tool_use block without input: {}, as whole
+                            calls.fragment(index, arguments="{}")
                     elif kind == "message_start":
                         message = doc.get("message") or {}
                         usage = message.get("usage")

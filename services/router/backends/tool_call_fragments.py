@@ -52,9 +52,10 @@ class ToolCallAssembler:
         if named or arguments:
             self._stream(ToolCallDelta(call.index, "", named, arguments))
 
-    def has_arguments(self, key: int) -> bool:
+    def arguments_of(self, key: int) -> str | None:
+        """The arguments so far of the call the provider knows as ``key``; None for no such call."""
         call = self._calls.get(key)
-        return call is not None and bool(call.arguments)
+        return None if call is None else call.arguments
 
     def _stream(self, delta: ToolCallDelta) -> None:
         if self._streaming:
