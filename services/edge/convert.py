@@ -55,7 +55,8 @@ class EventStream(Protocol):
     opens the stream on first use), then exactly one of ``finish`` (the router's Finish, clean or
     failed) or ``error`` (the router stream broke without one). While ``started`` is false nothing has
     been sent, so a failure can still be a plain HTTP error. ``finish`` sends whatever of the Finish's
-    calls the fragments did not.
+    calls the fragments did not. ``keep_alive`` is what to send while the router has nothing to say
+    (a model thinking), before or between the rest: bytes every client of that API skips.
     """
 
     started: bool
@@ -66,6 +67,7 @@ class EventStream(Protocol):
     def tool_calls(self, fragments: Sequence[router_pb2.ToolCallDelta]) -> bytes: ...
     def finish(self, finish: router_pb2.Finish) -> bytes: ...
     def error(self, exc: TollgateError) -> bytes: ...
+    def keep_alive(self) -> bytes: ...
 
 
 def requested_max_tokens(req: PublicRequest) -> int | None:

@@ -6,6 +6,10 @@ A failure before the first message is a gRPC status; it is turned back into the 
 (services/edge/router_errors.py) so the client gets the right HTTP status and error type. Closing
 the stream cancels the call, which cancels the backend request behind it.
 
+A stream asked for with ``quiet_after`` also yields ``QUIET`` whenever that long has passed without a
+message, so the handler can send the client a keep-alive while a model thinks (the generation goes
+on); the non-stream paths never see it.
+
 A router from before ``Complete`` answers it UNIMPLEMENTED (with no error code of ours); the edge then
 asks the same thing through ``Generate`` and joins the answer, so a rolling upgrade works in either
 order (routers first saves that extra call while the old routers drain).
@@ -13,6 +17,7 @@ order (routers first saves that extra call while the old routers drain).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -20,12 +25,13 @@ import grpc
 
 from services.common.errors import DependencyUnavailable
 from services.edge.router_errors import from_rpc_error
-from services.edge.router_session import RouterSession
+from services.edge.router_session import QUIET, RouterSession
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
 
 
 class StreamCall(Protocol):
-    """A streamed call, over the session or its own RPC."""
+    """A streamed call, over the session or its own RPC. ``first()`` and ``rest()`` give ``QUIET``
+    between messages when the call was started with ``quiet_after``."""
 
     async def first(self) -> router_pb2.GenerateResponse: ...
 
@@ -61,12 +67,14 @@ class RouterClient:
         # min keeps the first of equals, and the scan starts one further on each call: ties take turns
         return min((self.sessions[(first + i) % count] for i in range(count)), key=_open_calls)
 
-    async def stream(self, request: router_pb2.GenerateRequest, timeout: float) -> StreamCall:
+    async def stream(
+        self, request: router_pb2.GenerateRequest, timeout: float, quiet_after: float | None = None
+    ) -> StreamCall:
         if (session := self._session()) is not None:
-            call = await session.start(request, True, timeout)
+            call = await session.start(request, True, timeout, quiet_after)
             if call is not None:
                 return call
-        return RouterCall(self._stub, request, timeout)
+        return RouterCall(self._stub, request, timeout, quiet_after)
 
     async def complete(
         self, request: router_pb2.GenerateRequest, timeout: float
@@ -91,26 +99,45 @@ def _open_calls(session: RouterSession) -> int:
 
 
 class RouterCall:
-    """One Generate call: ``first()`` waits for the first message, then iterate for the rest."""
+    """One Generate call: ``first()`` waits for the first message, then iterate for the rest.
+
+    With ``quiet_after`` each read runs in a task of its own, so that waiting for it can time out
+    without cancelling it (cancelling a grpc.aio read cancels the call). That costs a task per message,
+    on the path used only without the Session; the Session's calls watch for quiet with one timer."""
 
     def __init__(
         self, router: router_pb2_grpc.RouterServiceAsyncStub, request: router_pb2.GenerateRequest,
-        timeout: float,
+        timeout: float, quiet_after: float | None = None,
     ) -> None:
         self._call = router.Generate(request, timeout=timeout)
         self._iter = self._call.__aiter__()
+        self._quiet_after = quiet_after
+        self._reading: asyncio.Future[router_pb2.GenerateResponse | None] | None = None
+
+    async def _next(self) -> router_pb2.GenerateResponse | None:
+        """The next message, ``QUIET``, or None at the end of the stream."""
+        if self._quiet_after is None:
+            return await anext(self._iter, None)
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(anext(self._iter, None))
+        done, _ = await asyncio.wait((self._reading,), timeout=self._quiet_after)
+        if not done:
+            return QUIET  # the read goes on: the next call waits for the same message
+        reading, self._reading = self._reading, None
+        return reading.result()
 
     async def first(self) -> router_pb2.GenerateResponse:
         try:
-            return await anext(self._iter)
+            message = await self._next()
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
-        except StopAsyncIteration:
-            raise DependencyUnavailable("The model router ended the stream without an answer.") from None
+        if message is None:
+            raise DependencyUnavailable("The model router ended the stream without an answer.")
+        return message
 
     async def rest(self) -> AsyncIterator[router_pb2.GenerateResponse]:
         try:
-            async for message in self._iter:
+            while (message := await self._next()) is not None:
                 yield message
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
@@ -119,6 +146,12 @@ class RouterCall:
         """Stop the call (and the generation behind it); nothing to do once it has ended."""
         if not self._call.done():
             self._call.cancel()
+        if (reading := self._reading) is not None:
+            self._reading = None
+            if not reading.done():
+                reading.cancel()
+            elif not reading.cancelled():
+                reading.exception()  # read and let go: no "exception never retrieved" at collection
 
 
 async def complete(

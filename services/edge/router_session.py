@@ -10,6 +10,9 @@ What each call keeps from the one-call RPCs:
 - its errors: a ``CallError`` frame is the status and trailers an RPC would have ended with;
 - its deadline: a timer here ends the call with a timeout and cancels it at the router;
 - cancellation: ``cancel()`` sends a cancel frame, which cancels the backend generation;
+- keep-alives: a stream started with ``quiet_after`` gives ``QUIET`` when the handler has waited that
+  long with nothing to read (one timer per call, re-armed once per interval: nothing per frame but a
+  clock read);
 - a dead router: the stream failing fails every call on it as a dropped RPC would (503 before the
   first byte, an error event after it); the next call opens a new session.
 
@@ -51,6 +54,9 @@ _SENT_MESSAGES, _SENT_FRAMES = MESSAGES.labels("to_router"), FRAMES.labels("to_r
 _READ_MESSAGES, _READ_FRAMES = MESSAGES.labels("from_router"), FRAMES.labels("from_router")
 
 SessionStream = grpc.aio.StreamStreamCall[router_pb2.EdgeFrames, router_pb2.RouterFrames]
+QUIET = router_pb2.GenerateResponse()
+"""Not a message: "nothing came for ``quiet_after`` seconds" (the call goes on). Compared by identity."""
+_QUIET_FRAME = router_pb2.RouterFrame()
 OPEN_TIMEOUT_SECONDS = 10.0
 LEGACY_RETRY_SECONDS = 60.0
 
@@ -58,19 +64,28 @@ LEGACY_RETRY_SECONDS = 60.0
 class SessionCall:
     """One call: ``first()`` then ``rest()`` for a stream, ``whole()`` for a non-stream answer."""
 
-    def __init__(self, stream: _Stream, call_id: int, timeout: float) -> None:
+    def __init__(
+        self, stream: _Stream, call_id: int, timeout: float, quiet_after: float | None = None
+    ) -> None:
         self._stream = stream
         self.call_id = call_id
         self._frames: deque[router_pb2.RouterFrame] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._failure: TollgateError | None = None
         self.ended = False
-        self._timer = asyncio.get_running_loop().call_later(timeout, self._expire, timeout)
+        self._loop = loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(timeout, self._expire, timeout)
+        self._heard_at = loop.time()
+        self._quiet = False
+        self._watch: asyncio.TimerHandle | None = None
+        if quiet_after is not None:
+            self._watch = loop.call_later(quiet_after, self._watch_quiet, quiet_after)
 
     # --- fed by the session ---
 
     def deliver(self, frame: router_pb2.RouterFrame) -> None:
         self._frames.append(frame)
+        self._heard_at = self._loop.time()
         if frame.WhichOneof("frame") != "event" or frame.event.WhichOneof("event") == "finish":
             self._end()
         self._wake()
@@ -85,11 +100,24 @@ class SessionCall:
     def _end(self) -> None:
         self.ended = True
         self._timer.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
         self._stream.forget(self.call_id)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+    def _watch_quiet(self, interval: float) -> None:
+        """Wake a handler that has waited ``interval`` with nothing heard; a handler busy elsewhere
+        (writing to a slow client) is not sending nothing, so it is left alone."""
+        now = self._loop.time()
+        if now - self._heard_at >= interval * 0.999:  # timers may fire a hair early
+            if self._waiter is not None and not self._waiter.done():
+                self._quiet = True
+                self._wake()
+            self._heard_at = now  # the keep-alive it sends is heard too: the next one an interval on
+        self._watch = self._loop.call_at(self._heard_at + interval, self._watch_quiet, interval)
 
     def _expire(self, timeout: float) -> None:
         if not self.ended:
@@ -104,7 +132,10 @@ class SessionCall:
                 raise self._failure
             if self.ended:
                 return None
-            self._waiter = asyncio.get_running_loop().create_future()
+            if self._quiet:
+                self._quiet = False
+                return _QUIET_FRAME
+            self._waiter = self._loop.create_future()
             await self._waiter
         frame = self._frames.popleft()
         if frame.WhichOneof("frame") == "error":
@@ -113,13 +144,15 @@ class SessionCall:
 
     async def first(self) -> router_pb2.GenerateResponse:
         frame = await self._next()
+        if frame is _QUIET_FRAME:
+            return QUIET
         if frame is None or not frame.HasField("event"):
             raise DependencyUnavailable("The model router ended the call without an answer.")
         return frame.event
 
     async def rest(self) -> AsyncIterator[router_pb2.GenerateResponse]:
         while (frame := await self._next()) is not None:
-            yield frame.event
+            yield QUIET if frame is _QUIET_FRAME else frame.event
 
     async def whole(self) -> router_pb2.CompleteResponse:
         frame = await self._next()
@@ -163,9 +196,11 @@ class _Stream:
     def open_calls(self) -> int:
         return len(self._calls)
 
-    def start(self, request: router_pb2.GenerateRequest, stream: bool, timeout: float) -> SessionCall:
+    def start(
+        self, request: router_pb2.GenerateRequest, stream: bool, timeout: float, quiet_after: float | None
+    ) -> SessionCall:
         self._next_id += 1
-        call = SessionCall(self, self._next_id, timeout)
+        call = SessionCall(self, self._next_id, timeout, quiet_after)
         self._calls[call.call_id] = call
         start = router_pb2.CallStart(call_id=call.call_id, request=request, stream=stream)
         self._out.put(router_pb2.EdgeFrame(start=start))
@@ -260,7 +295,8 @@ class RouterSession:
         return time.monotonic() < self._legacy_until
 
     async def start(
-        self, request: router_pb2.GenerateRequest, stream: bool, timeout: float
+        self, request: router_pb2.GenerateRequest, stream: bool, timeout: float,
+        quiet_after: float | None = None,
     ) -> SessionCall | None:
         """The call, started; None when the router has no Session (the caller uses the RPCs)."""
         current = self._stream
@@ -271,7 +307,7 @@ class RouterSession:
             current = await self._open()
             if current is None:
                 return None
-        return current.start(request, stream, timeout)
+        return current.start(request, stream, timeout, quiet_after)
 
     async def _open(self) -> _Stream | None:
         if self._opening is None:

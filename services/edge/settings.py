@@ -35,6 +35,11 @@ class EdgeSettings(ServiceSettings):
     router_timeout_seconds: float = Field(
         default=600.0, gt=0, le=7200, description="longest a generation may take end to end"
     )
+    stream_keepalive_seconds: float = Field(
+        default=10.0, ge=0, le=300,
+        description="a stream quiet this long gets a keep-alive (an SSE comment, Anthropic's ping), so "
+                    "that proxies do not cut a thinking model's stream as idle; 0 turns them off",
+    )
     router_session: bool = Field(
         default=True,
         description="carry calls to the router over one Session stream (off: one gRPC call per request)",

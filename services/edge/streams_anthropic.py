@@ -96,9 +96,11 @@ class AnthropicMessageStream:
             self._calls[fragment.index] = (block, sent)
         return out
 
-    def ping(self) -> bytes:
-        """A keep-alive the SDK skips, for long waits between deltas."""
-        return _PING
+    def keep_alive(self) -> bytes:
+        """A ``ping`` event, as Anthropic sends during long waits; the SDK skips it. Before anything
+        else, the opening events (which end with a ping): Anthropic's streams open with
+        ``message_start`` at once and ping while the model works."""
+        return _PING if self.started else self.start()
 
     def finish(self, finish: router_pb2.Finish) -> bytes:
         """The end of the stream: clean (stop reason and usage) or, for a failed Finish, an error event.

@@ -29,6 +29,7 @@ from services.edge.convert_openai import (
 from services.edge.finish import finish_error, response_id, unsent_arguments
 from tollgate.router.v1 import router_pb2
 
+_KEEP_ALIVE = sse.comment("keep-alive")
 
 class _OpenAIStream:
     """What chat and completion streams share: lazy opening, error ending, the usage chunk."""
@@ -84,6 +85,11 @@ class _OpenAIStream:
             out += self._head + b'[],"usage":' + usage + b"}\n\n"
         self.done = True
         return out + sse.DONE
+
+    def keep_alive(self) -> bytes:
+        """An SSE comment: the SDKs skip it (OpenAI's own API sends none, but its chunks never pause
+        long), and a proxy that cuts idle connections sees bytes flowing."""
+        return _KEEP_ALIVE
 
     def error(self, exc: TollgateError) -> bytes:
         """End the stream with an explicit error (no ``[DONE]``), e.g. when the router stream broke."""

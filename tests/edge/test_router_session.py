@@ -20,9 +20,13 @@ from services.common.errors import (
 )
 from services.edge.dependencies import router_channel_options
 from services.edge.router_client import RouterClient
-from services.edge.router_session import FRAMES, MESSAGES
+from services.edge.router_session import FRAMES, MESSAGES, QUIET
 from services.router.session import CallSession
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
+
+THINK_SECONDS = 0.5
+QUIET_AFTER = 0.15  # three or so keep-alives per silence
+CHAT_GAP_SECONDS = 0.03  # five times as often as QUIET_AFTER: never quiet
 
 
 def _request(model: str, request_id: str = "req_1") -> router_pb2.GenerateRequest:
@@ -38,7 +42,9 @@ def _finish(request_id: str) -> router_pb2.Finish:
 class _Router(router_pb2_grpc.RouterServiceServicer):
     """The router's Session over generations scripted by model name:
     ``echo`` answers the request id, ``limited`` is rate limited before any text, ``slow`` sends one
-    delta and then waits (until cancelled), ``hang`` never answers."""
+    delta and then waits (until cancelled), ``hang`` never answers, ``thinking`` answers as ``echo``
+    with a silence of ``THINK_SECONDS`` before its first delta and another before its second,
+    ``chatty`` sends a delta every ``CHAT_GAP_SECONDS`` for a second."""
 
     def __init__(self, session: bool = True) -> None:
         self.session = session
@@ -59,9 +65,17 @@ class _Router(router_pb2_grpc.RouterServiceServicer):
             raise RateLimited("Slow down.", retry_after=7.0)
         if request.model == "missing":
             raise NotFound("No such model.", code="model_not_found")
+        if request.model == "chatty":
+            for _ in range(int(1 / CHAT_GAP_SECONDS)):
+                await asyncio.sleep(CHAT_GAP_SECONDS)
+                yield router_pb2.GenerateResponse(delta=router_pb2.Delta(text=".", output_tokens=1))
+        if request.model == "thinking":
+            await asyncio.sleep(THINK_SECONDS)
         yield router_pb2.GenerateResponse(delta=router_pb2.Delta(text=request.request_id, output_tokens=1))
         if request.model in ("slow", "hang"):
             await self._wait_for_cancel(request.request_id)
+        if request.model == "thinking":
+            await asyncio.sleep(THINK_SECONDS)
         yield router_pb2.GenerateResponse(delta=router_pb2.Delta(pieces=["!", "?"], output_tokens=2))
         yield router_pb2.GenerateResponse(finish=_finish(request.request_id))
 
@@ -79,6 +93,13 @@ class _Router(router_pb2_grpc.RouterServiceServicer):
         session = CallSession(self, context.write)
         self.sessions.append(session)
         await session.serve(request_iterator)
+
+    async def Generate(  # noqa: N802 - gRPC method name
+        self, request: router_pb2.GenerateRequest, context: Any
+    ) -> AsyncIterator[router_pb2.GenerateResponse]:
+        self.one_call_rpcs += 1
+        async for message in self.events(request):
+            yield message
 
     async def Complete(self, request: router_pb2.GenerateRequest, context: Any) -> router_pb2.CompleteResponse:  # noqa: N802
         self.one_call_rpcs += 1
@@ -220,6 +241,50 @@ async def test_a_draining_router_finishes_its_calls_and_new_ones_open_a_new_sess
     assert list(router.sessions[0]._running) == [1]  # the old call still runs on the old session
     running.cancel()
     await _until(lambda: not router.sessions[0]._running)
+
+
+async def _heard(client: RouterClient, model: str, quiet_after: float | None) -> list[str]:
+    """What a streamed call gives, quiet spells included ("~")."""
+    call = await client.stream(_request(model, "req_q"), timeout=10, quiet_after=quiet_after)
+    heard = [await call.first()]
+    heard += [message async for message in call.rest()]
+    call.cancel()
+    return ["~" if m is QUIET else "<finish>" if m.HasField("finish") else m.delta.text + "".join(m.delta.pieces)
+            for m in heard]
+
+
+def _spells(heard: list[str]) -> list[int]:
+    """The number of quiet marks before each message."""
+    counts, run = [], 0
+    for item in heard:
+        if item == "~":
+            run += 1
+        else:
+            counts.append(run)
+            run = 0
+    return counts
+
+
+@pytest.mark.parametrize("session", [True, False], ids=["session", "one-rpc"])
+async def test_a_quiet_stream_says_so_and_goes_on(session: bool) -> None:
+    router = _Router(session=session)
+    server, port = await _serve(router)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            client = RouterClient(router_pb2_grpc.RouterServiceStub(channel), session=session)
+            heard = await _heard(client, "thinking", QUIET_AFTER)
+            chatty = await _heard(client, "chatty", QUIET_AFTER)
+            unasked = await _heard(client, "thinking", None)
+            client.close()
+    finally:
+        await server.stop(None)
+    assert [item for item in heard if item != "~"] == ["req_q", "!?", "<finish>"]
+    before_first, before_second, before_finish = _spells(heard)
+    # 0.5 s of silence, a mark every 0.15 s of it: 3 (timers late on a loaded host: at least 2)
+    assert 2 <= before_first <= 3 and 2 <= before_second <= 3 and before_finish == 0
+    assert "~" not in chatty and chatty.count(".") == int(1 / CHAT_GAP_SECONDS)
+    assert unasked == ["req_q", "!?", "<finish>"]
+    assert router.one_call_rpcs == (0 if session else 3)
 
 
 async def test_a_router_without_session_is_called_one_rpc_per_request() -> None:

@@ -39,7 +39,7 @@ RAW_EVENT: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(anthropic.types.RawM
 
 
 def events(body: bytes) -> list[tuple[str | None, str]]:
-    """(event name, data) per SSE event, checking the framing on the way."""
+    """(event name, data) per SSE event, checking the framing on the way; comments are skipped."""
     assert body.endswith(b"\n\n")
     out = []
     for raw in body.decode().split("\n\n")[:-1]:
@@ -48,10 +48,11 @@ def events(body: bytes) -> list[tuple[str | None, str]]:
             field, _, value = line.partition(": ")
             if field == "event":
                 name = value
-            else:
+            elif field:
                 assert field == "data", line
                 data.append(value)
-        out.append((name, "\n".join(data)))
+        if name is not None or data:
+            out.append((name, "\n".join(data)))
     return out
 
 
@@ -246,6 +247,57 @@ def test_failure_before_any_delta_is_just_the_error_event(factory: Factory) -> N
     body = stream.finish(FAILED)
     assert len(events(body)) == 1 and b"overloaded" in body
     assert stream.error(UpstreamError("stream broke")).count(b"\n\n") == 1
+
+
+def with_keep_alives(stream: Stream, texts: list[str], finish: pb.Finish) -> bytes:
+    """The stream as a thinking model makes it: two keep-alives before the first text, one between
+    every two texts."""
+    body = stream.keep_alive() + stream.keep_alive()
+    for text in texts:
+        body += stream.delta(text) + stream.keep_alive()
+    return body + stream.finish(finish)
+
+
+def test_openai_keep_alives_are_comments_the_sdks_skip() -> None:
+    chat = OpenAIChatStream("req_ab12", "model-1", include_usage=True)
+    assert chat.keep_alive() == b": keep-alive\n\n" and not chat.started  # opens nothing: no chunk yet
+    body = with_keep_alives(chat, TEXT, CLEAN)
+    assert body.startswith(b": keep-alive\n\n: keep-alive\n\ndata: ")
+    with serving(body) as http, openai_client(http).chat.completions.stream(
+        model="model-1", messages=[{"role": "user", "content": "hi"}], stream_options={"include_usage": True},
+    ) as sdk_stream:
+        final = sdk_stream.get_final_completion()
+    assert final.choices[0].message.content == "".join(TEXT)
+    assert final.usage is not None and final.usage.completion_tokens == 6
+    completion = OpenAICompletionStream("req_ab12", "model-1", include_usage=False)
+    with serving(with_keep_alives(completion, TEXT, CLEAN)) as http:
+        chunks = list(openai_client(http).completions.create(model="model-1", prompt="hi", stream=True))
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == "".join(TEXT)
+
+
+def test_anthropic_keep_alives_open_the_message_then_ping() -> None:
+    stream = AnthropicMessageStream("req_ab12", "model-1")
+    body = with_keep_alives(stream, TEXT, pb.Finish(finish_reason="stop", usage=USAGE))
+    names = [name for name, _ in events(body)]
+    assert names[:4] == ["message_start", "content_block_start", "ping", "ping"]  # Anthropic's own opening
+    assert names.count("ping") == 2 + len(TEXT) and names[-1] == "message_stop"
+    for name, data in events(body):
+        assert name == "ping" or RAW_EVENT.validate_python(orjson.loads(data)).type == name
+    with serving(body) as http, anthropic_client(http).messages.stream(
+        model="model-1", max_tokens=6, messages=[{"role": "user", "content": "hi"}],
+    ) as sdk_stream:
+        streamed = "".join(sdk_stream.text_stream)
+        final = sdk_stream.get_final_message()
+    assert streamed == "".join(TEXT)
+    assert final.content[0].type == "text" and final.content[0].text == "".join(TEXT)
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=["chat", "completion", "anthropic"])
+def test_a_failure_after_keep_alives_is_still_one_error_event(factory: Factory) -> None:
+    stream = factory()
+    body = stream.keep_alive() + stream.finish(FAILED)
+    assert b"[DONE]" not in body and b"message_stop" not in body
+    assert events(body)[-1][0] in (None, "error") and b"overloaded" in events(body)[-1][1].encode()
 
 
 @pytest.mark.parametrize("factory", FACTORIES, ids=["chat", "completion", "anthropic"])

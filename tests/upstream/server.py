@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 FIXTURES = Path(__file__).parent / "fixtures"
 SLOW_SECONDS = 5.0  # "slow": longer than any client timeout a test sets, short enough to never hang
 STREAM_GAP_SECONDS = 0.05  # "slow-stream": one event every 50 ms
+QUIET_SECONDS = 1.5  # "quiet": a model thinking, silent between events (long enough for keep-alives)
 PACED_GAP_SECONDS = 0.005  # "paced": a long answer at 200 events/s, each event its own network write
 MAX_RECORDS = 1000  # request log cap, so a benchmark run does not grow memory without bound
 _CALL_ID = re.compile(rb'"id":"call_[A-Za-z0-9]+",')
@@ -45,6 +46,7 @@ class Scenario:
     fixture: str  # stem: "<provider>/<kind>-<stem>.sse" for a stream, "<provider>/<stem>.json" otherwise
     delay_before: float = 0.0  # before the status line
     delay_between: float = 0.0  # between two events
+    pauses: tuple[tuple[int, float], ...] = ()  # (event index, seconds): a silence before that event
     cut_after: int | None = None  # events sent before the connection is dropped without an end
     one_write: bool = False  # the whole body in one network write: a reader gets many events per read
     without_call_ids: bool = False  # tool calls' "id" fields removed, as some compatible servers send them
@@ -57,6 +59,9 @@ _COMMON = {
     "long": Scenario("long"),  # the benchmark's many-chunk answer, as fast as the socket takes it
     "long-one-write": Scenario("long", one_write=True),
     "paced": Scenario("long", delay_between=PACED_GAP_SECONDS),
+    # headers at once, then silence before the first event and again before the fourth (a thinking model)
+    "quiet": Scenario("ok", pauses=((0, QUIET_SECONDS), (3, QUIET_SECONDS))),
+    "slow-rate-limited": Scenario("rate-limited", delay_before=QUIET_SECONDS),
     "error-mid-stream": Scenario("error-mid-stream"),
     "rate-limited": Scenario("rate-limited"),
     "server-error": Scenario("server-error"),
@@ -85,6 +90,7 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
         "refusal": Scenario("refusal"),  # the model declined (stop_reason "refusal")
         "overloaded": Scenario("overloaded"),
         # message_start, content_block_start, ping, then 3 text deltas
+        "quiet": Scenario("ok", pauses=((0, QUIET_SECONDS), (5, QUIET_SECONDS))),  # the second after 2 deltas
         "cut-mid-stream": Scenario("ok", cut_after=6),
     },
 }
@@ -190,7 +196,10 @@ class Replay(Response):
                 return
             await send({"type": "http.response.start", "status": self.status_code, "headers": self._raw})
             chunks = [b"".join(self._chunks)] if sc.one_write else self._chunks
+            pauses = dict(sc.pauses)
             for index, chunk in enumerate(chunks):
+                if index in pauses and await _disconnected_within(gone, pauses[index]):
+                    return
                 if sc.cut_after is not None and index == sc.cut_after:
                     return  # no final empty chunk: uvicorn closes the socket mid-body
                 if index and sc.delay_between and await _disconnected_within(gone, sc.delay_between):

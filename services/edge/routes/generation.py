@@ -7,7 +7,11 @@
     reservation.
 
 Everything before the first router message can still fail with a proper HTTP status; after it, a
-failure is an error event at the end of the stream. The router call is cancelled whenever this
+failure is an error event at the end of the stream. A stream whose first message takes longer than
+``EDGE_STREAM_KEEPALIVE_SECONDS`` (a model thinking, a slow fallback) starts anyway with a keep-alive,
+and keeps sending one whenever it is that long quiet, so that no proxy between the client and the edge
+cuts it as idle; a failure before its first token is then an error event too (the fallback behind it
+still runs: nothing of an answer has been sent). The router call is cancelled whenever this
 handler stops early, including when the client disconnects mid-stream (Starlette cancels the body
 iterator), which cancels the backend generation behind it.
 """
@@ -41,6 +45,7 @@ from services.edge.convert import (
 from services.edge.dependencies import EdgeDeps
 from services.edge.request_events import request_event
 from services.edge.router_client import StreamCall
+from services.edge.router_session import QUIET
 from services.edge.routes.responses import Flavor, error_response, model_response, read_body
 from services.edge.usage.record import RequestRecord
 from tollgate.router.v1 import router_pb2
@@ -64,8 +69,8 @@ async def _events(
         message: router_pb2.GenerateResponse | None = first
         messages = call.rest()
         while message is not None:
-            admitted.observe(message)
             if message.WhichOneof("event") == "delta":
+                admitted.observe(message)
                 delta = message.delta
                 # each piece is its own chunk to the client, all written at once
                 if delta.pieces:
@@ -73,7 +78,10 @@ async def _events(
                 else:
                     out = encoder.delta(delta.text)
                 yield out + encoder.tool_calls(delta.tool_calls) if delta.tool_calls else out
+            elif message is QUIET:
+                yield encoder.keep_alive()
             else:
+                admitted.observe(message)
                 yield encoder.finish(message.finish)
                 return
             message = await anext(messages, None)
@@ -126,9 +134,10 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
         ))
         timeout = deps.settings.router_timeout_seconds
         if parsed.stream:
-            call = await deps.router.stream(generate, timeout)
+            call = await deps.router.stream(generate, timeout, deps.settings.stream_keepalive_seconds or None)
             first = await call.first()
-            admitted.observe(first)
+            if first is not QUIET:
+                admitted.observe(first)
         else:
             whole = await deps.router.complete(generate, timeout)
             admitted.observe_whole(whole.finish)
