@@ -78,6 +78,42 @@ def _check(req: w.MessagesRequest) -> None:
                 for k, part in enumerate(block.content if isinstance(block.content, list) else []):
                     if isinstance(part, w.UnsupportedBlock):
                         raise _refuse(f"{where}.content.{k}", f"'{part.type}' content {_NOT_SERVED}")
+    _check_tool_results(req.messages)
+
+
+def _check_tool_results(messages: list[w.MessageParam]) -> None:
+    """Anthropic's rule for tool turns: every ``tool_use`` of an assistant turn has its ``tool_result``
+    in the user turn right after it, and a ``tool_result`` answers a ``tool_use`` of the turn before.
+    Consecutive messages of one role are one turn, as Anthropic merges them. Checked here so that a
+    broken conversation is refused in Anthropic's words before anything is forwarded."""
+    uses: dict[str, None] = {}  # the tool_use ids of the assistant turn just before (in order)
+    used_at = 0  # ... and the message that holds its last one
+    answered: set[str] = set()
+    for i, msg in enumerate(messages):
+        blocks = msg.content if isinstance(msg.content, list) else []
+        if msg.role == "assistant":
+            for block in blocks:
+                if isinstance(block, w.ToolUseBlock):
+                    uses[block.id], used_at = None, i
+            continue
+        for j, block in enumerate(blocks):
+            if isinstance(block, w.ToolResultBlock):
+                if block.tool_use_id not in uses:
+                    raise _refuse(f"messages.{i}.content.{j}", "unexpected `tool_use_id` found in "
+                                  f"`tool_result` blocks: {block.tool_use_id}. Each `tool_result` block must "
+                                  "have a corresponding `tool_use` block in the previous message.")
+                answered.add(block.tool_use_id)
+        if i + 1 == len(messages) or messages[i + 1].role != "user":  # the user turn ends here
+            _check_answered(uses, answered, used_at)
+            uses, answered = {}, set()
+    _check_answered(uses, answered, used_at)  # the conversation ends with an assistant turn
+
+
+def _check_answered(uses: dict[str, None], answered: set[str], at: int) -> None:
+    if missing := [use for use in uses if use not in answered]:
+        raise _refuse(f"messages.{at}", f"`tool_use` ids were found without `tool_result` blocks immediately "
+                      f"after: {', '.join(missing)}. Each `tool_use` block must have a corresponding "
+                      "`tool_result` block in the next message.")
 
 
 def _joined(texts: list[str]) -> str:

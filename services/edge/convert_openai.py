@@ -94,6 +94,44 @@ def _check_chat(req: w.ChatCompletionRequest) -> None:
                 if isinstance(part, w.UnsupportedPart):
                     raise _refuse(f"messages[{i}].content[{j}]",
                                   f"Content parts of type '{part.type}' are not supported: {_TEXT_ONLY}.")
+    _check_tool_turns(req.messages)
+
+
+def _check_tool_turns(messages: list[w.Message]) -> None:
+    """OpenAI's rules for tool turns: an assistant message's ``tool_calls`` are answered by the ``tool``
+    messages right after it, one per call id, and a ``tool`` message answers a call of that message.
+    Checked here so that a broken conversation is refused in OpenAI's words before anything is
+    forwarded (Anthropic's API, behind a conversion, would refuse it in its own)."""
+    calls: set[str] = set()  # the call ids of the assistant message the tool turns answer
+    waiting: list[str] = []  # ... those still unanswered
+    for i, msg in enumerate(messages):
+        if isinstance(msg, w.ToolMessage):
+            if not calls:
+                raise InvalidRequest("Invalid parameter: messages with role 'tool' must be a response to a "
+                                     "preceding message with 'tool_calls'.", param=f"messages[{i}].role")
+            if msg.tool_call_id not in calls:
+                raise InvalidRequest(
+                    f"Invalid parameter: 'tool_call_id' of '{msg.tool_call_id}' not found in 'tool_calls' of "
+                    "previous message.", param=f"messages[{i}].tool_call_id",
+                )
+            if msg.tool_call_id in waiting:
+                waiting.remove(msg.tool_call_id)
+            continue
+        _check_answered(waiting, i)
+        calls = {call.id for call in msg.tool_calls or ()} if isinstance(msg, w.AssistantMessage) else set()
+        waiting = [call.id for call in msg.tool_calls or ()] if isinstance(msg, w.AssistantMessage) else []
+    _check_answered(waiting, None)
+
+
+def _check_answered(waiting: list[str], at: int | None) -> None:
+    """``at``: the message that came instead of the missing answers (None: the conversation ended)."""
+    if waiting:
+        raise InvalidRequest(
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+            "'tool_call_id'. The following tool_call_ids did not have response messages: "
+            + ", ".join(waiting),
+            param="messages" if at is None else f"messages[{at}].role",
+        )
 
 
 def _check_completion(req: w.CompletionRequest) -> None:

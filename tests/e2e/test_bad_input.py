@@ -36,6 +36,8 @@ async def test_bad_key_is_401_in_openai_format(stack: Stack) -> None:
         ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature"),
         ({"messages": [{"role": "user", "content": "hi"}], "n": 3}, 400, "n"),
         ({"messages": [{"role": "user", "content": "hi"}], "bogus": 1}, 400, "bogus"),
+        ({"messages": [{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "call_1", "content": "4"}]},
+         400, "messages[1].role"),  # a tool's answer with no call before it
     ],
 )
 async def test_invalid_requests_are_400_and_never_forwarded(stack: Stack, body: dict[str, object], status: int, param: str) -> None:
@@ -72,7 +74,10 @@ async def test_unsupported_parameter_for_a_self_hosted_model_is_400(client: open
     assert (refused.value.param, refused.value.code) == ("tools", "unsupported_parameter")
     with pytest.raises(openai.BadRequestError) as tool_turn:  # a tool's result, without tools this time
         await client.chat.completions.create(model="smollm2", messages=[
-            {"role": "user", "content": "weather?"}, {"role": "tool", "tool_call_id": "call_1", "content": "20C"},
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "20C"},
         ])
     assert (tool_turn.value.param, tool_turn.value.code) == ("messages", "unsupported_parameter")
 
@@ -83,6 +88,23 @@ async def test_provider_context_error_is_400_and_exhausted_backends_are_5xx(clie
     with pytest.raises(openai.InternalServerError) as err:
         await client.chat.completions.create(model=stack.model("oa-server-error"), messages=[{"role": "user", "content": "hi"}])
     assert err.value.status_code == 502
+
+
+async def test_a_tool_result_without_its_call_is_refused_in_anthropic_words(stack: Stack) -> None:
+    model = stack.model("an-tool-use")
+    before = stack.upstream.model_stats(f"tool-use:{model}")["requests"]
+    async with anthropic.AsyncAnthropic(base_url=stack.base_url.removesuffix("/v1"), api_key=stack.key,
+                                        max_retries=0) as client:
+        with pytest.raises(anthropic.BadRequestError) as bad:
+            await client.messages.create(model=model, max_tokens=16, messages=[
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "w", "input": {}}]},
+                {"role": "user", "content": "never mind"},
+            ])
+    assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert bad.value.body["error"]["message"].startswith(  # type: ignore[index]
+        "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_1.")
+    assert stack.upstream.model_stats(f"tool-use:{model}")["requests"] == before
 
 
 async def test_anthropic_errors_use_anthropic_format(stack: Stack) -> None:

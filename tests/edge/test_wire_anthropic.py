@@ -114,6 +114,46 @@ def test_valid_but_unserved_anthropic_features_are_refused_by_name(case: str, ra
     assert err.param == message.split(":")[0]
 
 
+def use(*ids: str) -> list[dict[str, Any]]:
+    return blocks(*({"type": "tool_use", "id": i, "name": "n", "input": {}} for i in ids), role="assistant")
+
+
+def result(*ids: str) -> list[dict[str, Any]]:
+    return blocks(*({"type": "tool_result", "tool_use_id": i, "content": "x"} for i in ids))
+
+
+BROKEN_TOOL_TURNS: list[tuple[str, list[dict[str, Any]], str]] = [
+    ("a result with no use before it", [*result("t1")],
+     "messages.0.content.0: unexpected `tool_use_id` found in `tool_result` blocks: t1"),
+    ("a result for a use that was not made", [*USER, *use("t1"), *result("t1", "t2")],
+     "messages.2.content.1: unexpected `tool_use_id` found in `tool_result` blocks: t2"),
+    ("a result two turns late", [*USER, *use("t1"), *result("t1"), {"role": "assistant", "content": "ok"},
+                                 *result("t1")],
+     "messages.4.content.0: unexpected `tool_use_id`"),
+    ("a use left unanswered", [*USER, *use("t1", "t2"), *result("t2")],
+     "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: t1"),
+    ("a use and the conversation ends", [*USER, *use("t1")],
+     "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: t1"),
+]
+
+
+@pytest.mark.parametrize(("case", "messages", "message"), BROKEN_TOOL_TURNS, ids=[c[0] for c in BROKEN_TOOL_TURNS])
+def test_tool_results_that_do_not_answer_their_uses_are_refused(
+    case: str, messages: list[dict[str, Any]], message: str
+) -> None:
+    err = refused(body(messages=messages))
+    assert message in err.message
+    assert err.param == message.split(":")[0]
+
+
+def test_results_spread_over_consecutive_user_messages_answer_the_turn_before() -> None:
+    """Consecutive messages of one role are one turn (Anthropic merges them)."""
+    req = parse_messages_request(body(messages=[
+        *USER, *use("t1"), *use("t2"), *result("t2"), *USER, *result("t1"),
+    ]))
+    assert [m.role for m in req.messages] == ["user", "assistant", "assistant", "user", "user", "user"]
+
+
 def test_error_body_has_anthropic_shape() -> None:
     assert refused(body(foo=1)).to_anthropic() == {
         "type": "error", "error": {"type": "invalid_request_error", "message": "foo: Extra inputs are not permitted"},

@@ -144,6 +144,49 @@ def test_valid_but_unserved_chat_features_are_refused_by_name(case: str, body: b
     assert message in err.message
 
 
+def calls(*ids: str) -> dict[str, Any]:
+    """An assistant turn calling a tool once per id."""
+    return {"role": "assistant", "content": None, "tool_calls": [
+        {"id": i, "type": "function", "function": {"name": "get", "arguments": "{}"}} for i in ids]}
+
+
+def answer(call_id: str) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call_id, "content": "42"}
+
+
+BROKEN_TOOL_TURNS: list[tuple[str, list[dict[str, Any]], str, str]] = [
+    ("a tool turn with no call before it", [*USER, answer("call_1")], "messages[1].role",
+     "must be a response to a preceding message with 'tool_calls'"),
+    ("a tool turn after a user turn", [*USER, calls("call_1"), answer("call_1"), *USER, answer("call_1")],
+     "messages[4].role", "must be a response to a preceding message with 'tool_calls'"),
+    ("an answer to a call that was not made", [*USER, calls("call_1"), answer("call_2")],
+     "messages[2].tool_call_id", "'tool_call_id' of 'call_2' not found in 'tool_calls' of previous message"),
+    ("a call left unanswered", [*USER, calls("call_1", "call_2"), answer("call_2"), *USER], "messages[3].role",
+     "The following tool_call_ids did not have response messages: call_1"),
+    ("calls and the conversation ends", [*USER, calls("call_1", "call_2")], "messages",
+     "did not have response messages: call_1, call_2"),
+]
+
+
+@pytest.mark.parametrize(("case", "messages", "param", "message"), BROKEN_TOOL_TURNS,
+                         ids=[c[0] for c in BROKEN_TOOL_TURNS])
+def test_tool_turns_that_do_not_answer_their_calls_are_refused(
+    case: str, messages: list[dict[str, Any]], param: str, message: str
+) -> None:
+    err = refused(parse_chat_request, chat(messages=messages))
+    assert (err.param, err.code) == (param, None)
+    assert message in err.message
+
+
+def test_tool_turns_that_answer_every_call_in_any_order_parse() -> None:
+    req = parse_chat_request(chat(messages=[
+        *USER, calls("call_1", "call_2"), answer("call_2"), answer("call_1"), {"role": "assistant", "content": "ok"},
+        *USER, calls("call_3"), answer("call_3"),
+    ]))
+    assert [m.role for m in req.messages] == ["user", "assistant", "tool", "tool", "assistant", "user", "assistant",
+                                              "tool"]
+
+
 COMPLETION_BAD: list[tuple[str, bytes, str | None, str]] = [
     ("missing prompt", orjson.dumps({"model": "m"}), "prompt", "Missing required parameter: 'prompt'."),
     ("prompt wrong type", completion(prompt=5), "prompt", "expected a string or an array of strings"),
