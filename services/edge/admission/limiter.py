@@ -1,4 +1,5 @@
-"""Admission against Redis: one EVALSHA per request before dispatch, one after it ends.
+"""Admission against Redis: one EVALSHA per request before dispatch, one after it ends (the calls
+ready together share one pipelined round trip: ``script_batch``).
 
 Every limit lives in Redis, shared by all edges (never per process): requests and tokens per minute
 as 60-second sliding windows of one-second buckets, concurrency as leases with a TTL, the budget as a
@@ -23,7 +24,7 @@ from typing import Any, Literal
 import redis.asyncio as redis
 import structlog
 from prometheus_client import Counter, Histogram
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from services.common import redis_keys
 from services.common.errors import DependencyUnavailable, InsufficientQuota, Overloaded, RateLimited
@@ -32,6 +33,7 @@ from services.common.events.keys import KeyEventV1
 from services.common.money import format_micros
 from services.edge.admission.headers import duration, rate_limit_headers
 from services.edge.admission.reservation import Reservation
+from services.edge.admission.script_batch import ScriptBatch, run_pipelined
 from services.edge.admission.ticket import Ticket
 
 log = structlog.get_logger(__name__)
@@ -95,6 +97,7 @@ class Admission:
         self._admit = client.register_script((SCRIPTS / "admit.lua").read_text())
         self._settle = client.register_script((SCRIPTS / "settle.lua").read_text())
         self._renew = client.register_script((SCRIPTS / "renew.lua").read_text())
+        self._admits = ScriptBatch(client, self._admit, "admit")
         self._leases: dict[str, Ticket] = {}
         self._unsettled: list[tuple[Ticket, int, int]] = []  # (ticket, token delta, cost delta)
         self._settler: asyncio.Task[None] | None = None
@@ -123,9 +126,9 @@ class Admission:
         started = time.perf_counter()
         await self._turn()
         try:
-            reply: list[int] = await self._admit(
-                keys=self._keys(key.account_id, key.key_id),
-                args=[
+            reply: list[int] = await self._admits.call(
+                self._keys(key.account_id, key.key_id),
+                [
                     _limit(limits.requests_per_minute), _limit(limits.tokens_per_minute),
                     _limit(limits.max_concurrency), _limit(limits.budget_micros), window,
                     reservation.tokens, reservation.cost_micros, lease_id or "-", self._lease_ttl_ms,
@@ -260,15 +263,9 @@ class Admission:
 
     async def _settle_batch(self, batch: list[tuple[Ticket, int, int]]) -> None:
         calls = [self._settle_call(*settlement) for settlement in batch]
-        pipe = self._redis.pipeline(transaction=False)
-        for keys, args in calls:
-            # by hash, not as a pipeline script: no SCRIPT EXISTS round trip per batch
-            pipe.evalsha(self._settle.sha, len(keys), *keys, *args)
-        results: list[Any] = await pipe.execute(raise_on_error=False)
-        for (ticket, _, _), (keys, args), result in zip(batch, calls, results, strict=True):
-            if isinstance(result, NoScriptError):  # Redis lost its scripts (restarted): load and retry
-                await self._settle(keys=keys, args=args)
-            elif isinstance(result, Exception):
+        results = await run_pipelined(self._redis, self._settle, calls)
+        for (ticket, _, _), result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
                 log.warning("admission_settle_failed", error=type(result).__name__, key_id=ticket.key_id)
 
     def _settle_call(
