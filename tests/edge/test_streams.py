@@ -163,9 +163,8 @@ def test_every_anthropic_event_validates_with_the_sdk_type() -> None:
     assert stream.done
 
 
-def test_anthropic_sdk_stream_helper_rebuilds_text_and_usage() -> None:
-    stream = AnthropicMessageStream("req_ab12", "model-1")
-    body = run(stream, TEXT, pb.Finish(finish_reason="length", usage=USAGE))
+def read_with_anthropic_sdk(body: bytes) -> anthropic.types.Message:
+    """The SDK's stream helper over ``body``: the text it streamed and the message it rebuilt are TEXT."""
     with serving(body) as http, anthropic_client(http).messages.stream(
         model="model-1", max_tokens=6, messages=[{"role": "user", "content": "hi"}],
     ) as sdk_stream:
@@ -173,6 +172,12 @@ def test_anthropic_sdk_stream_helper_rebuilds_text_and_usage() -> None:
         final = sdk_stream.get_final_message()
     assert streamed == "".join(TEXT)
     assert final.content[0].type == "text" and final.content[0].text == "".join(TEXT)
+    return final
+
+
+def test_anthropic_sdk_stream_helper_rebuilds_text_and_usage() -> None:
+    stream = AnthropicMessageStream("req_ab12", "model-1")
+    final = read_with_anthropic_sdk(run(stream, TEXT, pb.Finish(finish_reason="length", usage=USAGE)))
     assert final.stop_reason == "max_tokens"
     usage = final.usage
     assert (usage.input_tokens, usage.output_tokens) == (11, 6)  # the real totals replace the estimate
@@ -283,13 +288,7 @@ def test_anthropic_keep_alives_open_the_message_then_ping() -> None:
     assert names.count("ping") == 2 + len(TEXT) and names[-1] == "message_stop"
     for name, data in events(body):
         assert name == "ping" or RAW_EVENT.validate_python(orjson.loads(data)).type == name
-    with serving(body) as http, anthropic_client(http).messages.stream(
-        model="model-1", max_tokens=6, messages=[{"role": "user", "content": "hi"}],
-    ) as sdk_stream:
-        streamed = "".join(sdk_stream.text_stream)
-        final = sdk_stream.get_final_message()
-    assert streamed == "".join(TEXT)
-    assert final.content[0].type == "text" and final.content[0].text == "".join(TEXT)
+    read_with_anthropic_sdk(body)
 
 
 @pytest.mark.parametrize("factory", FACTORIES, ids=["chat", "completion", "anthropic"])
