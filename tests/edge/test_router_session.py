@@ -280,8 +280,8 @@ async def test_a_quiet_stream_says_so_and_goes_on(session: bool) -> None:
         await server.stop(None)
     assert [item for item in heard if item != "~"] == ["req_q", "!?", "<finish>"]
     before_first, before_second, before_finish = _spells(heard)
-    # 0.5 s of silence, a mark every 0.15 s of it: 3 (timers late on a loaded host: at least 2)
-    assert 2 <= before_first <= 3 and 2 <= before_second <= 3 and before_finish == 0
+    # 0.5 s of silence, a mark every 0.15 s of it: 3 (2 to 5 on a loaded host: late timers, long sleeps)
+    assert 2 <= before_first <= 5 and 2 <= before_second <= 5 and before_finish == 0
     assert "~" not in chatty and chatty.count(".") == int(1 / CHAT_GAP_SECONDS)
     assert unasked == ["req_q", "!?", "<finish>"]
     assert router.one_call_rpcs == (0 if session else 3)
