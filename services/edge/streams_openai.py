@@ -31,6 +31,7 @@ from tollgate.router.v1 import router_pb2
 
 _KEEP_ALIVE = sse.comment("keep-alive")
 
+
 class _OpenAIStream:
     """What chat and completion streams share: lazy opening, error ending, the usage chunk."""
 
@@ -87,8 +88,8 @@ class _OpenAIStream:
         return out + sse.DONE
 
     def keep_alive(self) -> bytes:
-        """An SSE comment: the SDKs skip it (OpenAI's own API sends none, but its chunks never pause
-        long), and a proxy that cuts idle connections sees bytes flowing."""
+        """An SSE comment: every SSE client skips it (the SDKs included), and a proxy that cuts idle
+        connections sees bytes flowing."""
         return _KEEP_ALIVE
 
     def error(self, exc: TollgateError) -> bytes:
