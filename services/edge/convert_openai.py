@@ -118,8 +118,8 @@ def _check_tool_turns(messages: list[w.Message]) -> None:
                 waiting.remove(msg.tool_call_id)
             continue
         _check_answered(waiting, i)
-        calls = {call.id for call in msg.tool_calls or ()} if isinstance(msg, w.AssistantMessage) else set()
         waiting = [call.id for call in msg.tool_calls or ()] if isinstance(msg, w.AssistantMessage) else []
+        calls = set(waiting)
     _check_answered(waiting, None)
 
 

@@ -329,11 +329,26 @@ def test_openai_sdk_rebuilds_the_tool_calls_of_a_chat_stream() -> None:
         model="model-1", messages=[{"role": "user", "content": "hi"}],
     ) as sdk_stream:
         final = sdk_stream.get_final_completion()
+    assert_openai_calls(final)
+
+
+def assert_openai_calls(final: openai.types.chat.ParsedChatCompletion[None]) -> None:
+    """The SDK's rebuilt answer: "Let me check." and the two CALLS, whole."""
     message = final.choices[0].message
     assert final.choices[0].finish_reason == "tool_calls" and message.content == "Let me check."
     assert [(c.id, c.type, c.function.name, c.function.arguments) for c in message.tool_calls or []] == [
         ("call_a1", "function", "get_weather", '{"location": "Paris"}'),
         ("call_b2", "function", "get_time", '{"zone": "CET"}'),
+    ]
+
+
+def assert_anthropic_uses(final: anthropic.types.Message) -> None:
+    """The SDK's rebuilt message: a text block "Let me check." and a tool_use block per call of CALLS."""
+    text, *uses = final.content
+    assert text.type == "text" and text.text == "Let me check."
+    assert [(u.type, u.id, u.name, u.input) for u in uses] == [  # type: ignore[union-attr]
+        ("tool_use", "call_a1", "get_weather", {"location": "Paris"}),
+        ("tool_use", "call_b2", "get_time", {"zone": "CET"}),
     ]
 
 
@@ -350,12 +365,7 @@ def test_anthropic_sdk_rebuilds_the_tool_use_blocks_of_a_stream() -> None:
     ) as sdk_stream:
         final = sdk_stream.get_final_message()
     assert final.stop_reason == "tool_use"
-    text, *uses = final.content
-    assert text.type == "text" and text.text == "Let me check."
-    assert [(u.type, u.id, u.name, u.input) for u in uses] == [  # type: ignore[union-attr]
-        ("tool_use", "call_a1", "get_weather", {"location": "Paris"}),
-        ("tool_use", "call_b2", "get_time", {"zone": "CET"}),
-    ]
+    assert_anthropic_uses(final)
 
 
 def fragments(calls: list[pb.ToolCall], size: int = 5) -> list[pb.ToolCallDelta]:
@@ -387,12 +397,7 @@ def test_openai_tool_calls_stream_as_the_model_writes_them() -> None:
         pieces = [e.arguments_delta for e in sdk_stream if e.type == "tool_calls.function.arguments.delta"]
         final = sdk_stream.get_final_completion()
     assert len(pieces) > 4  # piece by piece, not whole at the end
-    message = final.choices[0].message
-    assert final.choices[0].finish_reason == "tool_calls" and message.content == "Let me check."
-    assert [(c.id, c.type, c.function.name, c.function.arguments) for c in message.tool_calls or []] == [
-        ("call_a1", "function", "get_weather", '{"location": "Paris"}'),
-        ("call_b2", "function", "get_time", '{"zone": "CET"}'),
-    ]
+    assert_openai_calls(final)
 
 
 def test_anthropic_tool_use_blocks_stream_as_the_model_writes_them() -> None:
@@ -408,12 +413,7 @@ def test_anthropic_tool_use_blocks_stream_as_the_model_writes_them() -> None:
         pieces = [e.partial_json for e in sdk_stream if e.type == "input_json"]
         final = sdk_stream.get_final_message()
     assert len(pieces) > 4
-    text, *uses = final.content
-    assert text.type == "text" and text.text == "Let me check."
-    assert [(u.type, u.id, u.name, u.input) for u in uses] == [  # type: ignore[union-attr]
-        ("tool_use", "call_a1", "get_weather", {"location": "Paris"}),
-        ("tool_use", "call_b2", "get_time", {"zone": "CET"}),
-    ]
+    assert_anthropic_uses(final)
 
 
 def test_text_after_a_streamed_call_gets_a_block_of_its_own() -> None:
