@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from services.common.errors import TollgateError
 from services.edge.admission.limiter import Admission
 from services.edge.admission.ticket import Ticket
+from services.edge.disconnect import DisconnectWatch
 from services.edge.usage.emitter import UsageEmitter
 from services.edge.usage.record import RequestRecord
 from tollgate.router.v1 import router_pb2
@@ -59,46 +60,34 @@ class AdmittedStream:
 
     Not Starlette's ``StreamingResponse``: under uvicorn's ASGI 2.3 that one runs every stream in an
     anyio task group with a second task listening for the disconnect, which cost the edge more CPU per
-    streamed request than the rest of the stream's handling. Here the one extra task is the listener,
-    and it cancels the serving task directly.
+    streamed request than the rest of the stream's handling. Here the one extra task is the request's
+    ``DisconnectWatch``, started at admission, and it cancels the serving task directly.
     """
 
     media_type = b"text/event-stream; charset=utf-8"
 
     def __init__(
-        self, content: AsyncGenerator[bytes, None], admitted: Admitted, headers: dict[str, str]
+        self, content: AsyncGenerator[bytes, None], admitted: Admitted, headers: dict[str, str],
+        watch: DisconnectWatch,
     ) -> None:
         self._content = content
         self._admitted = admitted
+        self._watch = watch
         self._headers = [(b"content-type", self.media_type)] + [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        serving = asyncio.current_task()
-        assert serving is not None
-        finished = gone = False
-
-        async def listen() -> None:
-            nonlocal gone
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            if not finished:
-                gone = True
-                serving.cancel()
-
-        listener = asyncio.get_running_loop().create_task(listen())
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers})
             async for chunk in self._content:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not gone:
+            if not self._watch.absorb():
                 raise
-            serving.uncancel()  # our own cancellation: the client left, and that is a normal end
+            # the client left: a normal end of the stream
         finally:
-            finished = True  # from here on a disconnect must not cancel the clean-up below
-            listener.cancel()
+            self._watch.stop()  # from here on a disconnect must not cancel the clean-up below
             await self._content.aclose()  # cancels the router call if it was still running
             self._admitted.close()

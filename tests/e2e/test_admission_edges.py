@@ -11,6 +11,7 @@ import asyncio
 import time
 
 import httpx
+import pytest
 import redis.asyncio as redis
 
 from infra.stack.platform import Platform
@@ -128,6 +129,27 @@ async def test_200_clients_that_disconnect_mid_stream_leave_no_lease(edges: Edge
         reply = await client.post(f"{edges.url(0)}/v1/chat/completions", headers=auth(secret),
                                   json={"model": edges.model("ok"), "messages": HI})
     assert reply.status_code == 200
+
+
+async def test_a_non_stream_client_that_gives_up_frees_its_concurrency_slot_at_once(edges: Edges) -> None:
+    """Concurrency 1: the client gives up on a model that answers after 5 s. Its slot comes back when it
+    leaves, not when the abandoned generation would have ended, so the key's next request gets in."""
+    _, secret = await edges.new_key(max_concurrency=1)
+    async with httpx.AsyncClient(timeout=0.5) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(f"{edges.url(0)}/v1/chat/completions", headers=auth(secret),
+                              json={"model": edges.model("slow"), "messages": HI})
+    left_at = time.monotonic()
+    async with httpx.AsyncClient(timeout=30) as client:
+        while True:
+            reply = await client.post(f"{edges.url(1)}/v1/chat/completions", headers=auth(secret),
+                                      json={"model": edges.model("ok"), "messages": HI})
+            if reply.status_code != 429:
+                break
+            assert reply.json()["error"]["code"] == "concurrency_limit_exceeded"
+            await asyncio.sleep(0.05)
+    assert reply.status_code == 200
+    assert time.monotonic() - left_at < 3.5  # the abandoned request would have held the slot for 4.5 s more
 
 
 async def test_requests_are_served_with_postgresql_stopped(edges: Edges, platform: Platform) -> None:

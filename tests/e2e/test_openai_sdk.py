@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -103,8 +104,6 @@ async def test_failure_after_first_byte_ends_the_stream_with_an_error(client: op
 
 
 async def test_client_disconnect_cancels_the_upstream_request(client: openai.AsyncOpenAI, stack: Stack) -> None:
-    import asyncio
-
     model = stack.model("oa-slow-stream")
     stream = await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], stream=True)
     seen = 0
@@ -119,6 +118,36 @@ async def test_client_disconnect_cancels_the_upstream_request(client: openai.Asy
         await asyncio.sleep(0.1)
     stats = stack.upstream.model_stats(f"slow-stream:{model}")
     assert stats["disconnects"] == 1 and stats["completed"] == 0
+
+
+async def _upstream_gave_up(stack: Stack, upstream_model: str, before: dict[str, int]) -> dict[str, int]:
+    """The upstream's counts for the model once it has seen one more disconnect than ``before`` (or
+    after 4 s: the slow scenario answers after 5 s, so a cancellation that waits for it fails)."""
+    deadline = asyncio.get_running_loop().time() + 4
+    while asyncio.get_running_loop().time() < deadline:
+        stats = stack.upstream.model_stats(upstream_model)
+        if stats["disconnects"] > before["disconnects"]:
+            return stats
+        await asyncio.sleep(0.05)
+    return stack.upstream.model_stats(upstream_model)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream-before-its-first-token"])
+async def test_a_client_that_times_out_before_the_answer_cancels_the_upstream_request(
+    client: openai.AsyncOpenAI, stack: Stack, stream: bool
+) -> None:
+    """The SDK gives up after 0.5 s on a model that answers after 5 s. Nothing of the answer has been
+    sent (a non-stream request, or a stream still waiting for its first token, well within the edge's
+    keep-alive interval), yet the provider request is cancelled at once, not left to run to its end."""
+    model = stack.model("oa-slow")
+    before = stack.upstream.model_stats(f"slow:{model}")
+    with pytest.raises(openai.APITimeoutError):
+        await client.with_options(timeout=0.5).chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hi"}], stream=stream
+        )
+    stats = await _upstream_gave_up(stack, f"slow:{model}", before)
+    assert stats["requests"] == before["requests"] + 1
+    assert stats["disconnects"] == before["disconnects"] + 1 and stats["completed"] == before["completed"]
 
 
 async def test_deprecated_model_works_with_a_notice_and_a_sunset_one_is_gone(stack: Stack) -> None:

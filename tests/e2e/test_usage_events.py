@@ -8,6 +8,7 @@ import json
 import time
 
 import httpx
+import pytest
 
 from services.common.events.usage import UsageEventV1
 from tests.e2e.conftest import TRITON_MODEL, Stack
@@ -16,18 +17,20 @@ from tests.kafka_helpers import read_all
 HI = [{"role": "user", "content": "hi"}]
 
 
+async def _all_usage_events(stack: Stack) -> list[UsageEventV1]:
+    platform = stack.platform
+    records = await read_all(platform.bus.bootstrap, platform.config.topic_prefix + "usage.v1")
+    return [UsageEventV1.from_bytes(value) for _, value in records if value]
+
+
 async def _usage_events(stack: Stack, request_ids: set[str], timeout: float = 30.0) -> dict[str, list[UsageEventV1]]:
     """Every usage.v1 event of these requests (waits until each has at least one)."""
-    platform = stack.platform
-    topic = platform.config.topic_prefix + "usage.v1"
     deadline = time.monotonic() + timeout
     while True:
         found: dict[str, list[UsageEventV1]] = {}
-        for _, value in await read_all(platform.bus.bootstrap, topic):
-            if value:
-                event = UsageEventV1.from_bytes(value)
-                if event.request_id in request_ids:
-                    found.setdefault(event.request_id, []).append(event)
+        for event in await _all_usage_events(stack):
+            if event.request_id in request_ids:
+                found.setdefault(event.request_id, []).append(event)
         if set(found) == request_ids or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.5)
@@ -111,6 +114,25 @@ async def test_a_cut_stream_is_billed_its_prompt_where_the_server_reports_usage_
     assert plain.status == continuous.status == "client_disconnected"
     assert plain.tokens.input == 0  # never said
     assert continuous.tokens.input == 2006 and continuous.tokens.output >= 3
+
+
+async def test_a_non_stream_client_that_leaves_is_recorded_as_gone_and_billed_nothing(stack: Stack) -> None:
+    """The client gives up on a model that answers after 5 s. The generation is cancelled, so there is
+    no answer and no usage from the backend: the request is recorded as client_disconnected with zero
+    tokens, at once, instead of running its course and being billed for an answer nobody read."""
+    model = stack.model("oa-slow")  # this module's own model: its events are this test's
+    async with httpx.AsyncClient(base_url=stack.base_url, headers=_auth(stack), timeout=0.5) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post("/chat/completions", json={"model": model, "messages": HI})
+    left_at = time.monotonic()
+    while not (events := [e for e in await _all_usage_events(stack) if e.model_requested == model]):
+        assert time.monotonic() - left_at < 30, "no usage event for the request whose client left"
+        await asyncio.sleep(0.2)
+    [event] = events
+    assert event.status == "client_disconnected" and event.streamed is False
+    assert event.tokens.input == event.tokens.output == 0 and event.ttft_ms is None
+    assert event.provider == "none" and event.deployment_id is None  # no answer came from any deployment
+    assert event.duration_ms < 4500  # ended when the client left, not after the model's 5 s
 
 
 async def test_usage_survives_kafka_being_down_for_30_seconds(stack: Stack) -> None:

@@ -12,12 +12,14 @@ failure is an error event at the end of the stream. A stream whose first message
 and keeps sending one whenever it is that long quiet, so that no proxy between the client and the edge
 cuts it as idle; a failure before its first token is then an error event too (the fallback behind it
 still runs: nothing of an answer has been sent). The router call is cancelled whenever this
-handler stops early, including when the client disconnects mid-stream (Starlette cancels the body
-iterator), which cancels the backend generation behind it.
+handler stops early, including when the client disconnects at any point after admission, streamed or
+not (``DisconnectWatch``), which cancels the backend generation behind it: the request ends as
+``client_disconnected``, billed for what the router had reported.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
@@ -43,6 +45,7 @@ from services.edge.convert import (
     to_generate_request,
 )
 from services.edge.dependencies import EdgeDeps
+from services.edge.disconnect import DisconnectWatch
 from services.edge.request_events import request_event
 from services.edge.router_client import StreamCall
 from services.edge.router_session import QUIET
@@ -51,6 +54,7 @@ from services.edge.usage.record import RequestRecord
 from tollgate.router.v1 import router_pb2
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for it: only logs ever see it, the connection is gone
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
     parsed: PublicRequest | None = None
     reservation: Reservation | None = None
     model: ModelEntry | None = None
+    watch: DisconnectWatch | None = None
     try:
         key = deps.key_index.authenticate(presented_key(request.headers))
         parsed = api.parse(await read_body(request, deps.settings.max_body_bytes))
@@ -128,6 +133,7 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
             model_requested=parsed.model, model_id=model.id, price_version=price.id if price else None,
             streamed=bool(parsed.stream), edge_id=deps.settings.instance_id,
         ), deps.admission, deps.usage)
+        watch = DisconnectWatch(request.receive)  # the body is read: what comes next is the disconnect
         deps.request_events.emit(request_event(
             request_id, api.name, key, parsed.model, bool(parsed.stream), received_at,
             deps.settings.instance_id, reservation, None,
@@ -140,8 +146,11 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
                 admitted.observe(first)
         else:
             whole = await deps.router.complete(generate, timeout)
+            watch.stop()
             admitted.observe_whole(whole.finish)
     except TollgateError as exc:
+        if watch is not None:
+            watch.stop()
         if call is not None:
             call.cancel()
         going = deprecation_headers(model) if model is not None else {}
@@ -155,16 +164,22 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
         admitted.fail(exc)
         admitted.close()
         return error_response(exc, api.flavor, {**admitted.ticket.headers, **going})
-    except BaseException:  # cancelled (client gone) or a bug: never keep a lease, always record usage
+    except BaseException as exc:  # client gone, shutdown or a bug: never keep a lease, always record usage
         if call is not None:
             call.cancel()
         if admitted is not None:
             admitted.close()
+        if watch is not None and isinstance(exc, asyncio.CancelledError) and watch.absorb():
+            return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody left to read it
+        if watch is not None:
+            watch.stop()
         raise
     headers = {**admitted.ticket.headers, **deprecation_headers(model)}
     if call is not None:
         encoder = api.stream(request_id, parsed.model, parsed)
-        return AdmittedStream(_events(call, first, encoder, admitted), admitted, {**SSE_HEADERS, **headers})
+        return AdmittedStream(
+            _events(call, first, encoder, admitted), admitted, {**SSE_HEADERS, **headers}, watch
+        )
     return _answer(whole, api, request_id, parsed.model, headers, admitted)
 
 
