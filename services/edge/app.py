@@ -7,6 +7,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from services.common.ops import ops_routes
+from services.edge.cors import cors_middleware
 from services.edge.dependencies import EdgeDeps
 from services.edge.request_id import RequestIdMiddleware
 from services.edge.routes import anthropic, manage, models, openai, webhooks
@@ -25,8 +26,7 @@ def build_app(deps: EdgeDeps) -> Starlette:
         Route("/v1/webhooks/stripe", webhooks.stripe_webhook, methods=["POST"]),
         *ops_routes("edge", deps.readiness()),
     ]
-    app = Starlette(
-        routes=routes, middleware=[Middleware(RequestIdMiddleware)], exception_handlers=EXCEPTION_HANDLERS
-    )
+    middleware = [Middleware(RequestIdMiddleware), *cors_middleware(deps.settings.cors_origins)]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS)
     app.state.deps = deps
     return app

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
+
+_ORIGIN = re.compile(r"^https?://[^/\s,*]+$")  # scheme://host[:port], as a browser sends it
 
 
 class EdgeSettings(ServiceSettings):
@@ -34,6 +37,11 @@ class EdgeSettings(ServiceSettings):
     )
     router_timeout_seconds: float = Field(
         default=600.0, gt=0, le=7200, description="longest a generation may take end to end"
+    )
+    cors_allow_origins: str = Field(
+        default="*",
+        description="origins whose web pages may call the API (CORS), comma-separated, e.g. "
+                    "https://app.example.com; * any (keys are never cookies, so this is safe); empty: none",
     )
     stream_keepalive_seconds: float = Field(
         default=10.0, ge=0, le=300,
@@ -106,3 +114,21 @@ class EdgeSettings(ServiceSettings):
     catalog_address: str = Field(
         default="127.0.0.1:50054", min_length=3, description="catalog's gRPC backend of /v1/manage/models"
     )
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _origins_well_formed(cls, raw: str) -> str:
+        origins = [o.strip() for o in raw.split(",") if o.strip()]
+        if origins == ["*"]:
+            return raw
+        wrong = [o for o in origins if not _ORIGIN.match(o)]
+        if wrong:
+            raise ValueError(
+                f"EDGE_CORS_ALLOW_ORIGINS: {wrong[0]!r} is not an origin (scheme://host[:port], no path), "
+                "and * stands alone"
+            )
+        return raw
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_allow_origins.split(",") if o.strip()]

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from services.edge.admitted import AdmittedStream
 from services.edge.convert import AnthropicMessageStream, build_message, parse_messages_request
+from services.edge.cors import ANTHROPIC_BROWSER_HEADER
 from services.edge.dependencies import EdgeDeps
 from services.edge.routes.generation import Api, serve
 
@@ -16,6 +17,7 @@ MESSAGES = Api(
     parse=parse_messages_request,
     stream=lambda rid, model, _req: AnthropicMessageStream(rid, model),
     build=build_message,
+    browser_opt_in=ANTHROPIC_BROWSER_HEADER,
 )
 
 

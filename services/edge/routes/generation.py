@@ -29,7 +29,13 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.common.errors import DependencyUnavailable, InvalidRequest, TollgateError, UpstreamError
+from services.common.errors import (
+    AuthenticationFailed,
+    DependencyUnavailable,
+    InvalidRequest,
+    TollgateError,
+    UpstreamError,
+)
 from services.common.events.catalog import ModelEntry
 from services.common.events.keys import KeyEventV1
 from services.common.events.usage import Api as ApiName
@@ -64,6 +70,7 @@ class Api:
     parse: Callable[[bytes], PublicRequest]
     stream: Callable[[str, str, PublicRequest], EventStream]
     build: Callable[[str, str, str, router_pb2.Finish], BaseModel]  # request id, model, text, finish
+    browser_opt_in: str | None = None  # a header a browser's request must set to "true" (Anthropic's rule)
 
 
 async def _events(
@@ -108,6 +115,8 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
     model: ModelEntry | None = None
     watch: DisconnectWatch | None = None
     try:
+        if api.browser_opt_in is not None and "origin" in request.headers:
+            _check_browser_opt_in(request, api.browser_opt_in)
         key = deps.key_index.authenticate(presented_key(request.headers))
         parsed = api.parse(await read_body(request, deps.settings.max_body_bytes))
         model = deps.catalog_view.resolve(parsed.model, key)
@@ -181,6 +190,13 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
             _events(call, first, encoder, admitted), admitted, {**SSE_HEADERS, **headers}, watch
         )
     return _answer(whole, api, request_id, parsed.model, headers, admitted)
+
+
+def _check_browser_opt_in(request: Request, header: str) -> None:
+    """A request from a web page (it has an ``Origin``) puts its key in the page: Anthropic serves it only
+    when the page says it means to, and refuses it in these words otherwise."""
+    if request.headers.get(header, "").lower() != "true":
+        raise AuthenticationFailed(f"CORS requests must set '{header}' header")
 
 
 def _answer(

@@ -1,0 +1,37 @@
+"""Browsers calling the public API from another origin (CORS), as OpenAI's and Anthropic's APIs allow.
+
+An application that calls the API from a web page (the SDKs' ``dangerouslyAllowBrowser``, or plain
+``fetch``) needs its preflight answered and the response headers it reads exposed: the request id, the
+rate-limit headers, ``retry-after``, a model's deprecation notice. Keys travel in headers, never in
+cookies, so credentials mode stays off: a page can only use a key it already holds, and ``*`` is safe
+as the default. ``EDGE_CORS_ALLOW_ORIGINS`` narrows it to a list of origins, or turns it off (empty).
+
+Anthropic's own rule is kept for the Messages API: a browser request (one with an ``Origin``) must say
+``anthropic-dangerous-direct-browser-access: true``, which the Anthropic SDK sends when it is allowed to
+run in a browser; otherwise it is refused with Anthropic's 401 (``generation.serve``).
+"""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+EXPOSED_HEADERS = (
+    "x-request-id", "retry-after",
+    "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
+    "deprecation", "sunset", "x-tollgate-replacement",
+)
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+PREFLIGHT_MAX_AGE_SECONDS = 7200  # the most Chromium keeps a preflight answer
+ANTHROPIC_BROWSER_HEADER = "anthropic-dangerous-direct-browser-access"
+
+
+def cors_middleware(allow_origins: list[str]) -> list[Middleware]:
+    """The middleware for these origins (``["*"]``: any), or none when the list is empty."""
+    if not allow_origins:
+        return []
+    return [Middleware(
+        CORSMiddleware, allow_origins=allow_origins, allow_methods=METHODS, allow_headers=["*"],
+        expose_headers=EXPOSED_HEADERS, max_age=PREFLIGHT_MAX_AGE_SECONDS,
+    )]
