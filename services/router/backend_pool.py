@@ -14,7 +14,7 @@ import structlog
 from services.common.events.catalog import DeploymentEntry, DeploymentFeature
 from services.router.backends import Backend
 from services.router.backends.anthropic import AnthropicBackend
-from services.router.backends.http import new_provider_http
+from services.router.backends.http import DEFAULT_TIMEOUTS, ReadTimeouts, new_provider_http
 from services.router.backends.openai_compat import OpenAICompatBackend, is_openai_api
 from services.router.backends.triton import TritonBackend
 
@@ -31,9 +31,11 @@ def openai_features(entry: DeploymentEntry) -> tuple[DeploymentFeature, ...]:
 
 
 class BackendPool:
-    def __init__(self, provider_timeout: float = 60.0, max_connections: int = 512) -> None:
+    def __init__(
+        self, provider_timeouts: ReadTimeouts = DEFAULT_TIMEOUTS, max_connections: int = 512
+    ) -> None:
         self._http = new_provider_http(max_connections)  # built in the running loop (the service's main)
-        self._timeout = provider_timeout
+        self._timeouts = provider_timeouts
         self._backends: dict[str, tuple[DeploymentEntry, Backend]] = {}
         self.health: dict[str, bool] = {}
 
@@ -54,13 +56,13 @@ class BackendPool:
             features = set(openai_features(entry))
             limit_field = "max_completion_tokens" if "max_completion_tokens" in features else "max_tokens"
             return OpenAICompatBackend(
-                entry.endpoint, entry.credentials_env, self._http, self._timeout,
+                entry.endpoint, entry.credentials_env, self._http, self._timeouts,
                 max_tokens_field=limit_field,
                 send_top_k="top_k" in features,
                 send_prompt_cache_key="prompt_cache_key" in features,
                 continuous_usage="continuous_usage" in features,
             )
-        return AnthropicBackend(entry.endpoint, entry.credentials_env, self._http, self._timeout)
+        return AnthropicBackend(entry.endpoint, entry.credentials_env, self._http, self._timeouts)
 
     def is_healthy(self, deployment_id: str) -> bool:
         return self.health.get(deployment_id, True)

@@ -12,6 +12,7 @@ from services.common.lifecycle import freeze_heap_when_ready, serve_http
 from services.common.ops import ops_app
 from services.common.retry import keep_trying
 from services.router.backend_pool import BackendPool
+from services.router.backends.http import ReadTimeouts
 from services.router.routing import RoutingTable
 from services.router.server import NOT_SERVING, SERVING, RouterService, build_server
 from services.router.settings import RouterSettings
@@ -36,7 +37,10 @@ async def _watch(
 
 
 async def main(settings: RouterSettings, stop: asyncio.Event) -> None:
-    pool = BackendPool(settings.provider_timeout_seconds)
+    pool = BackendPool(ReadTimeouts(
+        before_output=settings.provider_first_output_timeout_seconds,
+        after_output=settings.provider_timeout_seconds,
+    ))
     table = RoutingTable(pool.is_healthy)
     catalog = CompactedSnapshot(settings, "catalog.v1", CatalogEventV1.from_bytes, on_change=table.apply)
     servicer = health_aio.HealthServicer()

@@ -32,7 +32,7 @@ from services.router.backends import (
     ToolCallDelta,
 )
 from services.router.backends.anthropic import AnthropicBackend, to_messages
-from services.router.backends.http import ProviderHTTP
+from services.router.backends.http import ProviderHTTP, ReadTimeouts
 from services.router.backends.provider_errors import UpstreamRateLimited, is_retryable
 from services.router.backends.sse import Event
 from tests.router.draining import drain
@@ -67,8 +67,10 @@ def key(monkeypatch: pytest.MonkeyPatch) -> str:
     return value
 
 
-def backend(upstream: UpstreamServer, http: ProviderHTTP, timeout: float = 5.0) -> AnthropicBackend:
-    return AnthropicBackend(upstream.anthropic_base_url, KEY_ENV, http, timeout=timeout)
+def backend(
+    upstream: UpstreamServer, http: ProviderHTTP, timeouts: ReadTimeouts = ReadTimeouts(5.0, 5.0)
+) -> AnthropicBackend:
+    return AnthropicBackend(upstream.anthropic_base_url, KEY_ENV, http, timeouts=timeouts)
 
 
 def chat(model: str, turns: tuple[ChatTurn, ...] | None = None, **sampling: Any) -> GenerationRequest:
@@ -322,9 +324,18 @@ async def test_overloaded_event_mid_stream(upstream, http, key, tag) -> None:
 
 async def test_slow_upstream_times_out(upstream, http, key, tag) -> None:
     started = time.monotonic()
-    got, error = await drain(backend(upstream, http, timeout=0.3).generate(chat(f"slow:{tag}"), Outcome()))
+    quick = ReadTimeouts(before_output=0.3, after_output=5.0)
+    got, error = await drain(backend(upstream, http, quick).generate(chat(f"slow:{tag}"), Outcome()))
     assert got == [] and isinstance(error, UpstreamTimeout)
     assert time.monotonic() - started < 2.0
+
+
+async def test_the_silence_after_the_first_text_has_its_own_limit(upstream, http, key, tag) -> None:
+    """"quiet": 1.5 s before message_start, and 1.5 s again after two text deltas. The first is
+    within the 3 s allowed before any output, the second over the 0.5 s allowed after it."""
+    timeouts = ReadTimeouts(before_output=3.0, after_output=0.5)
+    got, error = await drain(backend(upstream, http, timeouts).generate(chat(f"quiet:{tag}"), Outcome()))
+    assert got == recorded("messages-ok")[0][:2] and isinstance(error, UpstreamTimeout)
 
 
 async def test_cut_mid_stream_raises_after_some_deltas(upstream, http, key, tag) -> None:

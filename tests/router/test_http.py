@@ -65,7 +65,8 @@ class _Server:
 async def _texts(session: http.ProviderHTTP, url: str) -> list[str]:
     texts: list[str] = []
     async for events in http.sse_batches(
-        session, url, b'{"stream": true}', {"content-type": "application/json"}, http.step_timeout(5), ()
+        session, url, b'{"stream": true}', {"content-type": "application/json"},
+        http.ReadWatch(http.ReadTimeouts(before_output=5, after_output=5)), ()
     ):
         texts += [e.data for e in events]
     return texts

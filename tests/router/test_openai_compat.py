@@ -22,7 +22,7 @@ from services.common.errors import (
     UpstreamTimeout,
 )
 from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling, ToolCall, ToolCallDelta
-from services.router.backends.http import ProviderHTTP
+from services.router.backends.http import ProviderHTTP, ReadTimeouts
 from services.router.backends.openai_compat import OpenAICompatBackend
 from services.router.backends.provider_errors import UpstreamRateLimited, is_retryable, is_transient
 from tests.router.draining import drain
@@ -56,7 +56,7 @@ def key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def backend(upstream: UpstreamServer, http: ProviderHTTP, **kwargs: Any) -> OpenAICompatBackend:
-    kwargs.setdefault("timeout", 5.0)
+    kwargs.setdefault("timeouts", ReadTimeouts(before_output=5.0, after_output=5.0))
     return OpenAICompatBackend(upstream.openai_base_url, KEY_ENV, http, **kwargs)
 
 
@@ -268,11 +268,49 @@ async def test_rate_limit_carries_retry_after_and_renders_429(upstream, http, ke
 
 async def test_slow_upstream_times_out(upstream, http, key, tag) -> None:
     started = time.monotonic()
-    got, error = await drain(backend(upstream, http, timeout=0.3).generate(chat(f"slow:{tag}"), Outcome()))
+    quick = ReadTimeouts(before_output=0.3, after_output=5.0)
+    got, error = await drain(backend(upstream, http, timeouts=quick).generate(chat(f"slow:{tag}"), Outcome()))
     assert got == []
     assert isinstance(error, UpstreamTimeout)
     assert is_retryable(error)
     assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize(("before_output", "after_output", "pieces", "timed_out"), [
+    (3.0, 3.0, None, False),  # both silences allowed: the whole answer
+    (0.5, 3.0, 0, True),  # the silence before the first output is too long
+    (3.0, 0.5, 2, True),  # the one after two pieces of text is
+], ids=["both-allowed", "before-output-too-long", "after-output-too-long"])
+async def test_a_provider_may_be_silent_longer_before_its_first_output_than_after_it(
+    upstream, http, key, tag, before_output: float, after_output: float, pieces: int | None, timed_out: bool
+) -> None:
+    """"quiet": headers at once, then 1.5 s of silence before the first event and again before the
+    fourth (after the role chunk and two pieces of text)."""
+    timeouts = ReadTimeouts(before_output=before_output, after_output=after_output)
+    got, error = await drain(backend(upstream, http, timeouts=timeouts).generate(chat(f"quiet:{tag}"), Outcome()))
+    assert got == recorded("chat-ok")[0][:pieces]
+    assert isinstance(error, UpstreamTimeout) if timed_out else error is None
+
+
+async def test_the_readers_own_time_is_not_the_providers_silence(upstream, http, key, tag) -> None:
+    """A reader that takes 0.4 s over each piece, with 0.2 s of silence allowed: the provider is not
+    silent (its events come every 50 ms and wait in the socket), so nothing times out."""
+    timeouts = ReadTimeouts(before_output=5.0, after_output=0.2)
+    gen = cast(AsyncGenerator[list[str], None],
+               backend(upstream, http, timeouts=timeouts).generate(chat(f"slow-stream:{tag}"), Outcome()))
+    for _ in range(3):
+        assert await anext(gen)
+        await asyncio.sleep(0.4)
+    await gen.aclose()
+
+
+async def test_a_caller_cancelled_while_the_provider_is_silent_stays_cancelled(upstream, http, key, tag) -> None:
+    gen = backend(upstream, http).generate(chat(f"slow:{tag}"), Outcome())
+    waiting = asyncio.create_task(anext(gen))  # type: ignore[arg-type]
+    await asyncio.sleep(0.2)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
 
 
 async def test_cut_mid_stream_raises_after_some_deltas(upstream, http, key, tag) -> None:

@@ -41,7 +41,14 @@ import orjson
 from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
 from services.router.backends import CacheBreakpoint, ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
-from services.router.backends.http import ProviderHTTP, get_status, sse_batches, step_timeout
+from services.router.backends.http import (
+    DEFAULT_TIMEOUTS,
+    ProviderHTTP,
+    ReadTimeouts,
+    ReadWatch,
+    get_status,
+    sse_batches,
+)
 from services.router.backends.sse import Event
 from services.router.backends.tool_call_fragments import ToolCallAssembler
 from services.router.backends.tool_use import TOOL_OPTIONS, anthropic_tools, assistant_tool_calls, call_input
@@ -155,15 +162,15 @@ class AnthropicBackend:
         base_url: str,
         api_key_env: str | None,
         client: ProviderHTTP,
-        timeout: float = 60.0,
+        timeouts: ReadTimeouts = DEFAULT_TIMEOUTS,
         version: str = "2023-06-01",
     ) -> None:
-        """``timeout`` bounds each network step, not the whole generation (as for OpenAI);
+        """``timeouts`` bound the provider's silences, not the whole generation (as for OpenAI);
         ``client`` is the caller's and stays open on ``close``."""
         self._base = base_url.rstrip("/")
         self._api_key_env = api_key_env
         self._client = client
-        self._timeout = step_timeout(timeout)
+        self._timeouts = timeouts
         self._version = version
 
     def _api_key(self) -> str | None:
@@ -237,12 +244,13 @@ class AnthropicBackend:
         key = self._api_key()
         secrets = (key,) if key else ()
         headers = {**self._headers(key), "content-type": "application/json"}
-        batches = sse_batches(
-            self._client, self._base + "/v1/messages", orjson.dumps(body), headers, self._timeout, secrets
-        )
+        watch = ReadWatch(self._timeouts)
+        url = self._base + "/v1/messages"
+        batches = sse_batches(self._client, url, orjson.dumps(body), headers, watch, secrets)
         # closed explicitly, so an early close reaches every generator down to the socket
         async with aclosing(self._read(batches, outcome, secrets)) as texts:
             async for pieces in texts:
+                watch.answering()  # text or a tool call's piece: the shorter silence applies from here
                 yield pieces
 
     async def _read(

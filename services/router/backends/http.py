@@ -26,12 +26,23 @@ closes. Two defences:
   least recently used connection first, and connections released together (after a burst) are closed
   by the server together, so the next pooled one is usually closing too. A second failure is the
   provider's, and goes to fallback like any other.
+
+Silence: a provider may stay silent for ``before_output`` seconds until the answer's first output (a
+reasoning model thinks before it writes, and OpenAI's API sends nothing of the thinking), and for
+``after_output`` seconds at a time once it writes. ``ReadWatch`` keeps both with one timer per
+request, re-armed only when it fires, and a clock read per network read; aiohttp's own read timeout
+would re-arm a timer on every read (7% of the router's CPU samples under paced streams) and cannot
+change its limit mid-response. Only time spent waiting for the provider counts, never the time the
+reader takes with what it was given. A silence over the limit is ``UpstreamTimeout``: before the
+first byte reached the client, fallback takes it like any other.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from types import TracebackType
 
 import aiohttp
@@ -96,10 +107,75 @@ def _client(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
     )
 
 
-def step_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    """Bound each network step (connect, first byte, the gap between two reads), not the whole
-    generation: a long answer is fine as long as it keeps flowing."""
-    return aiohttp.ClientTimeout(total=None, sock_connect=min(seconds, CONNECT_TIMEOUT), sock_read=seconds)
+@dataclass(frozen=True)
+class ReadTimeouts:
+    """The longest silence of a provider, in seconds: until the answer's first output, and after it.
+    Neither bounds the whole generation: a long answer is fine as long as it keeps flowing."""
+
+    before_output: float
+    after_output: float
+
+    @cached_property
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        """aiohttp's part: the connect step only (the reads are ``ReadWatch``'s)."""
+        return aiohttp.ClientTimeout(total=None, sock_connect=min(self.before_output, CONNECT_TIMEOUT))
+
+
+DEFAULT_TIMEOUTS = ReadTimeouts(before_output=300.0, after_output=60.0)  # the router's settings' defaults
+
+
+class ReadWatch:
+    """The silence limit of one provider request (see the module's docstring), driven by
+    ``sse_batches``; the backend reading the answer says when its first output came (``answering``).
+
+    It lives in the request's task: when a wait runs over, that task is cancelled inside the wait, and
+    ``timed_out`` tells ``sse_batches`` that the cancellation was this timeout."""
+
+    def __init__(self, timeouts: ReadTimeouts) -> None:
+        self.timeouts = timeouts
+        self._limit = timeouts.before_output
+        self._waiting_since: float | None = None  # None while the reader holds what it was given
+        self._task: asyncio.Task[object] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._fired = False
+
+    def answering(self) -> None:
+        """The answer's first output arrived: from now on the shorter limit applies."""
+        self._limit = self.timeouts.after_output
+
+    def begin(self) -> None:
+        """The request is being sent: waiting from now on."""
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._waiting_since = loop.time()
+        self._timer = loop.call_at(self._waiting_since + self._limit, self._check)
+
+    def waiting(self, now: float) -> None:
+        self._waiting_since = now
+
+    def holding(self) -> None:
+        """The reader has the events: its time is not the provider's silence."""
+        self._waiting_since = None
+
+    def timed_out(self) -> bool:
+        """With the task's ``CancelledError`` in hand: whether it was this timeout alone (then the
+        task is no longer cancelling); False when the caller was cancelled too, which propagates."""
+        return self._fired and self._task is not None and self._task.uncancel() == 0
+
+    def end(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        loop = asyncio.get_running_loop()
+        now, since = loop.time(), self._waiting_since
+        if since is not None and now - since >= self._limit:
+            self._fired = True
+            if self._task is not None:
+                self._task.cancel()
+            return
+        self._timer = loop.call_at((since if since is not None else now) + self._limit, self._check)
 
 
 async def get_status(
@@ -114,27 +190,39 @@ async def get_status(
 
 
 async def sse_batches(
-    http: ProviderHTTP, url: str, body: bytes, headers: Mapping[str, str],
-    timeout: aiohttp.ClientTimeout, secrets: Iterable[str],
+    http: ProviderHTTP, url: str, body: bytes, headers: Mapping[str, str], watch: ReadWatch,
+    secrets: Iterable[str],
 ) -> AsyncGenerator[list[Event], None]:
     """POST ``body`` and yield, per network read, the events that read completed (never empty).
 
-    A non-2xx answer raises the mapped provider error; a transport failure raises ours.
+    A non-2xx answer raises the mapped provider error; a transport failure, or a silence longer than
+    ``watch`` allows, raises ours.
     """
+    clock = asyncio.get_running_loop().time
+    watch.begin()  # connect, the status line and the first event are all waiting
     try:
-        async with await _post(http, url, body, headers, timeout) as response:
+        async with await _post(http, url, body, headers, watch.timeouts.client_timeout) as response:
             if not 200 <= response.status < 300:
                 raise await _error(response, tuple(secrets))
             decoder = SSEDecoder()
-            async for data in response.content.iter_any():
+            content = response.content
+            while data := await content.readany():
                 events = decoder.feed(data)
                 if events:
+                    watch.holding()
                     yield events
+                watch.waiting(clock())
             tail = decoder.close()
             if tail:
                 yield tail
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise pe.error_from_transport(exc) from exc
+    except asyncio.CancelledError:
+        if not watch.timed_out():
+            raise
+        raise pe.error_from_transport(TimeoutError()) from None
+    finally:
+        watch.end()
 
 
 async def _post(

@@ -50,7 +50,14 @@ import orjson
 from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
 from services.router.backends import ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
-from services.router.backends.http import ProviderHTTP, get_status, sse_batches, step_timeout
+from services.router.backends.http import (
+    DEFAULT_TIMEOUTS,
+    ProviderHTTP,
+    ReadTimeouts,
+    ReadWatch,
+    get_status,
+    sse_batches,
+)
 from services.router.backends.sse import Event
 from services.router.backends.tool_call_fragments import ToolCallAssembler
 from services.router.backends.tool_use import (
@@ -103,15 +110,15 @@ class OpenAICompatBackend:
         base_url: str,
         api_key_env: str | None,
         client: ProviderHTTP,
-        timeout: float = 60.0,
+        timeouts: ReadTimeouts = DEFAULT_TIMEOUTS,
         *,
         max_tokens_field: str = "max_tokens",
         send_top_k: bool = False,
         send_prompt_cache_key: bool = False,
         continuous_usage: bool = False,
     ) -> None:
-        """``timeout`` bounds each network step (connect, first byte, the gap between two chunks),
-        not the whole generation: a long answer is fine as long as it keeps flowing.
+        """``timeouts`` bound the provider's silences (before the first output, and between reads
+        after it), not the whole generation: a long answer is fine as long as it keeps flowing.
 
         ``client`` is shared and owned by the caller (connection pool reuse across backends);
         ``close`` does not close it.
@@ -119,7 +126,7 @@ class OpenAICompatBackend:
         self._base = base_url.rstrip("/")
         self._api_key_env = api_key_env
         self._client = client
-        self._timeout = step_timeout(timeout)
+        self._timeouts = timeouts
         self._max_tokens_field = max_tokens_field
         self._send_top_k = send_top_k
         self._send_prompt_cache_key = send_prompt_cache_key
@@ -208,10 +215,12 @@ class OpenAICompatBackend:
         key = self._api_key()
         secrets = (key,) if key else ()
         headers = {**self._headers(key), "content-type": "application/json"}
-        batches = sse_batches(self._client, url, orjson.dumps(body), headers, self._timeout, secrets)
+        watch = ReadWatch(self._timeouts)
+        batches = sse_batches(self._client, url, orjson.dumps(body), headers, watch, secrets)
         # closed explicitly, so an early close reaches every generator down to the socket
         async with aclosing(self._read(batches, outcome, request.messages is not None, secrets)) as texts:
             async for pieces in texts:
+                watch.answering()  # text or a tool call's piece: the shorter silence applies from here
                 yield pieces
 
     async def _read(
