@@ -21,6 +21,7 @@ def build_app(deps: EdgeDeps) -> Starlette:
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", models.get_model, methods=["GET"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", anthropic.count_tokens, methods=["POST"]),
         Route("/v1/manage/{path:path}", manage.forward, methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
         Route("/openapi.json", manage.openapi, methods=["GET"]),
         Route("/v1/webhooks/stripe", webhooks.stripe_webhook, methods=["POST"]),

@@ -53,6 +53,19 @@ def parse_messages_request(body: bytes) -> w.MessagesRequest:
     return req
 
 
+def parse_count_tokens_request(body: bytes) -> w.MessagesRequest:
+    """A count_tokens body, validated and checked as the same prompt in a Messages request would be
+    (so a prompt that counts is one that generates), as that request with ``max_tokens`` 1: the
+    router's request needs a limit, and counting generates nothing."""
+    try:
+        req = w.CountTokensRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise anthropic_error(exc) from None
+    as_messages = w.MessagesRequest.model_construct(max_tokens=1, **dict(req))
+    _check(as_messages)
+    return as_messages
+
+
 def _refuse(where: str, problem: str) -> InvalidRequest:
     return InvalidRequest(f"{where}: {problem}", param=where)
 

@@ -8,13 +8,16 @@ as the default. ``EDGE_CORS_ALLOW_ORIGINS`` narrows it to a list of origins, or 
 
 Anthropic's own rule is kept for the Messages API: a browser request (one with an ``Origin``) must say
 ``anthropic-dangerous-direct-browser-access: true``, which the Anthropic SDK sends when it is allowed to
-run in a browser; otherwise it is refused with Anthropic's 401 (``generation.serve``).
+run in a browser; otherwise it is refused with Anthropic's 401 (``check_browser_opt_in``).
 """
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+
+from services.common.errors import AuthenticationFailed
 
 EXPOSED_HEADERS = (
     "x-request-id", "retry-after",
@@ -35,3 +38,10 @@ def cors_middleware(allow_origins: list[str]) -> list[Middleware]:
         CORSMiddleware, allow_origins=allow_origins, allow_methods=METHODS, allow_headers=["*"],
         expose_headers=EXPOSED_HEADERS, max_age=PREFLIGHT_MAX_AGE_SECONDS,
     )]
+
+
+def check_browser_opt_in(headers: Headers, header: str = ANTHROPIC_BROWSER_HEADER) -> None:
+    """A request from a web page (it has an ``Origin``) puts its key in the page: Anthropic serves it
+    only when the page says it means to, and refuses it in these words otherwise."""
+    if "origin" in headers and headers.get(header, "").lower() != "true":
+        raise AuthenticationFailed(f"CORS requests must set '{header}' header")

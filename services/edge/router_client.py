@@ -89,6 +89,16 @@ class RouterClient:
                     call.cancel()
         return await complete(self._stub, request, timeout)
 
+    async def count_tokens(
+        self, request: router_pb2.GenerateRequest, timeout: float
+    ) -> router_pb2.CountTokensResponse:
+        """One CountTokens call, always its own RPC: counts are rare next to generations."""
+        try:
+            reply: router_pb2.CountTokensResponse = await self._stub.CountTokens(request, timeout=timeout)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+        return reply
+
     def close(self) -> None:
         for session in self.sessions:
             session.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import replace
 from typing import NoReturn
 
 import grpc
@@ -24,10 +25,11 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import Counter
 
-from services.common.errors import InvalidRequest, NotFound, TollgateError
+from services.common.errors import InvalidRequest, NotFound, TollgateError, UnsupportedByBackend
 from services.common.frame_batcher import CHANNEL_OPTIONS
 from services.router.backend_pool import BackendPool
 from services.router.backends import (
+    COUNT_UNSUPPORTED,
     CacheBreakpoint,
     ChatTurn,
     GenerationRequest,
@@ -36,7 +38,7 @@ from services.router.backends import (
     ToolCallDelta,
 )
 from services.router.breaker import CircuitBreaker
-from services.router.fallback import Deployment, Served, generate_with_fallback
+from services.router.fallback import Deployment, Served, generate_with_fallback, retryable
 from services.router.routing import RoutingTable
 from services.router.session import CallSession
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
@@ -50,6 +52,7 @@ USAGE_MISSING = Counter(
 Context = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.GenerateResponse]
 CompleteContext = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.CompleteResponse]
 SessionContext = grpc.aio.ServicerContext[router_pb2.EdgeFrames, router_pb2.RouterFrames]
+CountContext = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.CountTokensResponse]
 
 
 def _sampling(params: router_pb2.SamplingParams) -> Sampling:
@@ -87,7 +90,7 @@ def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) 
     )
 
 
-async def _abort(context: Context | CompleteContext, exc: TollgateError) -> NoReturn:
+async def _abort(context: Context | CompleteContext | CountContext, exc: TollgateError) -> NoReturn:
     """End the call with ``exc`` as a gRPC error. Its code and, for rate limits and overloads, the
     provider's Retry-After travel as trailers, so the edge can answer with the same error, status
     and header."""
@@ -172,6 +175,32 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             return router_pb2.CompleteResponse(text="".join(parts), finish=failed)
         return router_pb2.CompleteResponse(text="".join(parts), finish=_finish(served, request.model, None))
 
+    async def count(self, request: router_pb2.GenerateRequest) -> router_pb2.CountTokensResponse:
+        """CountTokens' reply: the first deployment of the chain that can count does. A deployment
+        that cannot passes it on, as one that refuses a parameter does; a retryable failure moves on
+        to the next (nothing is generated, so breakers keep no score of counts)."""
+        chain, generation = self._prepare(request)
+        refusal: UnsupportedByBackend | None = None
+        last_error: TollgateError | None = None
+        for deployment in chain:
+            try:
+                tokens = await deployment.backend.count_tokens(
+                    replace(generation, upstream_model=deployment.upstream_model)
+                )
+            except UnsupportedByBackend as exc:
+                refusal = refusal or exc
+                continue
+            except TollgateError as exc:
+                if not retryable(exc):
+                    raise
+                log.warning("deployment_count_failed", deployment=deployment.id, error=exc.code)
+                last_error = exc
+                continue
+            return router_pb2.CountTokensResponse(
+                input_tokens=tokens, deployment_id=deployment.id, provider=deployment.provider
+            )
+        raise last_error or refusal or UnsupportedByBackend(COUNT_UNSUPPORTED)
+
     async def Generate(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: Context
     ) -> AsyncIterator[router_pb2.GenerateResponse]:
@@ -186,6 +215,14 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
     ) -> router_pb2.CompleteResponse:
         try:
             return await self.whole(request)
+        except TollgateError as exc:
+            await _abort(context, exc)
+
+    async def CountTokens(  # noqa: N802 - gRPC method name
+        self, request: router_pb2.GenerateRequest, context: CountContext
+    ) -> router_pb2.CountTokensResponse:
+        try:
+            return await self.count(request)
         except TollgateError as exc:
             await _abort(context, exc)
 

@@ -99,7 +99,7 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
         producer, f"oa-continuous-usage-slow-{tag}", "openai", upstream.openai_base_url, "continuous-usage-slow",
         features=("continuous_usage",),
     )
-    for scenario in ["ok", "overloaded", "tool-use", "stop-sequence"]:
+    for scenario in ["ok", "overloaded", "tool-use", "stop-sequence", "rate-limited"]:
         await publish_provider_model(producer, f"an-{scenario}-{tag}", "anthropic", upstream.anthropic_base_url, scenario)
     await publish_provider_model(
         producer, f"old-{tag}", "openai", upstream.openai_base_url, "ok",

@@ -137,3 +137,54 @@ async def test_retrieve_a_model_and_errors_in_anthropics_format(client: anthropi
     async with anthropic.AsyncAnthropic(base_url=base, api_key="tg-not-a-key", max_retries=0) as stranger:
         with pytest.raises(anthropic.AuthenticationError):
             await stranger.models.list()
+
+
+WEATHER_TOOL = {"name": "get_weather", "description": "Current weather",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+
+
+async def test_the_sdk_counts_tokens_through_an_anthropic_provider(
+    client: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
+    """``messages.count_tokens`` gets the provider's count; what reached the provider is the prompt
+    side of the request in Anthropic's shape, under the deployment's model name."""
+    model = stack.model("an-ok")
+    before = stack.upstream.model_stats(f"ok:{model}")
+    counted = await client.messages.count_tokens(
+        model=model, system="Be brief.", messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+    )
+    assert counted.input_tokens == 2095  # the recorded answer of Anthropic's count_tokens
+    seen = stack.upstream.requests_for(f"ok:{model}")[-1]
+    assert seen["path"] == "/v1/messages/count_tokens"
+    assert seen["body"] == {"model": f"ok:{model}", "system": "Be brief.", "tools": [WEATHER_TOOL],
+                            "messages": [{"role": "user", "content": "Weather in Paris?"}]}
+    after = stack.upstream.model_stats(f"ok:{model}")
+    assert after["requests"] == before["requests"] + 1 and after["completed"] == before["completed"] + 1
+
+
+async def test_counting_tokens_refused_and_failing_in_anthropics_format(
+    client: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
+    hi = [{"role": "user", "content": "Hi"}]
+    with pytest.raises(anthropic.BadRequestError) as self_hosted:  # no way to count without generating
+        await client.messages.count_tokens(model=TRITON_MODEL, messages=hi)  # type: ignore[arg-type]
+    assert self_hosted.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert "Counting tokens is not supported for this model" in self_hosted.value.message
+    with pytest.raises(anthropic.NotFoundError):
+        await client.messages.count_tokens(model="no-such-model", messages=hi)  # type: ignore[arg-type]
+    with pytest.raises(anthropic.BadRequestError) as generating:  # count_tokens takes no max_tokens
+        await client.messages.count_tokens(
+            model=stack.model("an-ok"), messages=hi, extra_body={"max_tokens": 5}  # type: ignore[arg-type]
+        )
+    assert "max_tokens" in generating.value.message
+    with pytest.raises(anthropic.BadRequestError) as empty:
+        await client.messages.count_tokens(model=stack.model("an-ok"), messages=[])
+    assert "messages" in empty.value.message
+    with pytest.raises(anthropic.RateLimitError) as limited:  # the provider's 429, in our words
+        await client.messages.count_tokens(model=stack.model("an-rate-limited"), messages=hi)  # type: ignore[arg-type]
+    assert limited.value.response.headers.get("retry-after") == "3"
+    base = stack.base_url.removesuffix("/v1")
+    async with anthropic.AsyncAnthropic(base_url=base, api_key="sk-wrong", max_retries=0) as stranger:
+        with pytest.raises(anthropic.AuthenticationError):
+            await stranger.messages.count_tokens(model=stack.model("an-ok"), messages=hi)  # type: ignore[arg-type]

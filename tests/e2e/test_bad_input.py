@@ -142,9 +142,9 @@ async def test_endpoints_not_served_answer_in_each_sdks_own_format(client: opena
     assert embeddings.value.response.headers["x-request-id"].startswith("req_")
     base = stack.base_url.removesuffix("/v1")
     async with anthropic.AsyncAnthropic(base_url=base, api_key=stack.key, max_retries=0) as sdk:
-        with pytest.raises(anthropic.NotFoundError) as count:
-            await sdk.messages.count_tokens(model="smollm2", messages=[{"role": "user", "content": "hi"}])
-    assert count.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+        with pytest.raises(anthropic.NotFoundError) as batches:
+            await sdk.messages.batches.list()
+    assert batches.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
     async with httpx.AsyncClient() as http:
         wrong = await http.get(f"{stack.base_url}/chat/completions", headers={"authorization": f"Bearer {stack.key}"})
     assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"

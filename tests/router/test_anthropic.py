@@ -338,6 +338,33 @@ async def test_the_silence_after_the_first_text_has_its_own_limit(upstream, http
     assert got == recorded("messages-ok")[0][:2] and isinstance(error, UpstreamTimeout)
 
 
+async def test_count_tokens_asks_anthropics_endpoint_with_the_prompt_side_of_the_request(
+    upstream, http, key, tag
+) -> None:
+    """The same conversion as a generation (system apart, tools in Anthropic's shape), but only what
+    count_tokens takes: nothing about generating, and the provider's count as it said it."""
+    request = replace(chat(f"ok:{tag}", temperature=0.5, top_k=3, stop=("END",)), end_user="tg-abc",
+                      provider_options={"tools": [WEATHER], "tool_choice": "auto"})
+    assert await backend(upstream, http).count_tokens(request) == 2095  # the recorded answer
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["path"] == "/v1/messages/count_tokens" and seen["auth"]
+    assert seen["body"] == {
+        "model": f"ok:{tag}", "system": "Be brief.", "messages": [{"role": "user", "content": "Hi there"}],
+        "tools": [{"name": "get_weather", "description": "Current weather",
+                   "input_schema": WEATHER["function"]["parameters"]}],
+        "tool_choice": {"type": "auto"},
+    }
+
+
+@pytest.mark.parametrize(("scenario", "cls"), [
+    ("rate-limited", UpstreamRateLimited), ("overloaded", Overloaded), ("server-error", UpstreamError),
+])
+async def test_count_tokens_failures_map_as_a_generations_do(upstream, http, key, tag, scenario, cls) -> None:
+    with pytest.raises(cls) as failed:
+        await backend(upstream, http).count_tokens(chat(f"{scenario}:{tag}"))
+    assert key not in failed.value.message and "4c1f8a3e" not in failed.value.message
+
+
 async def test_cut_mid_stream_raises_after_some_deltas(upstream, http, key, tag) -> None:
     got, error = await drain(backend(upstream, http).generate(chat(f"cut-mid-stream:{tag}"), Outcome()))
     assert got == recorded("messages-ok")[0][:3]

@@ -42,16 +42,22 @@ async def publish(router: Platform) -> AsyncIterator[EventProducer]:
     await producer.stop()
 
 
-async def add_model(producer: EventProducer, model: str, upstream: UpstreamServer, scenarios: list[str]) -> None:
-    """A model whose deployments replay ``scenarios`` in order: the first is primary, the rest fallbacks."""
+async def add_model(
+    producer: EventProducer, model: str, upstream: UpstreamServer, scenarios: list[str],
+    backends: list[str] | None = None,
+) -> None:
+    """A model whose deployments replay ``scenarios`` in order: the first is primary, the rest fallbacks;
+    OpenAI-compatible unless ``backends`` says otherwise (``openai`` or ``anthropic``, per deployment)."""
+    kinds = backends or ["openai"] * len(scenarios)
     ids = [f"{model}-d{i}" for i in range(len(scenarios))]
     entities: list[ModelEntry | DeploymentEntry] = [
         ModelEntry(id=model, display_name=model, context_length=4096, max_output_tokens=512)
     ]
     for i, scenario in enumerate(scenarios):
         entities.append(DeploymentEntry(
-            id=ids[i], model_id=model if i == 0 else f"{model}-standby", backend="openai",
-            endpoint=upstream.openai_base_url, upstream_model=f"{scenario}:{model}",
+            id=ids[i], model_id=model if i == 0 else f"{model}-standby", backend=kinds[i],  # type: ignore[arg-type]
+            endpoint=upstream.anthropic_base_url if kinds[i] == "anthropic" else upstream.openai_base_url,
+            upstream_model=f"{scenario}:{model}",
             fallback=tuple(ids[1:]) if i == 0 else (),
         ))
     # Fallbacks first, the model, the primary last: entities sit on different partitions, so the
@@ -154,6 +160,52 @@ async def test_every_deployment_failing_is_a_grpc_error_with_its_code(
 async def test_an_unknown_model_is_not_found(router: Platform, rpc: str) -> None:
     _, _, err = await call(router, "no-such-model", rpc, timeout=0)
     assert err is not None and err.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def _count(platform: Platform, model: str) -> router_pb2.CountTokensResponse | grpc.aio.AioRpcError:
+    """CountTokens once the model has reached the router: its reply, or its gRPC error."""
+    deadline = time.monotonic() + 20
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{platform.config.ports.router_grpc}") as channel:
+        stub = router_pb2_grpc.RouterServiceStub(channel)
+        request = router_pb2.GenerateRequest(
+            request_id=f"req_{uuid.uuid4().hex[:12]}", account_id="acct", model=model,
+            chat=router_pb2.ChatInput(messages=[router_pb2.ChatMessage(role="user", content="Hello")]),
+            sampling=router_pb2.SamplingParams(max_tokens=1),
+        )
+        while True:
+            try:
+                reply: router_pb2.CountTokensResponse = await stub.CountTokens(request, timeout=30)
+                return reply
+            except grpc.aio.AioRpcError as err:
+                if err.code() == grpc.StatusCode.NOT_FOUND and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                    continue
+                return err
+
+
+async def test_count_tokens_goes_to_the_first_deployment_that_can_count(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    """An OpenAI-compatible primary cannot count and is passed over without a request; a rate-limited
+    Anthropic deployment is fallen back from; the next one counts."""
+    model = f"count-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, model, upstream, ["ok", "rate-limited", "ok"], ["openai", "anthropic", "anthropic"])
+    reply = await _count(router, model)
+    assert isinstance(reply, router_pb2.CountTokensResponse), reply
+    assert (reply.input_tokens, reply.deployment_id, reply.provider) == (2095, f"{model}-d2", "anthropic")
+    assert [r["path"] for r in upstream.requests_for(f"ok:{model}")] == ["/v1/messages/count_tokens"]
+    assert upstream.model_stats(f"rate-limited:{model}")["requests"] == 1
+
+
+async def test_count_tokens_on_a_model_no_deployment_can_count_is_refused(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    model = f"nocount-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, model, upstream, ["ok"])
+    err = await _count(router, model)
+    assert isinstance(err, grpc.aio.AioRpcError) and err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(err.trailing_metadata() or ())["tollgate-error-code"] == "unsupported_parameter"
+    assert upstream.model_stats(f"ok:{model}")["requests"] == 0
 
 
 async def test_complete_answers_in_one_reply_what_generate_streams(

@@ -313,6 +313,12 @@ async def test_a_caller_cancelled_while_the_provider_is_silent_stays_cancelled(u
         await waiting
 
 
+async def test_count_tokens_is_not_something_an_openai_compatible_server_can_do(upstream, http, key, tag) -> None:
+    with pytest.raises(UnsupportedByBackend):
+        await backend(upstream, http).count_tokens(chat(f"ok:{tag}"))
+    assert upstream.requests_for(f"ok:{tag}") == []  # nothing was sent
+
+
 async def test_cut_mid_stream_raises_after_some_deltas(upstream, http, key, tag) -> None:
     outcome = Outcome()
     got, error = await drain(backend(upstream, http).generate(chat(f"cut-mid-stream:{tag}"), outcome))

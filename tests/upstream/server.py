@@ -98,6 +98,7 @@ ENDPOINTS = {
     "/v1/chat/completions": ("openai", "chat"),
     "/v1/completions": ("openai", "completion"),
     "/v1/messages": ("anthropic", "messages"),
+    "/v1/messages/count_tokens": ("anthropic", "count-tokens"),  # a JSON answer, not a stream
 }
 
 
@@ -232,13 +233,17 @@ def build_app(fixtures: dict[str, Any] | None = None) -> Starlette:
             "body": body, "headers": sorted(request.headers.keys()),
         })
         scenario = SCENARIOS[provider].get(model.split(":", 1)[0], Scenario("model-not-found"))
-        stream = data.get(f"{provider}/{kind}-{scenario.fixture}")
+        answer = data.get(f"{provider}/{kind}-{scenario.fixture}")
+        stream = answer if isinstance(answer, list) else None  # .sse; a .json is a whole recorded answer
         if stream is not None and scenario.without_call_ids:
             stream = [_CALL_ID.sub(b"", event) for event in stream]
         if stream is not None:
             headers = data[f"{provider}/headers"]
             return Replay(stats, model, 200, headers, stream, scenario)
-        recorded = data.get(f"{provider}/{scenario.fixture}") or data[f"{provider}/model-not-found"]
+        recorded = (
+            answer if isinstance(answer, dict)
+            else data.get(f"{provider}/{scenario.fixture}") or data[f"{provider}/model-not-found"]
+        )
         # as recorded: OpenAI pretty-prints its error bodies, Anthropic sends them compact
         indent = 4 if provider == "openai" else None
         separators = None if indent else (",", ":")

@@ -1,15 +1,27 @@
-"""Anthropic Messages API: ``POST /v1/messages`` (``x-api-key`` or Bearer), Anthropic error format."""
+"""Anthropic Messages API: ``POST /v1/messages`` (``x-api-key`` or Bearer) and
+``POST /v1/messages/count_tokens``, Anthropic error format."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from services.common.errors import TollgateError
+from services.common.events.catalog import ModelEntry
 from services.edge.admitted import AdmittedStream
-from services.edge.convert import AnthropicMessageStream, build_message, parse_messages_request
-from services.edge.cors import ANTHROPIC_BROWSER_HEADER
+from services.edge.auth import presented_key
+from services.edge.catalog_view import deprecation_headers
+from services.edge.convert import (
+    AnthropicMessageStream,
+    build_message,
+    parse_messages_request,
+    to_generate_request,
+)
+from services.edge.convert_anthropic import parse_count_tokens_request
+from services.edge.cors import ANTHROPIC_BROWSER_HEADER, check_browser_opt_in
 from services.edge.dependencies import EdgeDeps
 from services.edge.routes.generation import Api, serve
+from services.edge.routes.responses import error_response, json_response, read_body
 
 MESSAGES = Api(
     name="anthropic.messages",
@@ -19,8 +31,32 @@ MESSAGES = Api(
     build=build_message,
     browser_opt_in=ANTHROPIC_BROWSER_HEADER,
 )
+COUNT_TIMEOUT_SECONDS = 30.0  # a count is one small request to the provider, never a generation
 
 
 async def messages(request: Request) -> Response | AdmittedStream:
     deps: EdgeDeps = request.app.state.deps
     return await serve(request, deps, MESSAGES)
+
+
+async def count_tokens(request: Request) -> Response:
+    """``{"input_tokens": n}`` for a Messages request's prompt, counted by the model's provider.
+
+    The key, the body and the model's access are checked as for a generation; nothing is admitted,
+    reserved or metered: counting generates nothing and is free, as at Anthropic (which rate-limits
+    it on its own).
+    """
+    deps: EdgeDeps = request.app.state.deps
+    model: ModelEntry | None = None
+    try:
+        check_browser_opt_in(request.headers)
+        key = deps.key_index.authenticate(presented_key(request.headers))
+        parsed = parse_count_tokens_request(await read_body(request, deps.settings.max_body_bytes))
+        model = deps.catalog_view.resolve(parsed.model, key)
+        generate = to_generate_request(
+            parsed, request.scope["state"]["request_id"], key.account_id, model.id, default_max_tokens=1
+        )
+        counted = await deps.router.count_tokens(generate, COUNT_TIMEOUT_SECONDS)
+    except TollgateError as exc:
+        return error_response(exc, "anthropic", deprecation_headers(model) if model is not None else None)
+    return json_response({"input_tokens": counted.input_tokens}, headers=deprecation_headers(model))

@@ -29,13 +29,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.common.errors import (
-    AuthenticationFailed,
-    DependencyUnavailable,
-    InvalidRequest,
-    TollgateError,
-    UpstreamError,
-)
+from services.common.errors import DependencyUnavailable, InvalidRequest, TollgateError, UpstreamError
 from services.common.events.catalog import ModelEntry
 from services.common.events.keys import KeyEventV1
 from services.common.events.usage import Api as ApiName
@@ -50,6 +44,7 @@ from services.edge.convert import (
     requested_max_tokens,
     to_generate_request,
 )
+from services.edge.cors import check_browser_opt_in
 from services.edge.dependencies import EdgeDeps
 from services.edge.disconnect import DisconnectWatch
 from services.edge.request_events import request_event
@@ -115,8 +110,8 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
     model: ModelEntry | None = None
     watch: DisconnectWatch | None = None
     try:
-        if api.browser_opt_in is not None and "origin" in request.headers:
-            _check_browser_opt_in(request, api.browser_opt_in)
+        if api.browser_opt_in is not None:
+            check_browser_opt_in(request.headers, api.browser_opt_in)
         key = deps.key_index.authenticate(presented_key(request.headers))
         parsed = api.parse(await read_body(request, deps.settings.max_body_bytes))
         model = deps.catalog_view.resolve(parsed.model, key)
@@ -190,13 +185,6 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
             _events(call, first, encoder, admitted), admitted, {**SSE_HEADERS, **headers}, watch
         )
     return _answer(whole, api, request_id, parsed.model, headers, admitted)
-
-
-def _check_browser_opt_in(request: Request, header: str) -> None:
-    """A request from a web page (it has an ``Origin``) puts its key in the page: Anthropic serves it only
-    when the page says it means to, and refuses it in these words otherwise."""
-    if request.headers.get(header, "").lower() != "true":
-        raise AuthenticationFailed(f"CORS requests must set '{header}' header")
 
 
 def _answer(

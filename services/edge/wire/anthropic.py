@@ -171,3 +171,15 @@ class MessagesRequest(RequestModel):
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
     service_tier: Literal["auto", "standard_only"] | None = None  # accepted and ignored: one tier here
+
+
+class CountTokensRequest(RequestModel):
+    """``POST /v1/messages/count_tokens``: the prompt side of a Messages request (no ``max_tokens``,
+    no sampling, no stream), as Anthropic takes it."""
+
+    model: Annotated[str, Field(min_length=1, max_length=256)]
+    messages: Annotated[list[MessageParam], Field(min_length=1)]
+    system: System | None = None
+    tools: list[AnyTool] | None = None
+    tool_choice: ToolChoice | None = None
+    thinking: Thinking | None = None

@@ -117,6 +117,12 @@ def as_count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+COUNT_UNSUPPORTED = (
+    "Counting tokens is not supported for this model: only models served by Anthropic can count them "
+    "without generating."
+)
+
+
 class Backend(Protocol):
     async def ready(self) -> bool: ...
 
@@ -125,6 +131,11 @@ class Backend(Protocol):
         piece one upstream chunk; empty only when the read brought tool-call fragments alone (they
         wait in ``outcome.tool_deltas``). An async generator, so callers can ``aclose()`` it: closing
         cancels the upstream call."""
+        ...
+
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        """The request's input tokens as the model counts them (nothing generated), or
+        ``UnsupportedByBackend`` when this backend has no way to count."""
         ...
 
     async def close(self) -> None: ...

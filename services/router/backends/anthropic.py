@@ -38,7 +38,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
+from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend, UpstreamError
 from services.router.backends import CacheBreakpoint, ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import (
@@ -47,6 +47,7 @@ from services.router.backends.http import (
     ReadTimeouts,
     ReadWatch,
     get_status,
+    post_json,
     sse_batches,
 )
 from services.router.backends.sse import Event
@@ -54,6 +55,8 @@ from services.router.backends.tool_call_fragments import ToolCallAssembler
 from services.router.backends.tool_use import TOOL_OPTIONS, anthropic_tools, assistant_tool_calls, call_input
 
 READY_TIMEOUT = 2.0
+# what Anthropic's count_tokens takes of a Messages request (the rest is about generating)
+COUNTED_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice"})
 
 _FINISH = {
     "end_turn": "stop",
@@ -222,6 +225,22 @@ class AnthropicBackend:
         if request.end_user:
             body["metadata"] = {"user_id": request.end_user}
         return body
+
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        """Anthropic's ``POST /v1/messages/count_tokens``: the request's model, messages, system
+        prompt and tools (what that endpoint takes), with the same conversion and checks as a
+        generation. Free at Anthropic, and rate-limited there on its own."""
+        body = {k: v for k, v in self._body(request).items() if k in COUNTED_FIELDS}
+        key = self._api_key()
+        headers = {**self._headers(key), "content-type": "application/json"}
+        answer = await post_json(
+            self._client, self._base + "/v1/messages/count_tokens", orjson.dumps(body), headers,
+            self._timeouts.after_output, (key,) if key else (),
+        )
+        tokens = answer.get("input_tokens") if isinstance(answer, dict) else None
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+            raise UpstreamError("the upstream provider sent no token count", code=pe.UPSTREAM_BAD_RESPONSE)
+        return tokens
 
     async def ready(self) -> bool:
         """Reachable with credentials that are not refused. ``GET /v1/models`` costs nothing; a

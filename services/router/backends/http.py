@@ -46,10 +46,11 @@ from functools import cached_property
 from types import TracebackType
 
 import aiohttp
+import orjson
 import structlog
 from prometheus_client import Counter
 
-from services.common.errors import TollgateError
+from services.common.errors import TollgateError, UpstreamError
 from services.router.backends import provider_errors as pe
 from services.router.backends.sse import Event, SSEDecoder
 
@@ -223,6 +224,28 @@ async def sse_batches(
         raise pe.error_from_transport(TimeoutError()) from None
     finally:
         watch.end()
+
+
+async def post_json(
+    http: ProviderHTTP, url: str, body: bytes, headers: Mapping[str, str], timeout: float,
+    secrets: Iterable[str],
+) -> object:
+    """POST ``body`` and return the decoded JSON answer (a small one: token counts), in ``timeout``
+    seconds at most. A non-2xx answer raises the mapped provider error, a transport failure or an
+    answer that is not JSON raises ours."""
+    limit = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, CONNECT_TIMEOUT))
+    try:
+        async with await _post(http, url, body, headers, limit) as response:
+            if not 200 <= response.status < 300:
+                raise await _error(response, tuple(secrets))
+            raw = await response.content.read(ERROR_BODY_LIMIT)
+        return orjson.loads(raw)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise pe.error_from_transport(exc) from exc
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            "the upstream provider sent an undecodable response", code=pe.UPSTREAM_BAD_RESPONSE
+        ) from None
 
 
 async def _post(

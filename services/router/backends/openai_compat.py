@@ -48,7 +48,7 @@ import aiohttp
 import orjson
 
 from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
-from services.router.backends import ChatTurn, GenerationRequest, Outcome, as_count
+from services.router.backends import COUNT_UNSUPPORTED, ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import (
     DEFAULT_TIMEOUTS,
@@ -273,6 +273,11 @@ class OpenAICompatBackend:
         if finish is None and outcome.tool_calls:
             finish = "tool_calls"
         outcome.finish_reason = _FINISH.get(finish or "stop", "stop")
+
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        """OpenAI's API has no endpoint that counts a chat request's tokens (vLLM's ``/tokenize`` is
+        its own): the router asks the model's next deployment."""
+        raise UnsupportedByBackend(COUNT_UNSUPPORTED)
 
     async def close(self) -> None:
         """Nothing to release: the HTTP client belongs to whoever built the backends."""

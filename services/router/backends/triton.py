@@ -26,7 +26,7 @@ from services.common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from services.router.backends import ChatTurn, GenerationRequest, Outcome
+from services.router.backends import COUNT_UNSUPPORTED, ChatTurn, GenerationRequest, Outcome
 from services.router.backends.triton_tensors import build_request, decode_outputs, is_final
 from services.router.chat_template import render
 
@@ -107,6 +107,12 @@ class TritonBackend:
             call.cancel()
         if outcome.output_tokens >= sampling.max_tokens:
             outcome.finish_reason = "length"
+
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        """Counting would take a prefill (the ensemble reports the prompt's length with its first
+        token) or TensorRT-LLM's separate ``preprocessing`` model, which this backend does not call
+        yet: the router asks the model's next deployment."""
+        raise UnsupportedByBackend(COUNT_UNSUPPORTED)
 
     async def close(self) -> None:
         await self._channel.close(None)
