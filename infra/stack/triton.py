@@ -27,6 +27,7 @@ from infra.stack.process import ManagedProcess, StackError, pid_alive, rss_bytes
 from infra.triton.convert_model import SMOLLM2, TINY, ensure_converted
 
 MODEL_NAME = "ensemble"
+PREPROCESSING_MODEL = "preprocessing"  # tokenization alone: token counts without a prefill
 CPU_REPOSITORY = REPO_ROOT / "infra" / "triton" / "cpu"
 ASSETS_STAMP = ".laid-out"
 EXIT_TIMEOUT_S = 10  # in-flight requests get this long after SIGTERM; a generating thread stops at once
@@ -118,12 +119,12 @@ def ensure_stub_python() -> Path:
 
 
 def render_repository(target: Path, model_dir: Path, max_concurrent: int = 4) -> Path:
-    """Copy infra/triton/cpu to ``target`` with the ``${...}`` placeholders of config.pbtxt filled."""
+    """Copy infra/triton/cpu to ``target`` with the ``${...}`` placeholders of each config.pbtxt filled."""
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(CPU_REPOSITORY, target, ignore=shutil.ignore_patterns("__pycache__"))
-    config = target / MODEL_NAME / "config.pbtxt"
     values = {"model_dir": str(model_dir), "max_concurrent_requests": str(max_concurrent)}
-    config.write_text(string.Template(config.read_text()).safe_substitute(values))
+    for config in target.glob("*/config.pbtxt"):  # the ensemble and the preprocessing model
+        config.write_text(string.Template(config.read_text()).safe_substitute(values))
     return target
 
 
@@ -230,7 +231,8 @@ class TritonServer:
         return process.start()
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        """Block until model `ensemble` reports ready over gRPC; fail fast if the server died."""
+        """Block until models `ensemble` and `preprocessing` report ready over gRPC; fail fast if the
+        server died."""
         import tritonclient.grpc as grpcclient
 
         process = self._managed()
@@ -241,7 +243,7 @@ class TritonServer:
                 if process.exited():
                     raise StackError(f"tritonserver exited during start:\n{process.log_tail()}")
                 with contextlib.suppress(Exception):  # not listening yet: connection errors of all kinds
-                    if client.is_model_ready(MODEL_NAME):
+                    if all(client.is_model_ready(name) for name in (MODEL_NAME, PREPROCESSING_MODEL)):
                         return
                 time.sleep(0.1)
         finally:

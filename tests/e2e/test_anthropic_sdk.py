@@ -163,14 +163,29 @@ async def test_the_sdk_counts_tokens_through_an_anthropic_provider(
     assert after["requests"] == before["requests"] + 1 and after["completed"] == before["completed"] + 1
 
 
+async def test_the_sdk_counts_tokens_on_triton_as_a_generation_of_the_same_prompt_does(
+    client: anthropic.AsyncAnthropic
+) -> None:
+    """Counted by the preprocessing model beside the ensemble (tokenization only), with the chat
+    template applied as for a generation: the count is the input_tokens a generation reports."""
+    system, messages = "Be brief.", [{"role": "user", "content": "Tell me about the sea, in one line."}]
+    counted = await client.messages.count_tokens(
+        model=TRITON_MODEL, system=system, messages=messages  # type: ignore[arg-type]
+    )
+    generated = await client.messages.create(
+        model=TRITON_MODEL, system=system, messages=messages, max_tokens=1  # type: ignore[arg-type]
+    )
+    assert counted.input_tokens == generated.usage.input_tokens > 10
+
+
 async def test_counting_tokens_refused_and_failing_in_anthropics_format(
     client: anthropic.AsyncAnthropic, stack: Stack
 ) -> None:
     hi = [{"role": "user", "content": "Hi"}]
-    with pytest.raises(anthropic.BadRequestError) as self_hosted:  # no way to count without generating
-        await client.messages.count_tokens(model=TRITON_MODEL, messages=hi)  # type: ignore[arg-type]
-    assert self_hosted.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
-    assert "Counting tokens is not supported for this model" in self_hosted.value.message
+    with pytest.raises(anthropic.BadRequestError) as cannot:  # an OpenAI-compatible deployment cannot count
+        await client.messages.count_tokens(model=stack.model("oa-ok"), messages=hi)  # type: ignore[arg-type]
+    assert cannot.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert "Counting tokens is not supported for this model" in cannot.value.message
     with pytest.raises(anthropic.NotFoundError):
         await client.messages.count_tokens(model="no-such-model", messages=hi)  # type: ignore[arg-type]
     with pytest.raises(anthropic.BadRequestError) as generating:  # count_tokens takes no max_tokens

@@ -27,14 +27,43 @@ from services.common.errors import (
     UpstreamTimeout,
 )
 from services.router.backends import COUNT_UNSUPPORTED, ChatTurn, GenerationRequest, Outcome
-from services.router.backends.triton_tensors import build_request, decode_outputs, is_final
+from services.router.backends.triton_tensors import (
+    build_count_request,
+    build_request,
+    decode_outputs,
+    is_final,
+)
 from services.router.chat_template import render
 
+COUNT_TIMEOUT_SECONDS = 10.0  # tokenizing one prompt; a server that takes longer is in trouble
 CONTEXT_EXCEEDED = re.compile(
     r"context holds|maximum context length|(prompt|input) length .*exceed|exceeds? (the )?max(imum)? "
     r"(input|sequence) length|max_input_len",
     re.IGNORECASE,
 )
+
+
+def preprocessing_model(generation_model: str) -> str | None:
+    """TensorRT-LLM's repository names its models ``ensemble`` and ``preprocessing``; a server with
+    several keeps a shared prefix (``llama_ensemble``, ``llama_preprocessing``). Any other name has no
+    known tokenizer model beside it."""
+    if not generation_model.endswith("ensemble"):
+        return None
+    return generation_model.removesuffix("ensemble") + "preprocessing"
+
+
+def _prompt(request: GenerationRequest) -> str:
+    """What the model is sent as ``text_input``, or the refusal of what this backend cannot take."""
+    if request.provider_options:
+        names = ", ".join(sorted(request.provider_options))
+        raise UnsupportedByBackend(
+            f"parameters not supported by this self-hosted model: {names}",
+            param=_public_name(min(request.provider_options)),
+        )
+    if request.messages is None:
+        return request.prompt or ""
+    _refuse_tool_results(request.messages)
+    return render(request.chat_template, request.messages)
 
 
 def backend_error(message: str) -> TollgateError:
@@ -64,17 +93,7 @@ class TritonBackend:
     ) -> AsyncGenerator[list[str], None]:
         """Yield each streamed response's text (one piece per response); fill ``outcome`` with the
         backend's token counts as they arrive."""
-        if request.provider_options:
-            names = ", ".join(sorted(request.provider_options))
-            raise UnsupportedByBackend(
-                f"parameters not supported by this self-hosted model: {names}",
-                param=_public_name(min(request.provider_options)),
-            )
-        if request.messages is not None:
-            _refuse_tool_results(request.messages)
-            prompt = render(request.chat_template, request.messages)
-        else:
-            prompt = request.prompt or ""
+        prompt = _prompt(request)
         sampling = request.sampling
         infer = build_request(self.model, request.request_id, prompt, sampling)
         call = self._stub.ModelStreamInfer(iter([infer]))
@@ -109,10 +128,27 @@ class TritonBackend:
             outcome.finish_reason = "length"
 
     async def count_tokens(self, request: GenerationRequest) -> int:
-        """Counting would take a prefill (the ensemble reports the prompt's length with its first
-        token) or TensorRT-LLM's separate ``preprocessing`` model, which this backend does not call
-        yet: the router asks the model's next deployment."""
-        raise UnsupportedByBackend(COUNT_UNSUPPORTED)
+        """The prompt the model would see (the chat template applied, as for a generation), tokenized
+        by TensorRT-LLM's ``preprocessing`` model on the same server: tokenization alone, no prefill.
+        A server without that model cannot count: the router asks the model's next deployment."""
+        name = preprocessing_model(self.model)
+        if name is None:
+            raise UnsupportedByBackend(COUNT_UNSUPPORTED)
+        infer = build_count_request(name, request.request_id, _prompt(request))
+        try:
+            response = await self._stub.ModelInfer(infer, timeout=COUNT_TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE) and (
+                "unknown model" in (exc.details() or "").lower()
+            ):
+                raise UnsupportedByBackend(COUNT_UNSUPPORTED) from None
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise UpstreamTimeout(f"triton: {exc.details()}") from exc
+            raise UpstreamError(f"triton: {exc.code().name}: {exc.details()}") from exc
+        counts = decode_outputs(response).get("REQUEST_INPUT_LEN")
+        if not counts or not isinstance(counts[0], int):
+            raise UpstreamError("triton: the preprocessing model sent no REQUEST_INPUT_LEN")
+        return counts[0]
 
     async def close(self) -> None:
         await self._channel.close(None)

@@ -59,6 +59,18 @@ def build_request(
     return request
 
 
+def build_count_request(model: str, request_id: str, prompt: str) -> service_pb2.ModelInferRequest:
+    """TensorRT-LLM's ``preprocessing`` model asked for the prompt's length (unary: it is not
+    decoupled). REQUEST_OUTPUT_LEN is required by its contract and unused for a count."""
+    request = service_pb2.ModelInferRequest(model_name=model, id=request_id)
+    query = _bytes_tensor("QUERY", [prompt], [1, 1])
+    for tensor, raw in (query, _scalar("REQUEST_OUTPUT_LEN", "INT32", "<i", 1)):
+        request.inputs.append(tensor)
+        request.raw_input_contents.append(raw)
+    request.outputs.append(service_pb2.ModelInferRequest.InferRequestedOutputTensor(name="REQUEST_INPUT_LEN"))
+    return request
+
+
 def decode_outputs(response: service_pb2.ModelInferResponse) -> dict[str, list[bytes] | list[int]]:
     """Output tensors by name: BYTES as a list of byte strings, INT32 as a list of ints."""
     out: dict[str, list[bytes] | list[int]] = {}
