@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import replace
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import grpc
 import structlog
@@ -53,6 +53,7 @@ Context = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.Genera
 CompleteContext = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.CompleteResponse]
 SessionContext = grpc.aio.ServicerContext[router_pb2.EdgeFrames, router_pb2.RouterFrames]
 CountContext = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.CountTokensResponse]
+R = TypeVar("R")
 
 
 def _sampling(params: router_pb2.SamplingParams) -> Sampling:
@@ -102,6 +103,14 @@ async def _abort(context: Context | CompleteContext | CountContext, exc: Tollgat
     context.set_trailing_metadata(tuple(trailers))
     await context.abort(exc.grpc_code, exc.message)
     raise AssertionError("context.abort raises")  # for the type checker: abort never returns
+
+
+async def _reply_or_abort(reply: Awaitable[R], context: CompleteContext | CountContext) -> R:
+    """A unary call's reply, or its error as the call's gRPC status."""
+    try:
+        return await reply
+    except TollgateError as exc:
+        await _abort(context, exc)
 
 
 class RouterService(router_pb2_grpc.RouterServiceServicer):
@@ -213,18 +222,12 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
     async def Complete(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: CompleteContext
     ) -> router_pb2.CompleteResponse:
-        try:
-            return await self.whole(request)
-        except TollgateError as exc:
-            await _abort(context, exc)
+        return await _reply_or_abort(self.whole(request), context)
 
     async def CountTokens(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: CountContext
     ) -> router_pb2.CountTokensResponse:
-        try:
-            return await self.count(request)
-        except TollgateError as exc:
-            await _abort(context, exc)
+        return await _reply_or_abort(self.count(request), context)
 
     async def Session(  # type: ignore[override]  # noqa: N802 - a coroutine writing via context.write
         self, request_iterator: AsyncIterator[router_pb2.EdgeFrames], context: SessionContext
