@@ -61,6 +61,7 @@ class BackendPool:
                 send_top_k="top_k" in features,
                 send_prompt_cache_key="prompt_cache_key" in features,
                 continuous_usage="continuous_usage" in features,
+                tokenize="tokenize" in features,
             )
         return AnthropicBackend(entry.endpoint, entry.credentials_env, self._http, self._timeouts)
 

@@ -99,6 +99,9 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
         producer, f"oa-continuous-usage-slow-{tag}", "openai", upstream.openai_base_url, "continuous-usage-slow",
         features=("continuous_usage",),
     )
+    await publish_provider_model(  # a vLLM server whose /tokenize counts tokens
+        producer, f"oa-tokenize-{tag}", "openai", upstream.openai_base_url, "ok", features=("tokenize",),
+    )
     for scenario in ["ok", "overloaded", "tool-use", "stop-sequence", "rate-limited"]:
         await publish_provider_model(producer, f"an-{scenario}-{tag}", "anthropic", upstream.anthropic_base_url, scenario)
     await publish_provider_model(

@@ -178,6 +178,19 @@ async def test_the_sdk_counts_tokens_on_triton_as_a_generation_of_the_same_promp
     assert counted.input_tokens == generated.usage.input_tokens > 10
 
 
+async def test_the_sdk_counts_tokens_on_a_vllm_server_with_its_tokenize(
+    client: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
+    model = stack.model("oa-tokenize")
+    counted = await client.messages.count_tokens(
+        model=model, system="Be brief.", messages=[{"role": "user", "content": "Hi"}]  # type: ignore[arg-type]
+    )
+    assert counted.input_tokens == 36  # the recorded answer of vLLM's /tokenize
+    seen = stack.upstream.requests_for(f"ok:{model}")[-1]
+    assert seen["path"] == "/tokenize" and seen["body"]["messages"] == [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+
+
 async def test_counting_tokens_refused_and_failing_in_anthropics_format(
     client: anthropic.AsyncAnthropic, stack: Stack
 ) -> None:

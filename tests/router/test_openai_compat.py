@@ -319,6 +319,20 @@ async def test_count_tokens_is_not_something_an_openai_compatible_server_can_do(
     assert upstream.requests_for(f"ok:{tag}") == []  # nothing was sent
 
 
+async def test_a_server_with_vllms_tokenize_counts_the_chat_as_it_would_render_it(upstream, http, key, tag) -> None:
+    """The messages and tools of the completion, at the server's root, with the generation prompt."""
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    request = replace(chat(f"ok:{tag}", temperature=0.3), provider_options={"tools": tools})
+    assert await backend(upstream, http, tokenize=True).count_tokens(request) == 36  # the recorded count
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["path"] == "/tokenize" and seen["auth"]
+    assert seen["body"] == {
+        "model": f"ok:{tag}", "messages": [{"role": "system", "content": "Be brief."},
+                                         {"role": "user", "content": "Hi there"}],
+        "tools": tools, "add_generation_prompt": True,
+    }
+
+
 async def test_cut_mid_stream_raises_after_some_deltas(upstream, http, key, tag) -> None:
     outcome = Outcome()
     got, error = await drain(backend(upstream, http).generate(chat(f"cut-mid-stream:{tag}"), outcome))

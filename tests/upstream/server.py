@@ -99,6 +99,7 @@ ENDPOINTS = {
     "/v1/completions": ("openai", "completion"),
     "/v1/messages": ("anthropic", "messages"),
     "/v1/messages/count_tokens": ("anthropic", "count-tokens"),  # a JSON answer, not a stream
+    "/tokenize": ("openai", "tokenize"),  # vLLM's, at the server's root; a JSON answer
 }
 
 

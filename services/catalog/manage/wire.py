@@ -174,7 +174,8 @@ class DeploymentPut(WireModel):
         default=None, max_length=len(DEPLOYMENT_FEATURES),
         description="openai deployments: what the server takes beyond OpenAI's common subset — top_k; "
                     "max_completion_tokens (the token limit's name); prompt_cache_key; continuous_usage "
-                    "(usage on every chunk, vLLM: a stream the client cuts is billed its prompt). "
+                    "(usage on every chunk, vLLM: a stream the client cuts is billed its prompt); "
+                    "tokenize (vLLM's /tokenize: /v1/messages/count_tokens counts on this server). "
                     "null: decided by the endpoint (OpenAI's own API: max_completion_tokens and "
                     "prompt_cache_key; any other server: none)",
     )

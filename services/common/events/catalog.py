@@ -40,8 +40,11 @@ class ModelEntry(Event):
 # Opt-in API features of an OpenAI-compatible deployment (services/router/backends/openai_compat.py):
 # top_k sent (vLLM, SGLang, llama.cpp, Together); the token limit as max_completion_tokens (OpenAI's
 # own API); prompt_cache_key sent (OpenAI's own API); usage on every chunk (vLLM's
-# stream_options.continuous_usage_stats), so a stream the client cuts is billed its prompt.
-DeploymentFeature = Literal["top_k", "max_completion_tokens", "prompt_cache_key", "continuous_usage"]
+# stream_options.continuous_usage_stats), so a stream the client cuts is billed its prompt; vLLM's
+# /tokenize, which counts a chat's tokens for /v1/messages/count_tokens.
+DeploymentFeature = Literal[
+    "top_k", "max_completion_tokens", "prompt_cache_key", "continuous_usage", "tokenize"
+]
 DEPLOYMENT_FEATURES: tuple[DeploymentFeature, ...] = get_args(DeploymentFeature)
 
 

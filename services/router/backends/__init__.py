@@ -118,8 +118,9 @@ def as_count(value: Any) -> int:
 
 
 COUNT_UNSUPPORTED = (
-    "Counting tokens is not supported for this model: its deployments (OpenAI-compatible providers, or "
-    "Triton servers without TensorRT-LLM's preprocessing model) cannot count them without generating."
+    "Counting tokens is not supported for this model: its deployments (OpenAI-compatible servers "
+    "without vLLM's /tokenize, or Triton servers without TensorRT-LLM's preprocessing model) cannot "
+    "count them without generating."
 )
 
 

@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
+from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend, UpstreamError
 from services.router.backends import COUNT_UNSUPPORTED, ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import (
@@ -56,6 +56,7 @@ from services.router.backends.http import (
     ReadTimeouts,
     ReadWatch,
     get_status,
+    post_json,
     sse_batches,
 )
 from services.router.backends.sse import Event
@@ -116,6 +117,7 @@ class OpenAICompatBackend:
         send_top_k: bool = False,
         send_prompt_cache_key: bool = False,
         continuous_usage: bool = False,
+        tokenize: bool = False,
     ) -> None:
         """``timeouts`` bound the provider's silences (before the first output, and between reads
         after it), not the whole generation: a long answer is fine as long as it keeps flowing.
@@ -131,6 +133,7 @@ class OpenAICompatBackend:
         self._send_top_k = send_top_k
         self._send_prompt_cache_key = send_prompt_cache_key
         self._usage = {"include_usage": True} | ({"continuous_usage_stats": True} if continuous_usage else {})
+        self._tokenize = tokenize
 
     def _api_key(self) -> str | None:
         """Read at call time so a rotated secret applies without a restart. This is the one place
@@ -275,9 +278,25 @@ class OpenAICompatBackend:
         outcome.finish_reason = _FINISH.get(finish or "stop", "stop")
 
     async def count_tokens(self, request: GenerationRequest) -> int:
-        """OpenAI's API has no endpoint that counts a chat request's tokens (vLLM's ``/tokenize`` is
-        its own): the router asks the model's next deployment."""
-        raise UnsupportedByBackend(COUNT_UNSUPPORTED)
+        """vLLM's ``POST /tokenize`` (at the server's root, beside ``/v1``) for a deployment with the
+        ``tokenize`` feature: the chat as the completion would send it (messages, tools), templated
+        with the generation prompt, as the server renders it for a generation. OpenAI's API has no
+        endpoint that counts a chat: without the feature the router asks the model's next deployment."""
+        if not self._tokenize or request.messages is None:
+            raise UnsupportedByBackend(COUNT_UNSUPPORTED)
+        _, generation = self._body(request)
+        body: dict[str, Any] = {k: generation[k] for k in ("model", "messages", "tools") if k in generation}
+        body["add_generation_prompt"] = True
+        key = self._api_key()
+        headers = {**self._headers(key), "content-type": "application/json"}
+        answer = await post_json(
+            self._client, self._base.removesuffix("/v1") + "/tokenize", orjson.dumps(body), headers,
+            self._timeouts.after_output, (key,) if key else (),
+        )
+        count = answer.get("count") if isinstance(answer, dict) else None
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise UpstreamError("the upstream server sent no token count", code=pe.UPSTREAM_BAD_RESPONSE)
+        return count
 
     async def close(self) -> None:
         """Nothing to release: the HTTP client belongs to whoever built the backends."""
