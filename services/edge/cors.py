@@ -16,6 +16,7 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from services.common.errors import AuthenticationFailed
 
@@ -30,12 +31,23 @@ PREFLIGHT_MAX_AGE_SECONDS = 7200  # the most Chromium keeps a preflight answer
 ANTHROPIC_BROWSER_HEADER = "anthropic-dangerous-direct-browser-access"
 
 
+class _CrossOrigin(CORSMiddleware):
+    """Starlette's, with the requests that carry no ``Origin`` (every server-side SDK call) passed on
+    after a scan of the raw header names, before any header object is built."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not any(name == b"origin" for name, _ in scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def cors_middleware(allow_origins: list[str]) -> list[Middleware]:
     """The middleware for these origins (``["*"]``: any), or none when the list is empty."""
     if not allow_origins:
         return []
     return [Middleware(
-        CORSMiddleware, allow_origins=allow_origins, allow_methods=METHODS, allow_headers=["*"],
+        _CrossOrigin, allow_origins=allow_origins, allow_methods=METHODS, allow_headers=["*"],
         expose_headers=EXPOSED_HEADERS, max_age=PREFLIGHT_MAX_AGE_SECONDS,
     )]
 
