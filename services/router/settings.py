@@ -4,6 +4,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
+from services.router.backends.http import DEFAULT_TIMEOUTS
 
 
 class RouterSettings(ServiceSettings):
@@ -16,11 +17,11 @@ class RouterSettings(ServiceSettings):
         default=5.0, gt=0, le=300, description="interval of the active health checks of deployments"
     )
     provider_timeout_seconds: float = Field(
-        default=60.0, gt=0, le=3600,
+        default=DEFAULT_TIMEOUTS.after_output, gt=0, le=3600,
         description="longest silence of an external provider once its answer has started (between reads)",
     )
     provider_first_output_timeout_seconds: float = Field(
-        default=300.0, gt=0, le=3600,
+        default=DEFAULT_TIMEOUTS.before_output, gt=0, le=3600,
         description="longest silence of an external provider before its answer's first output (connect, "
                     "status line, a reasoning model thinking); over it, fallback takes the next deployment",
     )

@@ -173,9 +173,9 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
             call.cancel()
         if admitted is not None:
             admitted.close()
-        if watch is not None and isinstance(exc, asyncio.CancelledError) and watch.absorb():
-            return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody left to read it
         if watch is not None:
+            if isinstance(exc, asyncio.CancelledError) and watch.absorb():  # absorbing stops it too
+                return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody left to read it
             watch.stop()
         raise
     headers = {**admitted.ticket.headers, **deprecation_headers(model)}

@@ -38,7 +38,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend, UpstreamError
+from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
 from services.router.backends import CacheBreakpoint, ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import (
@@ -47,7 +47,7 @@ from services.router.backends.http import (
     ReadTimeouts,
     ReadWatch,
     get_status,
-    post_json,
+    post_for_count,
     sse_batches,
 )
 from services.router.backends.sse import Event
@@ -233,14 +233,10 @@ class AnthropicBackend:
         body = {k: v for k, v in self._body(request).items() if k in COUNTED_FIELDS}
         key = self._api_key()
         headers = {**self._headers(key), "content-type": "application/json"}
-        answer = await post_json(
-            self._client, self._base + "/v1/messages/count_tokens", orjson.dumps(body), headers,
-            self._timeouts.after_output, (key,) if key else (),
+        return await post_for_count(
+            self._client, self._base + "/v1/messages/count_tokens", body, headers,
+            self._timeouts.after_output, (key,) if key else (), "input_tokens",
         )
-        tokens = answer.get("input_tokens") if isinstance(answer, dict) else None
-        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
-            raise UpstreamError("the upstream provider sent no token count", code=pe.UPSTREAM_BAD_RESPONSE)
-        return tokens
 
     async def ready(self) -> bool:
         """Reachable with credentials that are not refused. ``GET /v1/models`` costs nothing; a

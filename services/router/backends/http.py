@@ -31,10 +31,10 @@ Silence: a provider may stay silent for ``before_output`` seconds until the answ
 reasoning model thinks before it writes, and OpenAI's API sends nothing of the thinking), and for
 ``after_output`` seconds at a time once it writes. ``ReadWatch`` keeps both with one timer per
 request, re-armed only when it fires, and a clock read per network read; aiohttp's own read timeout
-would re-arm a timer on every read (7% of the router's CPU samples under paced streams) and cannot
-change its limit mid-response. Only time spent waiting for the provider counts, never the time the
-reader takes with what it was given. A silence over the limit is ``UpstreamTimeout``: before the
-first byte reached the client, fallback takes it like any other.
+re-arms a timer on every read and cannot change its limit mid-response. Only time spent waiting for
+the provider counts, never the time the reader takes with what it was given. A silence over the
+limit is ``UpstreamTimeout``: before the first byte reached the client, fallback takes it like any
+other.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class ReadTimeouts:
         return aiohttp.ClientTimeout(total=None, sock_connect=min(self.before_output, CONNECT_TIMEOUT))
 
 
-DEFAULT_TIMEOUTS = ReadTimeouts(before_output=300.0, after_output=60.0)  # the router's settings' defaults
+DEFAULT_TIMEOUTS = ReadTimeouts(before_output=300.0, after_output=60.0)  # also the router settings' defaults
 
 
 class ReadWatch:
@@ -226,26 +226,27 @@ async def sse_batches(
         watch.end()
 
 
-async def post_json(
-    http: ProviderHTTP, url: str, body: bytes, headers: Mapping[str, str], timeout: float,
-    secrets: Iterable[str],
-) -> object:
-    """POST ``body`` and return the decoded JSON answer (a small one: token counts), in ``timeout``
-    seconds at most. A non-2xx answer raises the mapped provider error, a transport failure or an
-    answer that is not JSON raises ours."""
+async def post_for_count(
+    http: ProviderHTTP, url: str, body: dict[str, object], headers: Mapping[str, str], timeout: float,
+    secrets: Iterable[str], field: str,
+) -> int:
+    """POST ``body`` as JSON and return the whole number the answer carries in ``field`` (a token
+    count), in ``timeout`` seconds at most. A non-2xx answer raises the mapped provider error; a
+    transport failure, or an answer without such a number, raises ours."""
     limit = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, CONNECT_TIMEOUT))
     try:
-        async with await _post(http, url, body, headers, limit) as response:
+        async with await _post(http, url, orjson.dumps(body), headers, limit) as response:
             if not 200 <= response.status < 300:
                 raise await _error(response, tuple(secrets))
-            raw = await response.content.read(ERROR_BODY_LIMIT)
-        return orjson.loads(raw)
+            answer = orjson.loads(await response.content.read(ERROR_BODY_LIMIT))
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise pe.error_from_transport(exc) from exc
     except orjson.JSONDecodeError:
-        raise UpstreamError(
-            "the upstream provider sent an undecodable response", code=pe.UPSTREAM_BAD_RESPONSE
-        ) from None
+        answer = None
+    count = answer.get(field) if isinstance(answer, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise UpstreamError("the upstream provider sent no token count", code=pe.UPSTREAM_BAD_RESPONSE)
+    return count
 
 
 async def _post(

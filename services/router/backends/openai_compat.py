@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend, UpstreamError
+from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
 from services.router.backends import COUNT_UNSUPPORTED, ChatTurn, GenerationRequest, Outcome, as_count
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import (
@@ -56,7 +56,7 @@ from services.router.backends.http import (
     ReadTimeouts,
     ReadWatch,
     get_status,
-    post_json,
+    post_for_count,
     sse_batches,
 )
 from services.router.backends.sse import Event
@@ -285,18 +285,14 @@ class OpenAICompatBackend:
         if not self._tokenize or request.messages is None:
             raise UnsupportedByBackend(COUNT_UNSUPPORTED)
         _, generation = self._body(request)
-        body: dict[str, Any] = {k: generation[k] for k in ("model", "messages", "tools") if k in generation}
+        body: dict[str, object] = {k: v for k, v in generation.items() if k in ("model", "messages", "tools")}
         body["add_generation_prompt"] = True
         key = self._api_key()
         headers = {**self._headers(key), "content-type": "application/json"}
-        answer = await post_json(
-            self._client, self._base.removesuffix("/v1") + "/tokenize", orjson.dumps(body), headers,
-            self._timeouts.after_output, (key,) if key else (),
+        return await post_for_count(
+            self._client, self._base.removesuffix("/v1") + "/tokenize", body, headers,
+            self._timeouts.after_output, (key,) if key else (), "count",
         )
-        count = answer.get("count") if isinstance(answer, dict) else None
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise UpstreamError("the upstream server sent no token count", code=pe.UPSTREAM_BAD_RESPONSE)
-        return count
 
     async def close(self) -> None:
         """Nothing to release: the HTTP client belongs to whoever built the backends."""
