@@ -435,4 +435,4 @@ async def test_finished_streams_return_their_connection_to_the_pool(
         async for _text in b.generate(chat(f"ok:{tag}"), outcome):
             pass
         assert outcome.usage_reported
-    assert sum(len(idle) for idle in http.pooled.connector._conns.values()) == 1  # type: ignore[union-attr]
+    assert http.idle_connections == http.open_connections == 1

@@ -48,7 +48,7 @@ class _Server:
             while True:
                 await _read_request(reader)
                 self.requests += 1
-                if answered == self.answers_per_connection:
+                if answered >= self.answers_per_connection:
                     if self.reset:
                         sock = writer.get_extra_info("socket")
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -105,31 +105,49 @@ async def test_a_connection_dropped_twice_is_the_providers_failure(
     serving: tuple[_Server, asyncio.Server],
 ) -> None:
     server, listening = serving
-    server.answers_per_connection = 0  # every request: connection closed, no answer
     url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
+    session = http.new_provider_http(max_connections=1)
+    try:
+        await _texts(session, url)  # one pooled connection
+        server.answers_per_connection = 0  # from now on every request: connection closed, no answer
+        with pytest.raises(UpstreamError) as failure:
+            await _texts(session, url)
+    finally:
+        await session.close()
+    assert failure.value.code == UPSTREAM_CONNECTION_LOST  # for fallback to take over
+    assert server.requests == 3  # the pooled one, sent once more on a new connection, not again
+
+
+async def test_a_new_connection_closed_unanswered_is_not_resent(serving: tuple[_Server, asyncio.Server]) -> None:
+    """Only a pooled connection can lose the keep-alive race; a new one closed under the request is
+    the provider dropping it, and a POST is not sent twice on a guess."""
+    server, listening = serving
+    server.answers_per_connection = 0
+    url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
+    resent = _resent()
     session = http.new_provider_http(max_connections=1)
     try:
         with pytest.raises(UpstreamError) as failure:
             await _texts(session, url)
     finally:
         await session.close()
-    assert failure.value.code == UPSTREAM_CONNECTION_LOST  # for fallback to take over
-    assert server.requests == 2  # sent once more, not again
+    assert failure.value.code == UPSTREAM_CONNECTION_LOST
+    assert (server.connections, server.requests, _resent()) == (1, 1, resent)
 
 
 async def test_the_resend_opens_a_connection_rather_than_taking_the_next_pooled_one(
     serving: tuple[_Server, asyncio.Server],
 ) -> None:
     """Connections released together (after a burst) are closed by the server's idle timeout
-    together; the pool hands out the least recently used first, so the next pooled connection is
-    the next one closing. The resend must not take it."""
+    together, so the next pooled connection is likely the next one closing. The resend must not
+    take it."""
     server, listening = serving
     url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
     session = http.new_provider_http(max_connections=4)
     try:
         burst = await asyncio.gather(_texts(session, url), _texts(session, url))  # two pooled connections
         assert all(texts[-1] == "[DONE]" for texts in burst) and server.connections == 2
-        assert (await _texts(session, url))[-1] == "[DONE]"  # the first pooled one closes under it
+        assert (await _texts(session, url))[-1] == "[DONE]"  # a pooled one closes under it
     finally:
         await session.close()
     assert (server.connections, server.requests) == (3, 4)  # resent on a third connection, not the second

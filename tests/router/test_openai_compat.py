@@ -387,11 +387,6 @@ async def test_ready_and_unreachable(upstream, http, key) -> None:
     assert is_retryable(error)
 
 
-def _pooled_connections(http: ProviderHTTP) -> int:
-    """Idle keep-alive connections in the session's pool (none is in use between requests)."""
-    return sum(len(idle) for idle in http.pooled.connector._conns.values())  # type: ignore[union-attr]
-
-
 async def test_finished_streams_return_their_connection_to_the_pool(
     upstream: UpstreamServer, http: ProviderHTTP, key: str, tag: str
 ) -> None:
@@ -401,4 +396,4 @@ async def test_finished_streams_return_their_connection_to_the_pool(
     for _ in range(5):
         _, error = await drain(b.generate(chat(f"ok:{tag}"), Outcome()))
         assert error is None
-    assert _pooled_connections(http) == 1
+    assert http.idle_connections == http.open_connections == 1

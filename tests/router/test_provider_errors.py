@@ -7,9 +7,7 @@ import json
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
-from aiohttp.client_reqrep import ConnectionKey
 
 from services.common.errors import (
     ContextTooLong,
@@ -20,6 +18,12 @@ from services.common.errors import (
     TollgateError,
     UpstreamError,
     UpstreamTimeout,
+)
+from services.router.backends.http_client import (
+    BadResponse,
+    ConnectFailed,
+    ConnectionBroken,
+    ConnectionDropped,
 )
 from services.router.backends.provider_errors import (
     UpstreamRateLimited,
@@ -145,16 +149,11 @@ def test_stream_events_keep_overload_and_throttling() -> None:
 
 
 def test_transport_failures() -> None:
-    assert type(error_from_transport(aiohttp.ServerTimeoutError("t"))) is UpstreamTimeout
     assert type(error_from_transport(TimeoutError())) is UpstreamTimeout
-    assert error_from_transport(_refused()).code == "upstream_unreachable"
-    assert error_from_transport(aiohttp.ServerDisconnectedError()).code == "upstream_connection_lost"
-    assert error_from_transport(aiohttp.ClientPayloadError("cut")).code == "upstream_connection_lost"
-
-
-def _refused() -> aiohttp.ClientConnectorError:
-    key = ConnectionKey("127.0.0.1", 9, False, True, None, None, None, None)
-    return aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused"))
+    assert error_from_transport(ConnectFailed("x")).code == "upstream_unreachable"
+    assert error_from_transport(ConnectionDropped("x")).code == "upstream_connection_lost"
+    assert error_from_transport(ConnectionBroken("x")).code == "upstream_connection_lost"
+    assert error_from_transport(BadResponse("x")).code == "upstream_bad_response"
 
 
 @pytest.mark.parametrize(
@@ -169,8 +168,9 @@ def _refused() -> aiohttp.ClientConnectorError:
         (InvalidRequest("x"), False, False),
         (ContextTooLong("x"), False, False),
         (PayloadTooLarge("x"), False, False),
-        (_refused(), True, True),
-        (aiohttp.ServerTimeoutError("t"), True, True),
+        (ConnectFailed("x"), True, True),
+        (ConnectionBroken("x"), True, True),
+        (TimeoutError(), True, True),
         (ConnectionResetError(), True, True),
         (ValueError("bug"), False, False),
     ],

@@ -35,7 +35,6 @@ from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
 
-import aiohttp
 import orjson
 
 from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
@@ -50,6 +49,7 @@ from services.router.backends.http import (
     post_for_count,
     sse_batches,
 )
+from services.router.backends.http_client import TransportError
 from services.router.backends.sse import Event
 from services.router.backends.tool_call_fragments import ToolCallAssembler
 from services.router.backends.tool_use import TOOL_OPTIONS, anthropic_tools, assistant_tool_calls, call_input
@@ -246,7 +246,7 @@ class AnthropicBackend:
             status = await get_status(
                 self._client, self._base + "/v1/models", self._headers(self._api_key()), READY_TIMEOUT
             )
-        except (aiohttp.ClientError, TimeoutError, TollgateError):
+        except (TransportError, TimeoutError, TollgateError):
             return False
         return status < 500 and status not in (401, 403)
 

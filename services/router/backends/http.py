@@ -1,13 +1,15 @@
-"""The router's HTTP client for providers: one pooled aiohttp client, SSE read a network read at a time.
+"""The router's HTTP client for providers: one keep-alive pool (``http_client``), SSE read a network
+read at a time, transport failures mapped to our errors. Everything provider-specific stays in the
+backends; this module only moves bytes.
 
-Why aiohttp and not httpx: on the hot path the client is most of the router's CPU. Measured on the
-bench machine against the replaying upstream (one core, a 12-chunk streamed answer), httpx spent
-2.2 ms of CPU per request and aiohttp 0.25 ms (docs/benchmarks.md). Everything provider-specific
-stays in the backends; this module only moves bytes and maps transport failures to our errors.
+Why its own HTTP/1.1 client: on the hot path the provider call is most of the router's CPU. Measured
+on the bench machine against the replaying upstream (one core, c=16, a 12-chunk streamed answer),
+httpx spent 2.2 ms of CPU per request, aiohttp 0.25 ms and ``http_client`` 0.15 ms
+(docs/benchmarks.md).
 
 Cancellation: leaving ``sse_batches`` early (the client went away, or fallback gave up on the
-attempt) leaves aiohttp's response context with the body unread, and aiohttp then closes the
-connection instead of returning it to the pool, so the provider sees the disconnect and stops.
+attempt) leaves the answer unread, and its connection is then closed instead of returned to the
+pool, so the provider sees the disconnect and stops.
 
 Cookies: none are kept. Providers set them (OpenAI's Cloudflare front sets ``__cf_bm`` on every
 answer), and a browser-style jar would send one customer's request's cookie along with every later
@@ -16,22 +18,21 @@ headers its backend builds.
 
 Idle connections: a server closes a keep-alive connection after its idle timeout (uvicorn, and so
 vLLM, after 5 s; Node after 5 s), and a request can pick that connection from the pool just as it
-closes. Two defences:
+closes. Three defences:
 
 - The pool drops a connection idle for ``KEEPALIVE_SECONDS`` (4 s) itself, before the common 5 s
-  server timeout can race it (aiohttp's default is 15 s).
-- A request that still meets a closing connection fails before any answer, without having reached
-  the provider's application; it is sent once more on a connection opened for it (aiohttp resends
-  only idempotent methods, and ours are POSTs). Not on the next pooled one: aiohttp hands out the
-  least recently used connection first, and connections released together (after a burst) are closed
-  by the server together, so the next pooled one is usually closing too. A second failure is the
-  provider's, and goes to fallback like any other.
+  server timeout can race it.
+- It hands out the most recently used idle connection first, the one furthest from its timeout.
+- A request that still meets a pooled connection closing fails before any byte of an answer, without
+  having reached the provider's application; it is sent once more, on a connection opened for it.
+  Not on the next pooled one: connections released together (after a burst) are closed by the
+  server together. A second failure, or a new connection closed unanswered, is the provider's, and
+  goes to fallback like any other.
 
 Silence: a provider may stay silent for ``before_output`` seconds until the answer's first output (a
 reasoning model thinks before it writes, and OpenAI's API sends nothing of the thinking), and for
 ``after_output`` seconds at a time once it writes. ``ReadWatch`` keeps both with one timer per
-request, re-armed only when it fires, and a clock read per network read; aiohttp's own read timeout
-re-arms a timer on every read and cannot change its limit mid-response. Only time spent waiting for
+request, re-armed only when it fires, and a clock read per network read. Only time spent waiting for
 the provider counts, never the time the reader takes with what it was given. A silence over the
 limit is ``UpstreamTimeout``: before the first byte reached the client, fallback takes it like any
 other.
@@ -42,16 +43,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
-from types import TracebackType
 
-import aiohttp
 import orjson
 import structlog
 from prometheus_client import Counter
 
 from services.common.errors import TollgateError, UpstreamError
 from services.router.backends import provider_errors as pe
+from services.router.backends.http_client import ConnectionDropped, Pool, Response, TransportError
 from services.router.backends.sse import Event, SSEDecoder
 
 log = structlog.get_logger(__name__)
@@ -59,53 +58,18 @@ RESENT = Counter(
     "tollgate_router_upstream_resent_total",
     "provider requests sent again because the connection dropped before any answer (idle keep-alive)",
 )
-# what a connection closed under a request raises: a clean close (FIN), or a reset (ECONNRESET)
-DROPPED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 CONNECT_TIMEOUT = 5.0
 KEEPALIVE_SECONDS = 4.0  # below the 5 s idle timeout of uvicorn (vLLM) and Node servers
 ERROR_BODY_LIMIT = 64 * 1024
 
 
-@dataclass(frozen=True)
-class ProviderHTTP:
-    """The HTTP client every provider backend shares: a keep-alive pool, and a second client that
-    opens a connection per request, for the one resend after a pooled connection dropped."""
-
-    pooled: aiohttp.ClientSession
-    fresh: aiohttp.ClientSession
-
-    async def close(self) -> None:
-        await self.pooled.close()
-        await self.fresh.close()
-
-    async def __aenter__(self) -> ProviderHTTP:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
+ProviderHTTP = Pool  # what every provider backend shares
 
 
 def new_provider_http(max_connections: int) -> ProviderHTTP:
-    """Build the shared client (in the running loop). No environment proxies or netrc: provider
-    traffic goes where the catalog says and nowhere else."""
-    pooled = aiohttp.TCPConnector(
-        limit=max_connections, limit_per_host=0, keepalive_timeout=KEEPALIVE_SECONDS,
-        enable_cleanup_closed=True,
-    )
-    fresh = aiohttp.TCPConnector(limit=0, force_close=True, enable_cleanup_closed=True)
-    return ProviderHTTP(_client(pooled), _client(fresh))
-
-
-def _client(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),
-        trust_env=False,
-        auto_decompress=True,
-        cookie_jar=aiohttp.DummyCookieJar(),
-    )
+    """Build the shared client. No environment proxies or netrc: provider traffic goes where the
+    catalog says and nowhere else."""
+    return Pool(max_connections, keepalive=KEEPALIVE_SECONDS, connect_timeout=CONNECT_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -116,10 +80,10 @@ class ReadTimeouts:
     before_output: float
     after_output: float
 
-    @cached_property
-    def client_timeout(self) -> aiohttp.ClientTimeout:
-        """aiohttp's part: the connect step only (the reads are ``ReadWatch``'s)."""
-        return aiohttp.ClientTimeout(total=None, sock_connect=min(self.before_output, CONNECT_TIMEOUT))
+    @property
+    def connect_timeout(self) -> float:
+        """The connect step's own limit (the reads are ``ReadWatch``'s)."""
+        return min(self.before_output, CONNECT_TIMEOUT)
 
 
 DEFAULT_TIMEOUTS = ReadTimeouts(before_output=300.0, after_output=60.0)  # also the router settings' defaults
@@ -182,12 +146,11 @@ class ReadWatch:
 async def get_status(
     http: ProviderHTTP, url: str, headers: Mapping[str, str], timeout: float
 ) -> int:
-    """Status of a small GET (readiness probes); raises what aiohttp raises."""
-    async with http.pooled.get(
-        url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False
-    ) as response:
-        await response.read()
-        return response.status
+    """Status of a small GET (readiness probes); raises ``TransportError`` or ``TimeoutError``."""
+    async with asyncio.timeout(timeout):
+        async with await http.request("GET", url, dict(headers), connect_timeout=timeout) as response:
+            await response.read(ERROR_BODY_LIMIT)
+            return response.status
 
 
 async def sse_batches(
@@ -202,12 +165,11 @@ async def sse_batches(
     clock = asyncio.get_running_loop().time
     watch.begin()  # connect, the status line and the first event are all waiting
     try:
-        async with await _post(http, url, body, headers, watch.timeouts.client_timeout) as response:
+        async with await _post(http, url, body, headers, watch.timeouts.connect_timeout) as response:
             if not 200 <= response.status < 300:
                 raise await _error(response, tuple(secrets))
             decoder = SSEDecoder()
-            content = response.content
-            while data := await content.readany():
+            while data := await response.read_some():
                 events = decoder.feed(data)
                 if events:
                     watch.holding()
@@ -216,7 +178,7 @@ async def sse_batches(
             tail = decoder.close()
             if tail:
                 yield tail
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (TransportError, TimeoutError) as exc:
         raise pe.error_from_transport(exc) from exc
     except asyncio.CancelledError:
         if not watch.timed_out():
@@ -233,13 +195,14 @@ async def post_for_count(
     """POST ``body`` as JSON and return the whole number the answer carries in ``field`` (a token
     count), in ``timeout`` seconds at most. A non-2xx answer raises the mapped provider error; a
     transport failure, or an answer without such a number, raises ours."""
-    limit = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, CONNECT_TIMEOUT))
     try:
-        async with await _post(http, url, orjson.dumps(body), headers, limit) as response:
-            if not 200 <= response.status < 300:
-                raise await _error(response, tuple(secrets))
-            answer = orjson.loads(await response.content.read(ERROR_BODY_LIMIT))
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        async with asyncio.timeout(timeout):
+            connect = min(timeout, CONNECT_TIMEOUT)
+            async with await _post(http, url, orjson.dumps(body), headers, connect) as response:
+                if not 200 <= response.status < 300:
+                    raise await _error(response, tuple(secrets))
+                answer = orjson.loads(await response.read(ERROR_BODY_LIMIT))
+    except (TransportError, TimeoutError) as exc:
         raise pe.error_from_transport(exc) from exc
     except orjson.JSONDecodeError:
         answer = None
@@ -250,28 +213,19 @@ async def post_for_count(
 
 
 async def _post(
-    http: ProviderHTTP, url: str, body: bytes, headers: Mapping[str, str], timeout: aiohttp.ClientTimeout,
-) -> aiohttp.ClientResponse:
-    """POST and wait for the status line, resending once, on a new connection, if a pooled
-    connection dropped before it."""
+    http: ProviderHTTP, url: str, body: bytes, headers: Mapping[str, str], connect_timeout: float,
+) -> Response:
+    """POST and wait for the answer's head, sending once more, on a new connection, if the pooled
+    connection it went out on closed before any byte of an answer."""
     try:
-        return await http.pooled.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
-    except DROPPED as exc:
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            raise  # could not connect at all: nothing to gain from the same address right away
+        return await http.request("POST", url, dict(headers), body, connect_timeout=connect_timeout)
+    except ConnectionDropped as exc:
         RESENT.inc()
         log.info("upstream_connection_dropped_before_answer_resending", error=type(exc).__name__)
-    return await http.fresh.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+    return await http.request("POST", url, dict(headers), body, fresh=True, connect_timeout=connect_timeout)
 
 
-async def _error(response: aiohttp.ClientResponse, secrets: tuple[str, ...]) -> TollgateError:
+async def _error(response: Response, secrets: tuple[str, ...]) -> TollgateError:
     """Read (a bounded part of) an error response's body and map it; the body may be huge HTML."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < ERROR_BODY_LIMIT:
-        chunk = await response.content.readany()
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return pe.error_from_response(response.status, response.headers, b"".join(chunks), secrets)
+    return pe.error_from_response(response.status, response.headers, await response.read(ERROR_BODY_LIMIT),
+                                  secrets)

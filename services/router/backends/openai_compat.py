@@ -44,7 +44,6 @@ from contextlib import aclosing
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
@@ -59,6 +58,7 @@ from services.router.backends.http import (
     post_for_count,
     sse_batches,
 )
+from services.router.backends.http_client import TransportError
 from services.router.backends.sse import Event
 from services.router.backends.tool_call_fragments import ToolCallAssembler
 from services.router.backends.tool_use import (
@@ -202,7 +202,7 @@ class OpenAICompatBackend:
             status = await get_status(
                 self._client, self._base + "/models", self._headers(self._api_key()), READY_TIMEOUT
             )
-        except (aiohttp.ClientError, TimeoutError, TollgateError):
+        except (TransportError, TimeoutError, TollgateError):
             return False
         return 200 <= status < 300
 

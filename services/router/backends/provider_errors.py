@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import aiohttp
 import grpc
 import orjson
 
@@ -35,6 +34,7 @@ from services.common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from services.router.backends.http_client import BadResponse, ConnectFailed, TransportError
 
 MAX_MESSAGE_CHARS = 500
 
@@ -200,13 +200,13 @@ def error_from_stream_event(body: Any, secrets: Iterable[str] = ()) -> TollgateE
     return exc
 
 
-def error_from_transport(exc: aiohttp.ClientError | TimeoutError) -> TollgateError:
+def error_from_transport(exc: TransportError | TimeoutError) -> TollgateError:
     """Network failures, worded without the host name (which may name the provider)."""
-    if isinstance(exc, TimeoutError):  # aiohttp's connect and read timeouts are TimeoutErrors too
+    if isinstance(exc, TimeoutError):  # the connect step's limit, or ReadWatch's silence
         return UpstreamTimeout("the upstream provider did not answer in time")
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, ConnectFailed):
         return UpstreamError("could not connect to the upstream provider", code=UPSTREAM_UNREACHABLE)
-    if isinstance(exc, aiohttp.ClientResponseError):
+    if isinstance(exc, BadResponse):
         return UpstreamError("the upstream provider sent an undecodable response", code=UPSTREAM_BAD_RESPONSE)
     return UpstreamError("the connection to the upstream provider broke", code=UPSTREAM_CONNECTION_LOST)
 
@@ -224,7 +224,7 @@ def is_retryable(exc: BaseException) -> bool:
         return False
     if isinstance(exc, (UpstreamError, Overloaded, UpstreamTimeout, DependencyUnavailable)):
         return True
-    return isinstance(exc, (aiohttp.ClientError, TimeoutError, ConnectionError))
+    return isinstance(exc, (TransportError, TimeoutError, ConnectionError))
 
 
 def is_transient(exc: BaseException) -> bool:
