@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -378,3 +379,69 @@ def test_urls() -> None:
     assert (origin.host_header, target) == ("[::1]:8000", "/")
     with pytest.raises(ValueError):
         http_client.split_url("ftp://example.com/")
+
+
+def _address(port: int, host: str = "127.0.0.1") -> http_client.AddressInfo:
+    return (socket.AF_INET, socket.SOCK_STREAM, 6, "", (host, port))
+
+
+def _silent_listener() -> tuple[socket.socket, list[socket.socket]]:
+    """A listening socket whose accept queue is full: Linux drops further SYNs without an answer,
+    so a connect to it hangs, as one to an address behind a broken route does."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    for _ in range(4):  # more than the queue holds (backlog + 1), none accepted
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(listener.getsockname())
+        fillers.append(filler)
+    return listener, fillers
+
+
+async def test_a_silent_address_does_not_hold_up_the_next_one() -> None:
+    """uvloop tries a host's addresses one after another: a broken IPv6 route would cost the whole
+    connect timeout before IPv4 is tried. Here the next address starts 0.25 s later and wins."""
+    listener, fillers = _silent_listener()
+    server = Server(fixed(answer(b"x")))
+    listening, _ = await serve(server)
+    good = listening.sockets[0].getsockname()[1]
+    try:
+        async with listening:
+            started = asyncio.get_running_loop().time()
+            sock = await asyncio.wait_for(
+                http_client.first_to_connect([_address(listener.getsockname()[1]), _address(good)]), 3
+            )
+            waited = asyncio.get_running_loop().time() - started
+            assert sock.getpeername()[1] == good
+            assert http_client.HAPPY_EYEBALLS_DELAY <= waited < 1.5
+            sock.close()
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+async def test_a_refused_address_moves_on_at_once_and_all_refused_is_an_error() -> None:
+    refused = socket.socket()
+    refused.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    listening, _ = await serve(Server(fixed(answer(b"x"))))
+    good = listening.sockets[0].getsockname()[1]
+    try:
+        async with listening:
+            started = asyncio.get_running_loop().time()
+            sock = await http_client.first_to_connect([_address(refused.getsockname()[1]), _address(good)])
+            assert asyncio.get_running_loop().time() - started < http_client.HAPPY_EYEBALLS_DELAY
+            sock.close()
+        with pytest.raises(ConnectionRefusedError):
+            await http_client.first_to_connect([_address(refused.getsockname()[1])])
+    finally:
+        refused.close()
+
+
+def test_addresses_alternate_between_families() -> None:
+    v6 = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (f"::{n}", 443, 0, 0)) for n in (1, 2)]
+    v4 = [_address(443, f"10.0.0.{n}") for n in (1, 2, 3)]
+    order = http_client.interleaved([*v6, *v4])
+    assert [info[4][0] for info in order] == ["::1", "10.0.0.1", "::2", "10.0.0.2", "10.0.0.3"]
