@@ -445,3 +445,15 @@ def test_addresses_alternate_between_families() -> None:
     v4 = [_address(443, f"10.0.0.{n}") for n in (1, 2, 3)]
     order = http_client.interleaved([*v6, *v4])
     assert [info[4][0] for info in order] == ["::1", "10.0.0.1", "::2", "10.0.0.2", "10.0.0.3"]
+
+
+async def test_bytes_after_an_answer_retire_its_connection(pool: Pool) -> None:
+    """More than the answer framed (a broken server): the connection is out of step, never reused,
+    and the answer itself is still read whole."""
+    server = Server(fixed(answer(b"x") + b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\ny"))
+    listening, url = await serve(server)
+    async with listening:
+        assert await body_of(await pool.request("GET", url, {})) == b"x"
+        await asyncio.sleep(0.05)
+        assert await body_of(await pool.request("GET", url, {})) == b"x"
+    assert server.connections == 2

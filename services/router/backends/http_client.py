@@ -143,6 +143,7 @@ class _Connection(asyncio.Protocol):
         self._head_done = False
         self._answered = False  # any byte of the answer arrived
         self.complete = False
+        self._surplus = False  # a second answer began after this one: the server is out of step
         self._keep_alive = False
         self._pieces: list[bytes] = []
         self._buffered = 0
@@ -155,7 +156,8 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if not self.in_use:  # bytes nobody asked for (a 408 before an idle close): not reusable
+        if not self.in_use or self.complete:  # bytes nobody asked for (a 408 before an idle close)
+            self._keep_alive = False  # out of step with the server: never reused
             self.close()
             return
         self._answered = True
@@ -167,6 +169,8 @@ class _Connection(asyncio.Protocol):
             cause = exc.__context__
             invalid = BadResponse("the provider's answer is not valid HTTP/1.1")
             self._fail(cause if isinstance(cause, BadResponse) else invalid)
+        if self._surplus:
+            self.close()
         if self._buffered > READ_BUFFER_LIMIT and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
@@ -201,9 +205,16 @@ class _Connection(asyncio.Protocol):
         if writable is not None and not writable.done():
             writable.set_result(None)
 
-    # llhttp's callbacks
+    # llhttp's callbacks (all but the first ignore a surplus answer)
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self._surplus = True
+            self._keep_alive = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._surplus:
+            return
         self._head_size += len(name) + len(value) + 4
         if self._head_size > HEADERS_LIMIT:
             raise BadResponse("the provider's answer has a head over 64 KB")
@@ -212,6 +223,8 @@ class _Connection(asyncio.Protocol):
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
 
     def on_headers_complete(self) -> None:
+        if self._surplus:
+            return
         status = self._parser.get_status_code()
         if status < 200:  # 100 Continue and friends: informational, the real head follows
             self.headers = {}
@@ -221,11 +234,13 @@ class _Connection(asyncio.Protocol):
         self._head_done = True
 
     def on_body(self, body: bytes) -> None:
+        if self._surplus:
+            return
         self._pieces.append(body)
         self._buffered += len(body)
 
     def on_message_complete(self) -> None:
-        if self._head_done:
+        if self._head_done and not self._surplus:
             self.complete = True
             self._keep_alive = self._parser.should_keep_alive()  # llhttp forgets it right after
 
