@@ -14,7 +14,7 @@ import structlog
 from services.common.events.catalog import DeploymentEntry, DeploymentFeature
 from services.router.backends import Backend
 from services.router.backends.anthropic import AnthropicBackend
-from services.router.backends.http import DEFAULT_TIMEOUTS, ReadTimeouts, new_provider_http
+from services.router.backends.http import DEFAULT_TIMEOUTS, ProviderHTTP, ReadTimeouts, new_provider_http
 from services.router.backends.openai_compat import OpenAICompatBackend, is_openai_api
 from services.router.backends.triton import TritonBackend
 
@@ -38,6 +38,10 @@ class BackendPool:
         self._timeouts = provider_timeouts
         self._backends: dict[str, tuple[DeploymentEntry, Backend]] = {}
         self.health: dict[str, bool] = {}
+
+    @property
+    def provider_http(self) -> ProviderHTTP:
+        return self._http
 
     def get(self, entry: DeploymentEntry) -> Backend:
         cached = self._backends.get(entry.id)

@@ -12,7 +12,7 @@ from services.common.lifecycle import freeze_heap_when_ready, serve_http
 from services.common.ops import ops_app
 from services.common.retry import keep_trying
 from services.router.backend_pool import BackendPool
-from services.router.backends.http import ReadTimeouts
+from services.router.backends.http import ReadTimeouts, export_metrics
 from services.router.routing import RoutingTable
 from services.router.server import NOT_SERVING, SERVING, RouterService, build_server
 from services.router.settings import RouterSettings
@@ -40,7 +40,8 @@ async def main(settings: RouterSettings, stop: asyncio.Event) -> None:
     pool = BackendPool(ReadTimeouts(
         before_output=settings.provider_first_output_timeout_seconds,
         after_output=settings.provider_timeout_seconds,
-    ))
+    ), max_connections=settings.provider_max_connections)
+    export_metrics(pool.provider_http)
     table = RoutingTable(pool.is_healthy)
     catalog = CompactedSnapshot(settings, "catalog.v1", CatalogEventV1.from_bytes, on_change=table.apply)
     servicer = health_aio.HealthServicer()

@@ -20,6 +20,11 @@ class RouterSettings(ServiceSettings):
         default=DEFAULT_TIMEOUTS.after_output, gt=0, le=3600,
         description="longest silence of an external provider once its answer has started (between reads)",
     )
+    provider_max_connections: int = Field(
+        default=512, ge=1, le=65536,
+        description="connections to external providers open at once, over all of them; each streamed "
+                    "answer holds one, and requests beyond wait for one (keep it under the open-file limit)",
+    )
     provider_first_output_timeout_seconds: float = Field(
         default=DEFAULT_TIMEOUTS.before_output, gt=0, le=3600,
         description="longest silence of an external provider before its answer's first output (connect, "

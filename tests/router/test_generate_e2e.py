@@ -435,3 +435,24 @@ async def test_an_answer_without_usage_is_counted_for_the_operator(
         assert err is None and finish is not None and deltas
     assert _usage_missing(router, f"{silent}-d0") == 1.0
     assert _usage_missing(router, f"{reporting}-d0") == 0.0
+
+
+def _metric(platform: Platform, sample: str) -> float | None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{platform.config.ports.router}/metrics", timeout=5) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(sample + " "):
+                return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def test_the_provider_connection_pool_is_visible_in_metrics(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    """An operator sizing ROUTER_PROVIDER_MAX_CONNECTIONS sees the pool as it is when scraped."""
+    model = f"pooled-{uuid.uuid4().hex[:6]}"
+    await add_model(publish, model, upstream, ["ok"])
+    _, finish, err = await call(router, model, "Complete")
+    assert err is None and finish is not None
+    assert (_metric(router, 'tollgate_router_provider_connections{state="open"}') or 0) >= 1
+    assert (_metric(router, 'tollgate_router_provider_connections{state="idle"}') or 0) >= 1  # kept alive
+    assert _metric(router, "tollgate_router_provider_requests_waiting") == 0

@@ -203,3 +203,38 @@ async def test_cookies_a_provider_sets_are_never_sent_back() -> None:
         await listening.wait_closed()
     assert len(heads) == 2
     assert not any(b"\r\ncookie:" in head for head in heads)
+
+
+async def test_the_pool_metrics_read_its_state_when_scraped() -> None:
+    release = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await _read_request(reader)
+                await release.wait()
+                writer.write(ANSWER)
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            return
+        finally:
+            writer.close()
+
+    listening = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
+    session = http.new_provider_http(max_connections=1)
+    http.export_metrics(session)
+    sample = REGISTRY.get_sample_value
+    try:
+        running = [asyncio.create_task(_texts(session, url)) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        assert sample("tollgate_router_provider_connections", {"state": "open"}) == 1
+        assert sample("tollgate_router_provider_requests_waiting") == 2  # the limit holds them back
+        release.set()
+        await asyncio.gather(*running)
+        assert sample("tollgate_router_provider_requests_waiting") == 0
+        assert sample("tollgate_router_provider_connections", {"state": "idle"}) == 1
+    finally:
+        await session.close()
+        listening.close()
+        await listening.wait_closed()

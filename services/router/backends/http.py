@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import orjson
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.common.errors import TollgateError, UpstreamError
 from services.router.backends import provider_errors as pe
@@ -57,6 +57,14 @@ log = structlog.get_logger(__name__)
 RESENT = Counter(
     "tollgate_router_upstream_resent_total",
     "provider requests sent again because the connection dropped before any answer (idle keep-alive)",
+)
+CONNECTIONS = Gauge(
+    "tollgate_router_provider_connections", "connections to providers, open (idle ones included) and idle",
+    ["state"],
+)
+WAITING = Gauge(
+    "tollgate_router_provider_requests_waiting",
+    "provider requests waiting for a connection: all of ROUTER_PROVIDER_MAX_CONNECTIONS are in use",
 )
 CONNECT_TIMEOUT = 5.0
 KEEPALIVE_SECONDS = 4.0  # below the 5 s idle timeout of uvicorn (vLLM) and Node servers
@@ -70,6 +78,15 @@ def new_provider_http(max_connections: int) -> ProviderHTTP:
     """Build the shared client. No environment proxies or netrc: provider traffic goes where the
     catalog says and nowhere else."""
     return Pool(max_connections, keepalive=KEEPALIVE_SECONDS, connect_timeout=CONNECT_TIMEOUT)
+
+
+def export_metrics(http: ProviderHTTP) -> None:
+    """Read the pool's state when metrics are scraped (nothing on the request path): a router whose
+    requests wait for connections needs a higher ``ROUTER_PROVIDER_MAX_CONNECTIONS`` (or more
+    routers), and the wait would otherwise show only as provider latency."""
+    CONNECTIONS.labels("open").set_function(lambda: http.open_connections)
+    CONNECTIONS.labels("idle").set_function(lambda: http.idle_connections)
+    WAITING.set_function(lambda: http.waiting_requests)
 
 
 @dataclass(frozen=True)

@@ -398,6 +398,11 @@ class Pool:
     def idle_connections(self) -> int:
         return sum(len(connections) for connections in self._idle.values())
 
+    @property
+    def waiting_requests(self) -> int:
+        """Requests waiting for a connection because ``max_connections`` are open."""
+        return sum(not waiter.done() for waiter in self._waiting)
+
     async def request(
         self, method: str, url: str, headers: dict[str, str], body: bytes = b"", *, fresh: bool = False,
         connect_timeout: float | None = None,
