@@ -18,6 +18,7 @@ from services.common.kafka.producer import EventProducer
 from services.common.kafka.snapshot import CompactedSnapshot
 from services.common.ops import ReadinessCheck
 from services.common.retry import keep_trying
+from services.edge.admission.count_limit import CountLimit
 from services.edge.admission.limiter import Admission, OutagePolicy
 from services.edge.auth import KeyIndex
 from services.edge.catalog_view import CatalogView
@@ -70,6 +71,7 @@ class EdgeDeps:
     key_index: KeyIndex
     catalog_view: CatalogView
     admission: Admission
+    count_limit: CountLimit
     request_events: RequestEvents
     usage: UsageEmitter
     billing_channel: grpc.aio.Channel
@@ -110,6 +112,10 @@ class EdgeDeps:
             key_index=index,
             catalog_view=view,
             admission=admission,
+            count_limit=CountLimit(
+                client, settings.redis_prefix, settings.count_tokens_per_minute,
+                outage=settings.redis_down_rate_limits,
+            ),
             request_events=RequestEvents(producer),
             usage=UsageEmitter(
                 producer, Spool(Path(settings.spool_root) / settings.instance_id), settings.spool_max_bytes,

@@ -83,6 +83,11 @@ class EdgeSettings(ServiceSettings):
         default=30.0, ge=3, le=3600,
         description="a concurrency lease not renewed for this long (its edge died) is reclaimed",
     )
+    count_tokens_per_minute: int = Field(
+        default=600, ge=0, le=1_000_000,
+        description="token counts (/v1/messages/count_tokens) one API key may make per minute, apart from "
+                    "its plan's limits; 0: no limit",
+    )
     redis_down_rate_limits: Literal["allow", "refuse"] = Field(
         default="allow", description="Redis unreachable: serve keys whose limits are RPM/TPM/concurrency only"
     )

@@ -16,8 +16,10 @@ import redis.asyncio as redis
 
 from infra.stack.platform import Platform
 from services.common.events.catalog import PriceEntry
+from services.common.events.keys import KeyEventV1
 from services.common.pricing import TokenCounts, cost_micros
-from tests.e2e.conftest import now
+from services.common.redis_keys import key_base
+from tests.e2e.conftest import KEY_EXAMPLE, now
 from tests.e2e.edges import HI, PRICE_FIELDS, Edges, auth, edges_fixture, more_edges_fixture, redis_prefix  # noqa: F401 - module fixtures
 
 
@@ -170,3 +172,31 @@ async def test_no_secret_appears_in_any_log_of_the_run(edges: Edges, platform: P
     assert "req_" in text or "service_starting" in text  # the logs are really there
     for secret in [*edges.secrets, platform.admin_key, platform.key_hash_secret]:
         assert secret not in text and secret[3:] not in text
+
+
+async def test_token_counts_have_a_per_key_limit_of_their_own_shared_by_every_edge(
+    edges: Edges, platform: Platform
+) -> None:
+    """EDGE_COUNT_TOKENS_PER_MINUTE (600 here) is kept in Redis: with 598 counts already in this
+    minute, three counts spread over three edges give two answers and one 429. The plan's own
+    requests per minute are not touched: a key allowed one request a minute still generates."""
+    key_id, secret = await edges.new_key(requests_per_minute=1)
+    account = KeyEventV1.from_bytes(KEY_EXAMPLE.read_bytes()).account_id  # every e2e key's account
+    client = redis.from_url(platform.redis.url)
+    try:
+        await client.hset(f"{key_base(redis_prefix(platform), account, key_id)}:counts", str(int(time.time())), 598)
+    finally:
+        await client.aclose()
+    body = {"model": edges.stack.model("an-ok"), "messages": HI}
+    headers = {"x-api-key": secret, "anthropic-version": "2023-06-01"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        replies = [await http.post(f"{edges.url(i)}/v1/messages/count_tokens", headers=headers, json=body)
+                   for i in range(3)]
+        assert [r.status_code for r in replies] == [200, 200, 429]
+        refused = replies[2].json()
+        assert refused["type"] == "error" and refused["error"]["type"] == "rate_limit_error"
+        assert "at most 600 per minute" in refused["error"]["message"]
+        assert 1 <= int(replies[2].headers["retry-after"]) <= 60
+        generated = await http.post(f"{edges.url(0)}/v1/chat/completions", headers=auth(secret),
+                                    json={"model": edges.model("ok"), "messages": HI})
+        assert generated.status_code == 200  # the plan's one request of the minute was not spent on counts

@@ -43,8 +43,8 @@ async def count_tokens(request: Request) -> Response:
     """``{"input_tokens": n}`` for a Messages request's prompt, counted by the model's provider.
 
     The key, the body and the model's access are checked as for a generation; nothing is admitted,
-    reserved or metered: counting generates nothing and is free, as at Anthropic (which rate-limits
-    it on its own).
+    reserved or metered: counting generates nothing and is free, as at Anthropic. Like Anthropic, it
+    has a rate limit of its own, apart from the plan's (``CountLimit``).
     """
     deps: EdgeDeps = request.app.state.deps
     model: ModelEntry | None = None
@@ -53,6 +53,7 @@ async def count_tokens(request: Request) -> Response:
         key = deps.key_index.authenticate(presented_key(request.headers))
         parsed = parse_count_tokens_request(await read_body(request, deps.settings.max_body_bytes))
         model = deps.catalog_view.resolve(parsed.model, key)
+        await deps.count_limit.take(key)
         generate = to_generate_request(
             parsed, request.scope["state"]["request_id"], key.account_id, model.id, default_max_tokens=1
         )
