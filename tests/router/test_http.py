@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from prometheus_client import REGISTRY
@@ -60,6 +60,29 @@ class _Server:
             return
         finally:
             writer.close()
+
+
+def _answering(
+    answer: bytes, heads: list[bytes] | None = None, gate: asyncio.Event | None = None
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A server answering every request with ``answer`` (once ``gate`` is set), keeping the heads."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await _read_request(reader)
+                if heads is not None:
+                    heads.append(head)
+                if gate is not None:
+                    await gate.wait()
+                writer.write(answer)
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            return
+        finally:
+            writer.close()
+
+    return handle
 
 
 async def _texts(session: http.ProviderHTTP, url: str) -> list[str]:
@@ -178,19 +201,8 @@ async def test_cookies_a_provider_sets_are_never_sent_back() -> None:
     """One shared client serves every customer: a cookie kept from one answer would ride along with
     the next customer's request."""
     heads: list[bytes] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                heads.append(await _read_request(reader))
-                writer.write(ANSWER.replace(b"\r\n\r\n", b"\r\nset-cookie: __cf_bm=abc; path=/\r\n\r\n", 1))
-                await writer.drain()
-        except asyncio.IncompleteReadError:
-            return
-        finally:
-            writer.close()
-
-    listening = await asyncio.start_server(handle, "127.0.0.1", 0)
+    with_cookie = ANSWER.replace(b"\r\n\r\n", b"\r\nset-cookie: __cf_bm=abc; path=/\r\n\r\n", 1)
+    listening = await asyncio.start_server(_answering(with_cookie, heads=heads), "127.0.0.1", 0)
     # a host name, not an address: a cookie jar keeps no cookies for bare IP addresses
     url = f"http://localhost:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
     session = http.new_provider_http(max_connections=1)
@@ -207,20 +219,7 @@ async def test_cookies_a_provider_sets_are_never_sent_back() -> None:
 
 async def test_the_pool_metrics_read_its_state_when_scraped() -> None:
     release = asyncio.Event()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                await _read_request(reader)
-                await release.wait()
-                writer.write(ANSWER)
-                await writer.drain()
-        except asyncio.IncompleteReadError:
-            return
-        finally:
-            writer.close()
-
-    listening = await asyncio.start_server(handle, "127.0.0.1", 0)
+    listening = await asyncio.start_server(_answering(ANSWER, gate=release), "127.0.0.1", 0)
     url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
     session = http.new_provider_http(max_connections=1)
     http.export_metrics(session)
