@@ -3,9 +3,9 @@ read at a time, transport failures mapped to our errors. Everything provider-spe
 backends; this module only moves bytes.
 
 Why its own HTTP/1.1 client: on the hot path the provider call is most of the router's CPU. Measured
-on the bench machine against the replaying upstream (one core, c=16, a 12-chunk streamed answer),
-httpx spent 2.2 ms of CPU per request, aiohttp 0.25 ms and ``http_client`` 0.15 ms
-(docs/benchmarks.md).
+on the bench machine against the replaying upstream (one core, c=16, a 12-chunk streamed answer,
+this module's path around the client), httpx spent 2.2 ms of CPU per answer, aiohttp 0.26 ms and
+``http_client`` 0.19 ms (``make bench``'s provider-client phase, docs/benchmarks.md).
 
 Cancellation: leaving ``sse_batches`` early (the client went away, or fallback gave up on the
 attempt) leaves the answer unread, and its connection is then closed instead of returned to the
@@ -165,7 +165,7 @@ async def get_status(
 ) -> int:
     """Status of a small GET (readiness probes); raises ``TransportError`` or ``TimeoutError``."""
     async with asyncio.timeout(timeout):
-        async with await http.request("GET", url, dict(headers), connect_timeout=timeout) as response:
+        async with await http.request("GET", url, headers, connect_timeout=timeout) as response:
             await response.read(ERROR_BODY_LIMIT)
             return response.status
 
@@ -235,11 +235,11 @@ async def _post(
     """POST and wait for the answer's head, sending once more, on a new connection, if the pooled
     connection it went out on closed before any byte of an answer."""
     try:
-        return await http.request("POST", url, dict(headers), body, connect_timeout=connect_timeout)
+        return await http.request("POST", url, headers, body, connect_timeout=connect_timeout)
     except ConnectionDropped as exc:
         RESENT.inc()
         log.info("upstream_connection_dropped_before_answer_resending", error=type(exc).__name__)
-    return await http.request("POST", url, dict(headers), body, fresh=True, connect_timeout=connect_timeout)
+    return await http.request("POST", url, headers, body, fresh=True, connect_timeout=connect_timeout)
 
 
 async def _error(response: Response, secrets: tuple[str, ...]) -> TollgateError:

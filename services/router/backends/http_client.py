@@ -3,8 +3,9 @@
 Why not aiohttp: on the serving path the provider call is the largest part of the router's CPU, and
 most of aiohttp's cost there is its generality (URL objects, multidicts, tracing, cookie and proxy
 handling, a stream reader per response), not moving bytes. Measured on the bench machine (one core,
-c=16, a 12-chunk streamed answer from the replaying upstream, SSE decoded): aiohttp 250-262 µs of CPU
-per request, this client's first sketch 151-153 µs (docs/benchmarks.md). The router needs little of
+c=16, a 12-chunk streamed answer from the replaying upstream, SSE decoded, inside the router's watch
+and SSE loop): aiohttp 257-265 µs of CPU per answer, this client 186-192 µs (``make bench``'s
+provider-client phase, docs/benchmarks.md). The router needs little of
 HTTP: POST and GET, a JSON body, a streamed answer read a network read at a time, keep-alive.
 
 What it does, and what it leaves out on purpose:
@@ -37,9 +38,9 @@ import socket
 import ssl
 import zlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import zip_longest
 from types import TracebackType
 from typing import Any, cast
@@ -104,18 +105,25 @@ def split_url(url: str) -> tuple[Origin, str]:
     return Origin(tls, parts.hostname, parts.port or (443 if tls else 80)), target
 
 
-def request_head(method: str, origin: Origin, target: str, headers: dict[str, str], body_size: int) -> bytes:
-    """The request's head. Header values come from backends (credentials from the environment, fixed
-    protocol headers), never from a client; a line break in one is still refused, since it would end
-    the head early and let the rest pass as another header or request."""
+def request_head(method: str, url: str, headers: Mapping[str, str], body_size: int) -> tuple[Origin, bytes]:
+    """The request's origin and head. Header values come from backends (credentials from the
+    environment, fixed protocol headers), never from a client; a line break in one is still refused,
+    since it would end the head early and let the rest pass as another header or request."""
+    origin, head = _head_before_length(method, url, tuple(headers.items()))
+    return origin, b"%scontent-length: %d\r\n\r\n" % (head, body_size)
+
+
+@lru_cache(maxsize=256)
+def _head_before_length(method: str, url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Origin, bytes]:
+    """Cached: a deployment sends the same URL and headers on every request."""
+    origin, target = split_url(url)
     lines = [f"{method} {target} HTTP/1.1\r\nhost: {origin.host_header}\r\nuser-agent: {USER_AGENT}\r\n"
-             f"accept-encoding: identity\r\ncontent-length: {body_size}\r\n"]
-    for name, value in headers.items():
+             "accept-encoding: identity\r\n"]
+    for name, value in headers:
         if _FORBIDDEN_IN_HEADER.search(name) or _FORBIDDEN_IN_HEADER.search(value):
             raise ValueError(f"header {name!r} has a line break or NUL")
         lines.append(f"{name}: {value}\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1")
+    return origin, "".join(lines).encode("latin-1")
 
 
 class _Connection(asyncio.Protocol):
@@ -138,7 +146,7 @@ class _Connection(asyncio.Protocol):
 
     def _reset(self) -> None:
         self.status = 0
-        self.headers: dict[str, str] = {}
+        self.raw_headers: list[tuple[bytes, bytes]] = []  # as received; decoded only when asked for
         self._head_size = 0
         self._head_done = False
         self._answered = False  # any byte of the answer arrived
@@ -218,16 +226,14 @@ class _Connection(asyncio.Protocol):
         self._head_size += len(name) + len(value) + 4
         if self._head_size > HEADERS_LIMIT:
             raise BadResponse("the provider's answer has a head over 64 KB")
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
+        self.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         if self._surplus:
             return
         status = self._parser.get_status_code()
         if status < 200:  # 100 Continue and friends: informational, the real head follows
-            self.headers = {}
+            self.raw_headers = []
             self._head_size = 0
             return
         self.status = status
@@ -247,7 +253,8 @@ class _Connection(asyncio.Protocol):
     # the request's side
 
     def _until_close(self) -> bool:
-        framed = "content-length" in self.headers or "chunked" in self.headers.get("transfer-encoding", "")
+        headers = decoded(self.raw_headers)
+        framed = "content-length" in headers or "chunked" in headers.get("transfer-encoding", "").lower()
         return not framed
 
     def _fail(self, error: TransportError) -> None:
@@ -317,13 +324,20 @@ class Response:
     def __init__(self, connection: _Connection) -> None:
         self._connection = connection
         self.status = connection.status
-        self.headers = connection.headers
-        encoding = self.headers.get("content-encoding", "identity").strip().lower()
+        self._raw_headers = connection.raw_headers
+        encoding = "identity"
+        for name, value in self._raw_headers:
+            if name.lower() == b"content-encoding":
+                encoding = value.decode("latin-1").strip().lower()
         if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
             raise BadResponse(f"the provider's answer has an unsupported content-encoding {encoding!r}")
         # wbits 32+: the gzip or zlib header is detected (a raw deflate stream is rare enough to refuse)
         self._inflate = None if encoding == "identity" else zlib.decompressobj(zlib.MAX_WBITS | 32)
         self._released = False
+
+    @cached_property
+    def headers(self) -> dict[str, str]:
+        return decoded(self._raw_headers)
 
     async def read_some(self) -> bytes:
         """The next bytes of the body, as they arrive; ``b""`` at its end."""
@@ -361,6 +375,15 @@ class Response:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+def decoded(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Header names lower-cased, repeats joined by ``", "``."""
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
 
 
 def _release(connection: _Connection) -> None:
@@ -404,13 +427,13 @@ class Pool:
         return sum(not waiter.done() for waiter in self._waiting)
 
     async def request(
-        self, method: str, url: str, headers: dict[str, str], body: bytes = b"", *, fresh: bool = False,
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes = b"", *, fresh: bool = False,
         connect_timeout: float | None = None,
     ) -> Response:
         """Send one request and return once the answer's head arrived. ``fresh``: on a connection
         opened for it, never a pooled one (the one resend after ``ConnectionDropped``)."""
-        origin, target = split_url(url)
-        data = request_head(method, origin, target, headers, len(body)) + body
+        origin, head = request_head(method, url, headers, len(body))
+        data = head + body
         connection = await self._acquire(origin, fresh, connect_timeout or self.connect_timeout)
         try:
             await connection.send(data)
