@@ -2,7 +2,8 @@
 
 Runs, each a fixed-duration closed loop after a short unrecorded warm-up, direct and platform side by
 side: non-stream and stream at each concurrency, in rounds (``--repeat``; the median round counts);
-then an open loop at a fixed rate for the added latency; then the generator's own ceiling. Nothing is asserted: the targets are printed as PASS/MISS.
+then an open loop at a fixed rate for the added latency; then the generator's own ceiling. Nothing is
+asserted: the targets are printed as PASS/MISS.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from types import FrameType
 
 from bench.admission_cost import admission_cost
 from bench.loadgen import proc_cpu_seconds
+from bench.provider_client import measure as measure_clients
+from bench.provider_client import median_cpu_us
 from bench.report import PLATFORM, Results, render
 from bench.spec import LoadResult, LoadSpec, Mode, http_request, run_load
 from bench.stack import BenchStack, frames_per_message, session_counts
@@ -233,8 +236,13 @@ def main(argv: list[str]) -> int:
         stack.start()
         pins = ", ".join(f"{name} {sorted(cpus)}" for name, cpus in stack.affinity().items())
         print(f"  affinity: {pins}", flush=True)
+        clients = measure_clients(stack.upstream_port, args.platform_cpu, min(args.duration, 4.0))
+        for name, runs in clients.items():
+            print(f"  provider client {name:8} {median_cpu_us(runs):6.1f} µs CPU per streamed answer "
+                  f"(rounds {' / '.join(f'{r.cpu_us:.0f}' for r in runs)})", flush=True)
         results = Bench(stack, args).run()
         results.floors = floors
+        results.provider_clients = clients
         print()
         print(render(results, args.platform_cpu, args.load_cpu))
         ok = True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
+from bench.provider_client import ClientCost, median_cpu_us
 from bench.spec import LoadResult
 from bench.transport_floor import Floor
 
@@ -30,6 +31,7 @@ class Results:
     session: dict[tuple[bool, bool], list[LoadResult]] = field(default_factory=dict)  # (on, stream) -> runs
     chunks: dict[str, LoadResult] = field(default_factory=dict)  # "long" | "paced" -> platform stream run
     floors: list[Floor] = field(default_factory=list)  # bare gRPC hop on the platform core
+    provider_clients: dict[str, list[ClientCost]] = field(default_factory=dict)  # client -> rounds
 
     def pick_medians(self) -> None:
         """Each closed-loop key's representative run: the median by CPU per request for the platform
@@ -269,6 +271,22 @@ def transport(res: Results) -> list[str]:
     return lines
 
 
+def provider_client(res: Results) -> list[str]:
+    if not res.provider_clients:
+        return []
+    lines = ["Provider HTTP client (alone on core P, c=16, the 12-chunk streamed answer from the upstream, "
+             "SSE decoded; alternated rounds, medians):"]
+    for client, runs in res.provider_clients.items():
+        rounds = " / ".join(f"{r.cpu_us:.0f}" for r in runs)
+        lines.append(f"  {client:8} {median_cpu_us(runs):6.1f} µs CPU per answer  (rounds {rounds}; "
+                     f"{statistics.median(r.answers_per_s for r in runs):.0f} answers/s)")
+    ours, theirs = res.provider_clients.get("tollgate"), res.provider_clients.get("aiohttp")
+    if ours and theirs:
+        lines.append(f"  the router's client / aiohttp: {median_cpu_us(ours) / median_cpu_us(theirs):.2f} "
+                     "of the CPU per answer")
+    return lines
+
+
 def noise(res: Results, platform_cpu: int) -> list[str]:
     """Say so when something else ran on the platform core while it was measured."""
     core = f"cpu{platform_cpu}"
@@ -337,6 +355,8 @@ def render(res: Results, platform_cpu: int, load_cpu: int) -> str:
         *chunks(res),
         "",
         *transport(res),
+        "",
+        *provider_client(res),
         "",
         *targets(res),
         f"Reference ({REFERENCE}).",

@@ -76,6 +76,11 @@ class _Bare(router_pb2_grpc.RouterServiceServicer):
     ) -> router_pb2.CompleteResponse:
         return await self.whole(request)
 
+    async def CountTokens(  # noqa: N802 - gRPC method name
+        self, request: router_pb2.GenerateRequest, context: Any
+    ) -> router_pb2.CountTokensResponse:
+        return router_pb2.CountTokensResponse(input_tokens=9)
+
     async def Session(  # type: ignore[override]  # noqa: N802 - a coroutine writing via context.write
         self, request_iterator: AsyncIterator[router_pb2.EdgeFrames], context: Any
     ) -> None:
