@@ -113,12 +113,16 @@ class Bench:
         self.res.idle_cpu_ms_per_s = 1000 * (after - before) / seconds
 
     def fixed_rate(self, rate: float, streams: tuple[bool, ...]) -> None:
+        """Direct, platform, direct again: the direct run with the lower p99 is the baseline. One stall
+        of the load core during a direct run (a p99 of 133 ms against 2.4 ms, seen) would otherwise
+        make the platform's added latency negative and pass the target on noise; the lower baseline
+        can only make the added latency larger."""
         for stream in streams:
-            for target in ("direct", "platform"):
-                label = f"{'stream' if stream else 'non-stream'} {rate:.0f}/s open"
-                self.res.open[(target, stream, rate)] = self.load(
-                    target, stream, label, mode="open", rate=rate, concurrency=32
-                )
+            label = f"{'stream' if stream else 'non-stream'} {rate:.0f}/s open"
+            runs = [self.load(target, stream, label, mode="open", rate=rate, concurrency=32)
+                    for target in ("direct", "platform", "direct")]
+            self.res.open[("direct", stream, rate)] = min(runs[0], runs[2], key=lambda r: r.p99_ms)
+            self.res.open[("platform", stream, rate)] = runs[1]
 
     def admission(self) -> None:
         """Full path with admission off (a key without limits: no Redis call) and on (a key with every

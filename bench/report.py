@@ -146,7 +146,8 @@ def overloaded(p: LoadResult, rate: float) -> bool:
 
 
 def fixed_rate(res: Results) -> list[str]:
-    lines = ["Fixed rate, open loop (latency from each request's slot; added = platform - direct):"]
+    lines = ["Fixed rate, open loop (latency from each request's slot; added = platform - direct; direct "
+             "measured before and after the platform, the lower p99 kept):"]
     for rate in sorted({k[2] for k in res.open}, reverse=True):
         for stream in (False, True):
             d, p = res.open.get(("direct", stream, rate)), res.open.get(("platform", stream, rate))
