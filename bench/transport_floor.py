@@ -29,6 +29,8 @@ from infra.stack.paths import REPO_ROOT
 from infra.stack.ports import free_port
 from infra.stack.process import wait_until
 from services.edge.router_client import RouterClient
+from services.router.backends import Outcome
+from services.router.fallback import Served
 from services.router.session import CallSession
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
 
@@ -58,23 +60,28 @@ class Floor:
 
 
 class _Bare(router_pb2_grpc.RouterServiceServicer):
-    async def events(self, request: router_pb2.GenerateRequest) -> AsyncIterator[router_pb2.GenerateResponse]:
+    async def events(
+        self, request: router_pb2.GenerateRequest, served: Served
+    ) -> AsyncIterator[router_pb2.GenerateResponse]:
         yield router_pb2.GenerateResponse(delta=router_pb2.Delta(pieces=PIECES, output_tokens=12))
         yield router_pb2.GenerateResponse(finish=FINISH)
 
-    async def whole(self, request: router_pb2.GenerateRequest) -> router_pb2.CompleteResponse:
+    async def whole(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.CompleteResponse:
         return router_pb2.CompleteResponse(text="".join(PIECES), finish=FINISH)
+
+    def cancelled(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.Finish:
+        return router_pb2.Finish(finish_reason="cancelled")
 
     async def Generate(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: Any
     ) -> AsyncIterator[router_pb2.GenerateResponse]:
-        async for message in self.events(request):
+        async for message in self.events(request, Served(Outcome())):
             yield message
 
     async def Complete(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: Any
     ) -> router_pb2.CompleteResponse:
-        return await self.whole(request)
+        return await self.whole(request, Served(Outcome()))
 
     async def CountTokens(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: Any

@@ -38,6 +38,10 @@ class Admitted:
     def observe_whole(self, finish: router_pb2.Finish) -> None:
         self.record.observe_whole(finish)
 
+    def observe_stopped(self, account: router_pb2.Finish) -> None:
+        """The router's account of the call the edge stopped: what its generation used."""
+        self.record.observe_stopped(account)
+
     def fail(self, exc: TollgateError) -> None:
         self.record.fail(exc)
 
@@ -46,8 +50,8 @@ class Admitted:
             return
         self.closed = True
         record, ticket = self.record, self.ticket
-        ticket.output_started = record.output_started
-        ticket.usage = record.finish.usage if record.finish is not None else None
+        ticket.output_started = record.output_started or record.used_anything
+        ticket.usage = record.settled_usage()
         ticket.running = record.running_usage()
         self._admission.release(ticket)
         self._usage.emit(record.to_event())

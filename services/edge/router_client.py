@@ -13,12 +13,17 @@ on); the non-stream paths never see it.
 A router from before ``Complete`` answers it UNIMPLEMENTED (with no error code of ours); the edge then
 asks the same thing through ``Generate`` and joins the answer, so a rolling upgrade works in either
 order (routers first saves that extra call while the old routers drain).
+
+A call the edge stops early (the client left, the deadline passed) is answered, over the Session,
+with the router's account of what its generation used until it stopped (``stop()``, and
+``complete``'s ``on_stopped``); the one-call RPCs have no way to say it, so their calls settle on
+what the edge saw.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import grpc
@@ -38,6 +43,10 @@ class StreamCall(Protocol):
     def rest(self) -> AsyncIterator[router_pb2.GenerateResponse]: ...
 
     def cancel(self) -> None: ...
+
+    async def stop(self) -> router_pb2.Finish | None:
+        """Cancel the call, then the router's account of what it used (None where there is none)."""
+        ...
 
 
 class RouterClient:
@@ -77,16 +86,22 @@ class RouterClient:
         return RouterCall(self._stub, request, timeout, quiet_after)
 
     async def complete(
-        self, request: router_pb2.GenerateRequest, timeout: float
+        self, request: router_pb2.GenerateRequest, timeout: float,
+        on_stopped: Callable[[router_pb2.Finish], None] | None = None,
     ) -> router_pb2.CompleteResponse:
-        """Cancelling the awaiting task cancels the call, and the generation behind it."""
+        """Cancelling the awaiting task cancels the call, and the generation behind it. A call that
+        ends without its answer (cancelled, timed out, its stream lost) gives ``on_stopped`` the
+        router's account of what it used, where the router sent one, before the error propagates."""
         if (session := self._session()) is not None:
             call = await session.start(request, False, timeout)
             if call is not None:
                 try:
                     return await call.whole()
-                finally:
-                    call.cancel()
+                except BaseException:
+                    account = await call.stop()
+                    if account is not None and on_stopped is not None:
+                        on_stopped(account)
+                    raise
         return await complete(self._stub, request, timeout)
 
     async def count_tokens(
@@ -151,6 +166,10 @@ class RouterCall:
                 yield message
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
+
+    async def stop(self) -> None:
+        """Cancel the call: a cancelled RPC says nothing more, so there is no account."""
+        self.cancel()
 
     def cancel(self) -> None:
         """Stop the call (and the generation behind it); nothing to do once it has ended."""

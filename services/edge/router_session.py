@@ -9,7 +9,9 @@ being written (``FrameBatcher``): under load, many requests' starts, deltas and 
 What each call keeps from the one-call RPCs:
 - its errors: a ``CallError`` frame is the status and trailers an RPC would have ended with;
 - its deadline: a timer here ends the call with a timeout and cancels it at the router;
-- cancellation: ``cancel()`` sends a cancel frame, which cancels the backend generation;
+- cancellation: ``cancel()`` sends a cancel frame, which cancels the backend generation; ``stop()``
+  does the same and then waits (at most ``ACCOUNT_WAIT_SECONDS``) for the router's account of what
+  the generation used until it stopped, which a cancelled RPC could never send back;
 - keep-alives: a stream started with ``quiet_after`` gives ``QUIET`` when the handler has waited that
   long with nothing to read (one timer per call, re-armed once per interval: nothing per frame but a
   clock read);
@@ -59,6 +61,10 @@ QUIET = router_pb2.GenerateResponse()
 _QUIET_FRAME = router_pb2.RouterFrame()
 OPEN_TIMEOUT_SECONDS = 10.0
 LEGACY_RETRY_SECONDS = 60.0
+# How long a stopped call waits for the router's account. A router stops a generation within
+# milliseconds (it closes the provider's connection, or cancels the Triton call); a router from before
+# the account never sends one, and the call then settles on what the edge saw (the last delta's count).
+ACCOUNT_WAIT_SECONDS = 2.0
 
 
 class SessionCall:
@@ -73,6 +79,8 @@ class SessionCall:
         self._waiter: asyncio.Future[None] | None = None
         self._failure: TollgateError | None = None
         self.ended = False
+        # set once a cancel is sent: the router's account of the stopped call (None: no account)
+        self._account: asyncio.Future[router_pb2.Finish | None] | None = None
         self._loop = loop = asyncio.get_running_loop()
         self._timer = loop.call_later(timeout, self._expire, timeout)
         self._heard_at = loop.time()
@@ -84,9 +92,13 @@ class SessionCall:
     # --- fed by the session ---
 
     def deliver(self, frame: router_pb2.RouterFrame) -> None:
+        if self._account is not None:  # stopped: only the call's last frame matters now
+            if _ends_call(frame):
+                self._settle(_account_in(frame))
+            return
         self._frames.append(frame)
         self._heard_at = self._loop.time()
-        if frame.WhichOneof("frame") != "event" or frame.event.WhichOneof("event") == "finish":
+        if _ends_call(frame):
             self._end()
         self._wake()
 
@@ -97,12 +109,31 @@ class SessionCall:
         self._end()
         self._wake()
 
+    def lost(self, exc: TollgateError) -> None:
+        """The stream is gone: the call fails, and no account of a stopped call will come."""
+        self.fail(exc)
+        self._settle(None)
+
     def _end(self) -> None:
         self.ended = True
         self._timer.cancel()
         if self._watch is not None:
             self._watch.cancel()
-        self._stream.forget(self.call_id)
+        if self._account is None:  # a stopped call stays until its account comes
+            self._stream.forget(self.call_id)
+
+    def _send_cancel(self) -> None:
+        """Tell the router to stop the call; its answer (or nothing, in time) settles ``_account``."""
+        self._account = self._loop.create_future()
+        if self._stream.cancel(self.call_id):
+            self._loop.call_later(ACCOUNT_WAIT_SECONDS, self._settle, None)
+        else:
+            self._settle(None)
+
+    def _settle(self, account: router_pb2.Finish | None) -> None:
+        if self._account is not None and not self._account.done():
+            self._account.set_result(account)
+            self._stream.forget(self.call_id)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -121,7 +152,7 @@ class SessionCall:
 
     def _expire(self, timeout: float) -> None:
         if not self.ended:
-            self._stream.cancel(self.call_id)
+            self._send_cancel()
             self.fail(UpstreamTimeout(f"The model did not finish within {timeout:g} seconds."))
 
     # --- read by the request handler ---
@@ -163,8 +194,34 @@ class SessionCall:
     def cancel(self) -> None:
         """Stop the call (and the generation behind it); nothing to do once it has ended."""
         if not self.ended:
-            self._stream.cancel(self.call_id)
+            self._send_cancel()
             self.fail(DependencyUnavailable("The call was cancelled."))
+
+    async def stop(self) -> router_pb2.Finish | None:
+        """Cancel the call if it is still running, and return the router's account of it: what its
+        generation used until it stopped (a Finish saying cancelled), or the Finish it ended with if it
+        ended meanwhile. None when there is none: the call had ended before, the account did not come
+        within ``ACCOUNT_WAIT_SECONDS``, or the stream was lost."""
+        self.cancel()
+        if self._account is None:
+            return None
+        return await asyncio.shield(self._account)
+
+
+def _ends_call(frame: router_pb2.RouterFrame) -> bool:
+    return frame.WhichOneof("frame") != "event" or frame.event.WhichOneof("event") == "finish"
+
+
+def _account_in(frame: router_pb2.RouterFrame) -> router_pb2.Finish | None:
+    """What a call's last frame says it used: an error (before any text) used nothing it can say."""
+    kind = frame.WhichOneof("frame")
+    if kind == "cancelled":
+        return frame.cancelled
+    if kind == "whole":
+        return frame.whole.finish
+    if kind == "event":
+        return frame.event.finish
+    return None
 
 
 class _Stream:
@@ -206,9 +263,12 @@ class _Stream:
         self._out.put(router_pb2.EdgeFrame(start=start))
         return call
 
-    def cancel(self, call_id: int) -> None:
+    def cancel(self, call_id: int) -> bool:
+        """Send the call's cancel frame; False when there is no stream to send it on."""
         if call_id in self._calls and not self.broken:
             self._out.put(router_pb2.EdgeFrame(cancel=call_id))
+            return True
+        return False
 
     def forget(self, call_id: int) -> None:
         self._calls.pop(call_id, None)
@@ -255,7 +315,7 @@ class _Stream:
             if self._calls:
                 log.warning("router_session_lost", open_calls=len(self._calls), error=repr(exc))
         for call in list(self._calls.values()):
-            call.fail(DependencyUnavailable(UNAVAILABLE_MESSAGE))
+            call.lost(DependencyUnavailable(UNAVAILABLE_MESSAGE))
         self._out.close()
 
     def close(self) -> None:

@@ -47,12 +47,20 @@ class Deployment:
 
 @dataclass
 class Served:
-    """Who served the request, after how many attempts, with what usage."""
+    """Who served the request, after how many attempts, with what usage. A call cancelled while an
+    attempt waited for its first byte takes that attempt as served: its backend worked on the prompt,
+    and whatever usage it reported before the cancel is what the cancelled call used."""
 
     outcome: Outcome
     deployment_id: str = ""
     provider: str = ""
     attempts: int = 0
+    pieces: int = 0  # text pieces and tool-call fragments passed on: the output count of last resort
+
+    def output_so_far(self) -> int:
+        """Output tokens until now: the backend's running count where it keeps one (Triton), else one
+        per piece (a chunk of an OpenAI-compatible or Anthropic stream is about a token)."""
+        return max(self.outcome.output_tokens, self.pieces)
 
 
 def retryable(exc: BaseException) -> bool:
@@ -108,6 +116,8 @@ async def generate_with_fallback(
             except BaseException:  # cancelled while waiting for the first byte
                 breaker.release()
                 await stream.aclose()
+                served.deployment_id, served.provider = deployment.id, deployment.provider
+                served.outcome = outcome  # what this attempt's backend said before the cancel
                 raise
             # Committed: from here on there is no other deployment for this request.
             served.deployment_id, served.provider = deployment.id, deployment.provider

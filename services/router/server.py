@@ -49,6 +49,13 @@ USAGE_MISSING = Counter(
     "answers that ended cleanly without the backend reporting token usage (billed as zero tokens)",
     ["deployment"],
 )
+INPUT_UNKNOWN = Counter(
+    "tollgate_router_cancelled_input_unknown_total",
+    "calls cancelled by the caller while a deployment worked on them, before it reported the prompt's "
+    "tokens (OpenAI-compatible servers without continuous_usage say them only at the end, Triton with "
+    "its first response): their input is billed as zero",
+    ["deployment"],
+)
 Context = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.GenerateResponse]
 CompleteContext = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.CompleteResponse]
 SessionContext = grpc.aio.ServicerContext[router_pb2.EdgeFrames, router_pb2.RouterFrames]
@@ -143,22 +150,22 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
     ) -> AsyncGenerator[list[str], None]:
         return generate_with_fallback(chain, generation, self._breakers, served, self._in_flight)
 
-    async def events(self, request: router_pb2.GenerateRequest) -> AsyncIterator[router_pb2.GenerateResponse]:
+    async def events(
+        self, request: router_pb2.GenerateRequest, served: Served
+    ) -> AsyncIterator[router_pb2.GenerateResponse]:
         """Generate's messages. A failure before the first delta raises; after it, the last message is
-        a Finish saying error."""
+        a Finish saying error. ``served`` is filled as the call goes (what a cancel reports)."""
         chain, generation = self._prepare(request)
-        served = Served(Outcome())
         sent_any = False
-        pieces_seen = 0
         try:
             async for batch in self._run(chain, generation, served):
                 calls = served.outcome.take_tool_deltas() if served.outcome.tool_deltas else []
-                pieces_seen += len(batch) + len(calls)  # a fragment is output too (cut-stream billing)
+                served.pieces += len(batch) + len(calls)  # a fragment is output too (cut-stream billing)
                 if not request.accepts_tool_call_deltas:
                     calls = []  # the caller takes the calls whole from the Finish
                     if not batch and sent_any:
                         continue
-                yield _delta(batch, calls, served, pieces_seen, not sent_any, request.accepts_pieces)
+                yield _delta(batch, calls, served, not sent_any, request.accepts_pieces)
                 sent_any = True
         except TollgateError as exc:
             if not sent_any:
@@ -167,15 +174,15 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             return
         yield router_pb2.GenerateResponse(finish=_finish(served, request.model, None))
 
-    async def whole(self, request: router_pb2.GenerateRequest) -> router_pb2.CompleteResponse:
+    async def whole(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.CompleteResponse:
         """Complete's reply. A failure before any text raises; after it, the reply is the text until
-        then with a Finish saying error."""
+        then with a Finish saying error. ``served`` is filled as the call goes (what a cancel reports)."""
         chain, generation = self._prepare(request)
-        served = Served(Outcome())
         parts: list[str] = []
         try:
             async for batch in self._run(chain, generation, served):
                 parts.extend(batch)
+                served.pieces += len(batch) + len(served.outcome.tool_deltas)
                 served.outcome.tool_deltas.clear()  # the reply carries the calls whole
         except TollgateError as exc:
             if not parts:
@@ -183,6 +190,28 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             failed = _failed(served, request.model, exc)
             return router_pb2.CompleteResponse(text="".join(parts), finish=failed)
         return router_pb2.CompleteResponse(text="".join(parts), finish=_finish(served, request.model, None))
+
+    def cancelled(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.Finish:
+        """What a call cancelled by its caller used, once its generation has stopped: the output
+        counted until then, and the prompt's tokens if the backend had said them. An OpenAI-compatible
+        server says them only in its last chunk (unless it has ``continuous_usage``), so a call it was
+        answering when cancelled has an unknown prompt, billed as zero: counted, so an operator sees
+        how much of a deployment's traffic that is."""
+        o = served.outcome
+        prompt_unknown = o.input_tokens == 0 and o.cached_input_tokens == 0 and not o.usage_reported
+        if served.deployment_id and prompt_unknown:
+            INPUT_UNKNOWN.labels(served.deployment_id).inc()
+        output = served.output_so_far()
+        return router_pb2.Finish(
+            finish_reason="cancelled",
+            usage=router_pb2.Usage(
+                input_tokens=o.input_tokens, cached_input_tokens=o.cached_input_tokens,
+                cache_write_tokens=o.cache_write_tokens, output_tokens=output,
+                reasoning_tokens=min(o.reasoning_tokens, output),
+            ),
+            deployment_id=served.deployment_id, provider=served.provider, model_served=request.model,
+            attempts=served.attempts,
+        )
 
     async def count(self, request: router_pb2.GenerateRequest) -> router_pb2.CountTokensResponse:
         """CountTokens' reply: the first deployment of the chain that can count does. A deployment
@@ -214,7 +243,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         self, request: router_pb2.GenerateRequest, context: Context
     ) -> AsyncIterator[router_pb2.GenerateResponse]:
         try:
-            async for message in self.events(request):
+            async for message in self.events(request, Served(Outcome())):
                 yield message
         except TollgateError as exc:  # raised only before the first message
             await _abort(context, exc)
@@ -222,7 +251,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
     async def Complete(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: CompleteContext
     ) -> router_pb2.CompleteResponse:
-        return await _reply_or_abort(self.whole(request), context)
+        return await _reply_or_abort(self.whole(request, Served(Outcome())), context)
 
     async def CountTokens(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: CountContext
@@ -252,13 +281,11 @@ def _failed(served: Served, model: str, exc: TollgateError) -> router_pb2.Finish
 
 
 def _delta(
-    pieces: list[str], calls: list[ToolCallDelta], served: Served, pieces_seen: int, first: bool,
-    accepts_pieces: bool,
+    pieces: list[str], calls: list[ToolCallDelta], served: Served, first: bool, accepts_pieces: bool,
 ) -> router_pb2.GenerateResponse:
     """One message for what arrived together: as ``pieces`` to an edge that reads them, else (a single
     piece, or an edge older than pieces) as ``text``; then the tool-call fragments."""
-    o = served.outcome
-    delta = router_pb2.Delta(output_tokens=max(o.output_tokens, pieces_seen), input_tokens=o.input_tokens)
+    delta = router_pb2.Delta(output_tokens=served.output_so_far(), input_tokens=served.outcome.input_tokens)
     if len(pieces) == 1 or not accepts_pieces:
         delta.text = "".join(pieces)
     else:

@@ -3,8 +3,11 @@
 Each started call runs as its own task with exactly the rules of the one-call RPCs (fallback before
 the first byte, an error before any text ends the call with a ``CallError``, after it a Finish saying
 error), and its frames go out through one ``FrameBatcher``. A cancel frame cancels the call's task,
-which cancels the backend generation behind it, as a cancelled RPC does; the stream ending (the edge
-closed it, crashed, or its connection dropped) cancels every call still running on it.
+which cancels the backend generation behind it, as a cancelled RPC does, and then answers with a
+``cancelled`` frame: what the generation used until it stopped, which a cancelled RPC cannot say, so
+that a client who leaves is billed for the work done for it (the prompt the backend read, the output
+it made), not for what the edge had seen of it. The stream ending (the edge closed it, crashed, or
+its connection dropped) cancels every call still running on it, with nobody left to tell.
 """
 
 from __future__ import annotations
@@ -17,17 +20,26 @@ import structlog
 
 from services.common.errors import TollgateError
 from services.common.frame_batcher import FrameBatcher
+from services.router.backends import Outcome
+from services.router.fallback import Served
 from tollgate.router.v1 import router_pb2
 
 log = structlog.get_logger(__name__)
 
 
 class Calls(Protocol):
-    """What a session runs: ``RouterService``'s two kinds of call."""
+    """What a session runs: ``RouterService``'s two kinds of call, each filling its ``Served`` as it
+    goes, and the account of one that was cancelled."""
 
-    def events(self, request: router_pb2.GenerateRequest) -> AsyncIterator[router_pb2.GenerateResponse]: ...
+    def events(
+        self, request: router_pb2.GenerateRequest, served: Served
+    ) -> AsyncIterator[router_pb2.GenerateResponse]: ...
 
-    async def whole(self, request: router_pb2.GenerateRequest) -> router_pb2.CompleteResponse: ...
+    async def whole(
+        self, request: router_pb2.GenerateRequest, served: Served
+    ) -> router_pb2.CompleteResponse: ...
+
+    def cancelled(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.Finish: ...
 
 
 def call_error(exc: TollgateError) -> router_pb2.CallError:
@@ -46,6 +58,7 @@ class CallSession:
         self._send = write
         self._out: FrameBatcher[router_pb2.RouterFrame] = FrameBatcher(self._write)
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._cancelling: set[int] = set()  # calls the edge cancelled: each is owed a cancelled frame
         self._draining = False
 
     async def _write(self, frames: list[router_pb2.RouterFrame]) -> None:
@@ -87,19 +100,30 @@ class CallSession:
             self._running[call_id] = task
             task.add_done_callback(lambda _: self._running.pop(call_id, None))
         elif kind == "cancel":
-            running = self._running.pop(frame.cancel, None)
-            if running is not None:
-                running.cancel()
+            running = self._running.get(frame.cancel)  # it stays there until its cancelled frame is out
+            if running is not None and frame.cancel not in self._cancelling and running.cancel():
+                self._cancelling.add(frame.cancel)
 
     async def _run(self, start: router_pb2.CallStart) -> None:
         call_id = start.call_id
+        served = Served(Outcome())
         try:
             if start.stream:
-                async for event in self._calls.events(start.request):
+                async for event in self._calls.events(start.request, served):
                     self._out.put(router_pb2.RouterFrame(call_id=call_id, event=event))
             else:
-                whole = await self._calls.whole(start.request)
+                whole = await self._calls.whole(start.request, served)
                 self._out.put(router_pb2.RouterFrame(call_id=call_id, whole=whole))
+        except asyncio.CancelledError:
+            if call_id not in self._cancelling:
+                raise  # the session is ending: nobody is left to tell
+            # the generation has stopped (cancelling it closed the backend call on the way out)
+            self._cancelling.discard(call_id)
+            cancelled = self._calls.cancelled(start.request, served)
+            self._out.put(router_pb2.RouterFrame(call_id=call_id, cancelled=cancelled))
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # the cancel was asked for and is answered: the task ends normally
         except TollgateError as exc:  # only before the first message, as in Generate and Complete
             self._out.put(router_pb2.RouterFrame(call_id=call_id, error=call_error(exc)))
         except Exception as exc:  # a bug (cancellation is not an Exception): this call fails, the rest go on

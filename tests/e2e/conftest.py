@@ -102,7 +102,7 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
     await publish_provider_model(  # a vLLM server whose /tokenize counts tokens
         producer, f"oa-tokenize-{tag}", "openai", upstream.openai_base_url, "ok", features=("tokenize",),
     )
-    for scenario in ["ok", "overloaded", "tool-use", "stop-sequence", "rate-limited"]:
+    for scenario in ["ok", "overloaded", "tool-use", "stop-sequence", "rate-limited", "slow-stream"]:
         await publish_provider_model(producer, f"an-{scenario}-{tag}", "anthropic", upstream.anthropic_base_url, scenario)
     await publish_provider_model(
         producer, f"old-{tag}", "openai", upstream.openai_base_url, "ok",

@@ -116,23 +116,54 @@ async def test_a_cut_stream_is_billed_its_prompt_where_the_server_reports_usage_
     assert continuous.tokens.input == 2006 and continuous.tokens.output >= 3
 
 
-async def test_a_non_stream_client_that_leaves_is_recorded_as_gone_and_billed_nothing(stack: Stack) -> None:
-    """The client gives up on a model that answers after 5 s. The generation is cancelled, so there is
-    no answer and no usage from the backend: the request is recorded as client_disconnected with zero
-    tokens, at once, instead of running its course and being billed for an answer nobody read."""
-    model = stack.model("oa-slow")  # this module's own model: its events are this test's
-    async with httpx.AsyncClient(base_url=stack.base_url, headers=_auth(stack), timeout=0.5) as client:
+async def _leave_non_stream(stack: Stack, body: dict[str, object], after: float) -> list[UsageEventV1]:
+    """Ask for a non-streamed answer and hang up after ``after`` seconds, before any answer: the usage
+    events of the model's non-streamed requests whose client left (one per test: no other test here
+    leaves a non-streamed request of the same model)."""
+    async with httpx.AsyncClient(base_url=stack.base_url, headers=_auth(stack), timeout=after) as client:
         with pytest.raises(httpx.ReadTimeout):
-            await client.post("/chat/completions", json={"model": model, "messages": HI})
+            await client.post("/chat/completions", json=body)
     left_at = time.monotonic()
-    while not (events := [e for e in await _all_usage_events(stack) if e.model_requested == model]):
+    while not (events := [
+        e for e in await _all_usage_events(stack)
+        if e.model_requested == body["model"] and not e.streamed and e.status == "client_disconnected"
+    ]):
         assert time.monotonic() - left_at < 30, "no usage event for the request whose client left"
         await asyncio.sleep(0.2)
-    [event] = events
+    return events
+
+
+async def test_a_non_stream_client_that_leaves_before_any_output_is_billed_nothing(stack: Stack) -> None:
+    """The client gives up on a model that answers after 5 s. The generation is cancelled before the
+    provider said anything: the request is recorded as client_disconnected with zero tokens, at once,
+    instead of running its course and being billed for an answer nobody read."""
+    model = stack.model("oa-slow")
+    [event] = await _leave_non_stream(stack, {"model": model, "messages": HI}, 0.5)
     assert event.status == "client_disconnected" and event.streamed is False
     assert event.tokens.input == event.tokens.output == 0 and event.ttft_ms is None
-    assert event.provider == "none" and event.deployment_id is None  # no answer came from any deployment
+    assert event.provider == "openai" and event.deployment_id == f"{model}-dep"  # who was working on it
     assert event.duration_ms < 4500  # ended when the client left, not after the model's 5 s
+
+
+@pytest.mark.parametrize("backend", ["anthropic", "triton"])
+async def test_a_non_stream_client_that_leaves_mid_answer_is_billed_what_was_generated(
+    stack: Stack, backend: str
+) -> None:
+    """The client saw nothing of the answer, but the backend read the prompt and generated until the
+    cancel, and the provider bills the operator for that: so is the client. The router stops the
+    generation and accounts for it; the edge bills that account."""
+    body: dict[str, object] = {"model": stack.model("an-slow-stream"), "messages": HI}  # 90 deltas, 50 ms apart
+    if backend == "triton":
+        # the test model makes about 300 tokens a second: 2,000 take longer than the client waits
+        body = {"model": TRITON_MODEL, "messages": HI, "max_tokens": 2000, "temperature": 1.0}
+    [event] = await _leave_non_stream(stack, body, 0.6)
+    assert event.ttft_ms is None  # the client got nothing
+    if backend == "anthropic":
+        assert (event.provider, event.tokens.input) == ("anthropic", 44)  # said before its first text
+        assert 3 <= event.tokens.output < 90
+    else:
+        assert event.provider == "triton" and event.tokens.input > 0  # with its first response
+        assert 1 <= event.tokens.output < 2000
 
 
 async def test_usage_survives_kafka_being_down_for_30_seconds(stack: Stack) -> None:

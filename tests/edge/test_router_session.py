@@ -18,15 +18,19 @@ from services.common.errors import (
     RateLimited,
     UpstreamTimeout,
 )
+from services.edge import router_session
 from services.edge.dependencies import router_channel_options
 from services.edge.router_client import RouterClient
 from services.edge.router_session import FRAMES, MESSAGES, QUIET
+from services.router.backends import Outcome
+from services.router.fallback import Served
 from services.router.session import CallSession
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
 
 THINK_SECONDS = 0.5
 QUIET_AFTER = 0.15  # three or so keep-alives per silence
 CHAT_GAP_SECONDS = 0.03  # five times as often as QUIET_AFTER: never quiet
+ACCOUNT_INPUT_TOKENS = 17
 
 
 def _request(model: str, request_id: str = "req_1") -> router_pb2.GenerateRequest:
@@ -46,9 +50,10 @@ class _Router(router_pb2_grpc.RouterServiceServicer):
     with a silence of ``THINK_SECONDS`` before its first delta and another before its second,
     ``chatty`` sends a delta every ``CHAT_GAP_SECONDS`` for a second."""
 
-    def __init__(self, session: bool = True) -> None:
+    def __init__(self, session: bool = True, hears_cancels: bool = True) -> None:
         self.session = session
-        self.cancelled: list[str] = []
+        self.hears_cancels = hears_cancels  # False: cancel frames never reach the session (no account)
+        self.stopped: list[str] = []
         self.sessions: list[CallSession] = []
         self.one_call_rpcs = 0
         self.answered = 0
@@ -57,10 +62,12 @@ class _Router(router_pb2_grpc.RouterServiceServicer):
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
-            self.cancelled.append(request_id)
+            self.stopped.append(request_id)
             raise
 
-    async def events(self, request: router_pb2.GenerateRequest) -> AsyncIterator[router_pb2.GenerateResponse]:
+    async def events(
+        self, request: router_pb2.GenerateRequest, served: Served
+    ) -> AsyncIterator[router_pb2.GenerateResponse]:
         if request.model == "limited":
             raise RateLimited("Slow down.", retry_after=7.0)
         if request.model == "missing":
@@ -79,7 +86,7 @@ class _Router(router_pb2_grpc.RouterServiceServicer):
         yield router_pb2.GenerateResponse(delta=router_pb2.Delta(pieces=["!", "?"], output_tokens=2))
         yield router_pb2.GenerateResponse(finish=_finish(request.request_id))
 
-    async def whole(self, request: router_pb2.GenerateRequest) -> router_pb2.CompleteResponse:
+    async def whole(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.CompleteResponse:
         if request.model == "limited":
             raise RateLimited("Slow down.", retry_after=7.0)
         if request.model == "hang":
@@ -87,23 +94,35 @@ class _Router(router_pb2_grpc.RouterServiceServicer):
         self.answered += 1
         return router_pb2.CompleteResponse(text=request.request_id, finish=_finish(request.request_id))
 
+    def cancelled(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.Finish:
+        """The account of a cancelled call: who it was (the request id) and what it used, scripted."""
+        return router_pb2.Finish(
+            finish_reason="cancelled", deployment_id=request.request_id,
+            usage=router_pb2.Usage(input_tokens=ACCOUNT_INPUT_TOKENS, output_tokens=1),
+        )
+
     async def Session(self, request_iterator: Any, context: Any) -> None:  # noqa: N802 - gRPC name
         if not self.session:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
         session = CallSession(self, context.write)
         self.sessions.append(session)
-        await session.serve(request_iterator)
+        await session.serve(request_iterator if self.hears_cancels else _without_cancels(request_iterator))
 
     async def Generate(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: Any
     ) -> AsyncIterator[router_pb2.GenerateResponse]:
         self.one_call_rpcs += 1
-        async for message in self.events(request):
+        async for message in self.events(request, Served(Outcome())):
             yield message
 
     async def Complete(self, request: router_pb2.GenerateRequest, context: Any) -> router_pb2.CompleteResponse:  # noqa: N802
         self.one_call_rpcs += 1
-        return await self.whole(request)
+        return await self.whole(request, Served(Outcome()))
+
+
+async def _without_cancels(incoming: AsyncIterator[router_pb2.EdgeFrames]) -> AsyncIterator[router_pb2.EdgeFrames]:
+    async for message in incoming:
+        yield router_pb2.EdgeFrames(frames=[f for f in message.frames if f.WhichOneof("frame") != "cancel"])
 
 
 async def _serve(router: _Router, port: int = 0) -> tuple[grpc.aio.Server, int]:
@@ -182,25 +201,77 @@ async def test_cancelling_a_call_cancels_its_generation_and_nothing_else(served:
     assert (await slow.first()).delta.text == "req_slow"
     assert (await other.first()).delta.text == "req_other"
     slow.cancel()
-    await _until(lambda: router.cancelled == ["req_slow"])
+    await _until(lambda: router.stopped == ["req_slow"])
     waiting = asyncio.create_task(client.complete(_request("hang", "req_hang"), timeout=10))
     await _until(lambda: len(router.sessions[0]._running) == 2)
     waiting.cancel()  # the request handler's task cancelled: the client went away
-    await _until(lambda: router.cancelled == ["req_slow", "req_hang"])
+    await _until(lambda: router.stopped == ["req_slow", "req_hang"])
     other.cancel()
-    await _until(lambda: len(router.cancelled) == 3)
+    await _until(lambda: len(router.stopped) == 3)
 
 
 async def test_a_call_past_its_deadline_times_out_and_is_cancelled_at_the_router(served: Any) -> None:
     router, client, _ = served
     with pytest.raises(UpstreamTimeout):
         await asyncio.wait_for(client.complete(_request("hang", "req_late"), timeout=0.3), 5)
-    await _until(lambda: router.cancelled == ["req_late"])
+    await _until(lambda: router.stopped == ["req_late"])
     call = await client.stream(_request("slow", "req_late_stream"), timeout=0.3)
     assert (await call.first()).delta.text == "req_late_stream"
     with pytest.raises(UpstreamTimeout):
         await asyncio.wait_for(_drain(call), 5)
-    await _until(lambda: router.cancelled == ["req_late", "req_late_stream"])
+    await _until(lambda: router.stopped == ["req_late", "req_late_stream"])
+
+
+async def test_a_stopped_call_gets_the_routers_account_of_what_its_generation_used(served: Any) -> None:
+    """What a cancelled RPC could never say: the router stops the generation, then reports its usage,
+    streamed or not, and the edge's call waits for that before it settles."""
+    router, client, _ = served
+    streaming = await client.stream(_request("slow", "req_cut"), timeout=10)
+    assert (await streaming.first()).delta.text == "req_cut"
+    account = await asyncio.wait_for(streaming.stop(), 5)
+    assert account is not None and account.finish_reason == "cancelled"
+    assert (account.deployment_id, account.usage.input_tokens) == ("req_cut", ACCOUNT_INPUT_TOKENS)
+    assert router.stopped == ["req_cut"]  # stopped at the router before its account was made
+    accounts: list[router_pb2.Finish] = []
+    waiting = asyncio.create_task(client.complete(_request("hang", "req_left"), 10, accounts.append))
+    await _until(lambda: len(router.sessions[0]._running) == 1)
+    waiting.cancel()  # the client left a non-streamed request
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert [(a.finish_reason, a.deployment_id) for a in accounts] == [("cancelled", "req_left")]
+    finished = await client.stream(_request("echo", "req_done"), timeout=10)
+    await finished.first()
+    await _drain(finished)
+    assert await finished.stop() is None  # over before the stop: nothing to account for
+    assert client.sessions[0].open_calls == 0 and not router.sessions[0]._running
+
+
+async def test_a_stopped_call_whose_account_does_not_come_settles_on_what_the_edge_saw(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A router from before the account, or one too slow to stop: the wait is bounded, and the call
+    is forgotten all the same."""
+    monkeypatch.setattr(router_session, "ACCOUNT_WAIT_SECONDS", 0.2)
+    router = _Router(hears_cancels=False)
+    server, port = await _serve(router)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    client = RouterClient(router_pb2_grpc.RouterServiceStub(channel), session=True)
+    try:
+        streaming = await client.stream(_request("slow", "req_deaf"), timeout=10)
+        await streaming.first()
+        started = asyncio.get_running_loop().time()
+        assert await streaming.stop() is None
+        assert 0.15 < asyncio.get_running_loop().time() - started < 2
+        assert client.sessions[0].open_calls == 0
+        waiting = await client.stream(_request("slow", "req_lost"), timeout=10)
+        await waiting.first()
+        stopping = asyncio.create_task(waiting.stop())
+        await server.stop(None)  # the stream is lost while the call waits for its account
+        assert await asyncio.wait_for(stopping, 5) is None
+    finally:
+        client.close()
+        await channel.close(None)
+        await server.stop(None)
 
 
 async def test_a_router_that_goes_away_fails_its_calls_and_the_next_call_reopens() -> None:

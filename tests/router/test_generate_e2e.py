@@ -10,6 +10,7 @@ import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 import pytest
@@ -456,3 +457,92 @@ async def test_the_provider_connection_pool_is_visible_in_metrics(
     assert (_metric(router, 'tollgate_router_provider_connections{state="open"}') or 0) >= 1
     assert (_metric(router, 'tollgate_router_provider_connections{state="idle"}') or 0) >= 1  # kept alive
     assert _metric(router, "tollgate_router_provider_requests_waiting") == 0
+
+
+async def test_a_call_the_edge_stops_is_answered_with_what_its_generation_used(
+    router: Platform, publish: EventProducer, upstream: UpstreamServer
+) -> None:
+    """The router process, its backends and the replayed providers: a cancelled call's generation is
+    stopped, then accounted for. Anthropic said the prompt's tokens before any text; an OpenAI
+    stream says them only at its end, so that prompt is unknown, and counted for the operator; an
+    attempt still waiting for its first byte is named, with nothing used."""
+    anthropic, openai, waiting = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("acct-an", "acct-oa", "acct-wait"))
+    await add_model(publish, anthropic, upstream, ["slow-stream"], ["anthropic"])
+    await add_model(publish, openai, upstream, ["slow-stream"])
+    await add_model(publish, waiting, upstream, ["slow"])
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{router.config.ports.router_grpc}") as channel:
+        client = RouterClient(router_pb2_grpc.RouterServiceStub(channel), session=True)
+        try:
+            accounts: list[router_pb2.Finish] = []
+            leaving = asyncio.create_task(_until_served(client, anthropic, accounts))
+            await _upstream_answering(upstream, f"slow-stream:{anthropic}")
+            await asyncio.sleep(0.6)  # a dozen of its 90 deltas, 50 ms apart
+            leaving.cancel()  # the client left the non-streamed answer
+            with pytest.raises(asyncio.CancelledError):
+                await leaving
+            [account] = accounts
+            assert (account.finish_reason, account.deployment_id, account.provider) == (
+                "cancelled", f"{anthropic}-d0", "anthropic")
+            assert account.usage.input_tokens == 44  # from message_start, before the first text
+            assert 3 <= account.usage.output_tokens < 90  # the deltas read until the cancel
+            assert await _upstream_closed(upstream, f"slow-stream:{anthropic}")
+
+            streaming = await _retry_not_found(lambda: client.stream(_session_request(openai), timeout=30))
+            pieces = 0
+            while pieces < 3:
+                message = await streaming.first() if pieces == 0 else await anext(streaming.rest())
+                pieces += len(message.delta.pieces) or 1
+            stopped = await streaming.stop()
+            assert stopped is not None and stopped.finish_reason == "cancelled"
+            assert stopped.usage.input_tokens == 0 and pieces <= stopped.usage.output_tokens < 164
+            assert _input_unknown(router, f"{openai}-d0") == 1.0
+            assert _input_unknown(router, f"{anthropic}-d0") == 0.0
+
+            accounts.clear()
+            leaving = asyncio.create_task(_until_served(client, waiting, accounts))
+            await _upstream_answering(upstream, f"slow:{waiting}")
+            await asyncio.sleep(0.2)  # its answer comes after 5 s
+            leaving.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await leaving
+            [account] = accounts
+            assert (account.deployment_id, account.attempts) == (f"{waiting}-d0", 1)
+            assert account.usage.input_tokens == account.usage.output_tokens == 0
+        finally:
+            client.close()
+
+
+async def _until_served(client: RouterClient, model: str, accounts: list[router_pb2.Finish]) -> None:
+    """A non-streamed call, once the router has the model (its NOT_FOUND waited out)."""
+    await _retry_not_found(lambda: client.complete(_session_request(model), 30, accounts.append))
+
+
+async def _retry_not_found(make: Any) -> Any:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return await make()
+        except NotFound:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+
+
+async def _upstream_answering(upstream: UpstreamServer, model: str) -> None:
+    deadline = time.monotonic() + 20
+    while upstream.model_stats(model)["in_flight"] < 1:
+        assert time.monotonic() < deadline, "the request never reached the provider"
+        await asyncio.sleep(0.02)
+
+
+async def _upstream_closed(upstream: UpstreamServer, model: str) -> bool:
+    """The provider saw the connection go before its answer's end."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if upstream.model_stats(model).get("disconnects", 0) >= 1:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def _input_unknown(platform: Platform, deployment: str) -> float:
+    return _metric(platform, f'tollgate_router_cancelled_input_unknown_total{{deployment="{deployment}"}}') or 0.0

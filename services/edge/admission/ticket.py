@@ -4,12 +4,13 @@ The request flow tells the ticket what happened (``output_started``, ``usage``) 
 ASGI wrapper releases it exactly once, whichever way the request ended; ``settlement`` turns that
 into the deltas that replace the reservation with the truth:
 
-* usage reported (a Finish arrived)          → the real tokens and cost;
+* usage reported (a Finish arrived, or the router's account of a stopped call with its prompt
+  counted) → the real tokens and cost;
 * nothing was generated (failed before output) → zero: the whole reservation is returned;
-* output started but no final usage (the client went away, the stream broke) → the router's running
-  count of output tokens from the last delta; input tokens as the backend reported them, or the
-  reserved bound where it has not said yet (OpenAI-compatible providers report input only at the
-  end): what is unknown stays at its worst case, so budgets fail closed.
+* output started but no final usage (the client went away, the stream broke) → the router's count of
+  output tokens (its account of the stopped call, else the last delta); input tokens as the backend
+  reported them, or the reserved bound where it has not said yet (OpenAI-compatible providers report
+  input only at the end): what is unknown stays at its worst case, so budgets fail closed.
 """
 
 from __future__ import annotations

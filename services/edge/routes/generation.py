@@ -14,7 +14,8 @@ cuts it as idle; a failure before its first token is then an error event too (th
 still runs: nothing of an answer has been sent). The router call is cancelled whenever this
 handler stops early, including when the client disconnects at any point after admission, streamed or
 not (``DisconnectWatch``), which cancels the backend generation behind it: the request ends as
-``client_disconnected``, billed for what the router had reported.
+``client_disconnected``, billed for what the router says the generation used until it stopped (its
+account of the stopped call; what the edge had seen where no account comes).
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ async def _events(
         admitted.fail(exc)
         yield encoder.error(exc)
     finally:
-        call.cancel()
+        if (account := await call.stop()) is not None:
+            admitted.observe_stopped(account)
 
 
 async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | AdmittedStream:
@@ -149,14 +151,14 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
             if first is not QUIET:
                 admitted.observe(first)
         else:
-            whole = await deps.router.complete(generate, timeout)
+            whole = await deps.router.complete(generate, timeout, admitted.observe_stopped)
             watch.stop()
             admitted.observe_whole(whole.finish)
     except TollgateError as exc:
         if watch is not None:
             watch.stop()
-        if call is not None:
-            call.cancel()
+        if call is not None and admitted is not None and (account := await call.stop()) is not None:
+            admitted.observe_stopped(account)
         going = deprecation_headers(model) if model is not None else {}
         if admitted is None:
             deps.request_events.emit(request_event(
@@ -169,14 +171,17 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
         admitted.close()
         return error_response(exc, api.flavor, {**admitted.ticket.headers, **going})
     except BaseException as exc:  # client gone, shutdown or a bug: never keep a lease, always record usage
-        if call is not None:
-            call.cancel()
-        if admitted is not None:
-            admitted.close()
+        absorbed = watch is not None and isinstance(exc, asyncio.CancelledError) and watch.absorb()
         if watch is not None:
-            if isinstance(exc, asyncio.CancelledError) and watch.absorb():  # absorbing stops it too
-                return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody left to read it
-            watch.stop()
+            watch.stop()  # absorbing stopped it already
+        try:
+            if call is not None and (account := await call.stop()) is not None and admitted is not None:
+                admitted.observe_stopped(account)
+        finally:
+            if admitted is not None:
+                admitted.close()
+        if absorbed:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody left to read it
         raise
     headers = {**admitted.ticket.headers, **deprecation_headers(model)}
     if call is not None:

@@ -3,13 +3,21 @@
 The request flow feeds it every router message (``observe``) and every failure (``fail``); the
 response's ``finally`` closes it exactly once. The status is decided from what was seen:
 
-| seen                                        | status                | tokens                          |
-|---------------------------------------------|-----------------------|---------------------------------|
-| a Finish, not an error                      | ``ok``                | the Finish's usage              |
-| a Finish with ``finish_reason = error``     | ``error``             | the Finish's usage              |
-| an error before any output                  | ``error``             | zero                            |
-| an error after output began, no Finish      | ``error``             | the last delta's running usage  |
-| the client left (nothing else), any time    | ``client_disconnected`` | the last delta's running usage |
+| seen                                        | status                  | tokens           |
+|---------------------------------------------|-------------------------|------------------|
+| a Finish, not an error                      | ``ok``                  | the Finish's     |
+| a Finish with ``finish_reason = error``     | ``error``               | the Finish's     |
+| an error before any output                  | ``error``               | zero (*)         |
+| an error after output began, no Finish      | ``error``               | the running ones |
+| the client left (nothing else), any time    | ``client_disconnected`` | the running ones |
+
+The running usage is the router's account of the call the edge stopped, else the last delta's
+count; (*) a call stopped by an error before any output (its deadline) has its account too.
+
+The router's account (``observe_stopped``) is what it sends for a call the edge stopped, once the
+generation behind it has stopped: exact where the edge's view is not (output produced after the last
+delta the edge read, a prompt the backend had read before any text, a non-streamed answer the client
+left). The one-call RPCs have none; the last delta is then the best the edge knows.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ class RequestRecord:
     provider: str = ""
     running: router_pb2.Delta | None = None  # the last delta: its running token counts
     finish: router_pb2.Finish | None = None
+    stopped: router_pb2.Finish | None = None  # the router's account of the call the edge stopped
     error: TollgateError | None = None
 
     def observe(self, message: router_pb2.GenerateResponse) -> None:
@@ -58,6 +67,14 @@ class RequestRecord:
         self.deployment_id, self.provider = finish.deployment_id, finish.provider
         self.finish = finish
 
+    def observe_stopped(self, account: router_pb2.Finish) -> None:
+        """The router's account of the stopped call. Its status stays what the edge saw (the client
+        left, or the error that stopped it); a call that had finished meanwhile says so with its own
+        Finish, whose usage is the whole answer's."""
+        self.stopped = account
+        if not self.deployment_id:
+            self.deployment_id, self.provider = account.deployment_id, account.provider
+
     def fail(self, exc: TollgateError) -> None:
         if self.error is None:
             self.error = exc
@@ -66,8 +83,31 @@ class RequestRecord:
     def output_started(self) -> bool:
         return self.first_byte is not None
 
+    @property
+    def used_anything(self) -> bool:
+        """The router's account of the stopped call has tokens in it: the backend did some work."""
+        usage = self.stopped.usage if self.stopped is not None else None
+        return usage is not None and (
+            usage.input_tokens + usage.cached_input_tokens + usage.cache_write_tokens
+            + usage.output_tokens > 0
+        )
+
+    def settled_usage(self) -> router_pb2.Usage | None:
+        """The usage known in full, prompt included: the Finish's, or the router's account of a
+        stopped call whose prompt the backend had counted (else None: see ``running_usage``)."""
+        if self.finish is not None:
+            return self.finish.usage
+        if self.stopped is not None:
+            usage = self.stopped.usage
+            if usage.input_tokens + usage.cached_input_tokens + usage.cache_write_tokens > 0:
+                return usage
+        return None
+
     def running_usage(self) -> router_pb2.Usage | None:
-        """What the backend had produced when the stream stopped short (None before any output)."""
+        """What the backend had produced when the call stopped short: the router's account of it, else
+        the last delta's running count (None before any output)."""
+        if self.stopped is not None:
+            return self.stopped.usage
         if self.running is None:
             return None
         running = self.running
@@ -92,7 +132,7 @@ class RequestRecord:
                 cache_write=usage.cache_write_tokens, output=usage.output_tokens,
                 reasoning=min(usage.reasoning_tokens, usage.output_tokens),
             )
-        finish = self.finish
+        finish = self.finish if self.finish is not None else self.stopped
         now = time.monotonic()
         return UsageEventV1(
             request_id=self.request_id, account_id=self.account_id, key_id=self.key_id, api=self.api,

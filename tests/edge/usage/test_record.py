@@ -69,3 +69,46 @@ def test_a_finish_that_reports_an_error_keeps_its_usage() -> None:
     )))
     event = record.to_event()
     assert event.status == "error" and event.error_type == "upstream_error" and event.tokens.output == 2
+
+
+def _account(
+    inp: int, out: int, deployment: str = "dep-an", cached: int = 0, provider: str = "anthropic"
+) -> router_pb2.Finish:
+    """The router's account of a call the edge stopped."""
+    return router_pb2.Finish(
+        finish_reason="cancelled", deployment_id=deployment, provider=provider, attempts=1,
+        usage=router_pb2.Usage(input_tokens=inp, cached_input_tokens=cached, output_tokens=out),
+    )
+
+
+def test_a_non_stream_request_the_client_left_is_billed_the_routers_account() -> None:
+    record = _record()
+    record.streamed = False
+    record.observe_stopped(_account(44, 12, cached=8))
+    event = record.to_event()
+    assert event.status == "client_disconnected" and event.ttft_ms is None  # the client got nothing
+    assert (event.tokens.input, event.tokens.cached_input, event.tokens.output) == (44, 8, 12)
+    assert (event.deployment_id, event.provider) == ("dep-an", "anthropic")
+    assert record.used_anything and record.settled_usage() == _account(44, 12, cached=8).usage
+
+
+def test_the_routers_account_of_a_cut_stream_beats_the_last_delta_the_edge_read() -> None:
+    record = _record()
+    record.observe(_delta("x", 5, 40, "dep-1"))
+    record.observe_stopped(_account(40, 9, "dep-1", provider="triton"))  # 4 more made before the stop
+    event = record.to_event()
+    assert (event.status, event.tokens.input, event.tokens.output) == ("client_disconnected", 40, 9)
+    assert event.deployment_id == "dep-1" and event.provider == "triton"
+
+
+def test_an_account_without_the_prompt_leaves_the_budget_on_the_reserved_prompt() -> None:
+    """An OpenAI stream stopped before its final chunk: output is known, the prompt is not. Billing has
+    only what the provider said; the budget keeps its worst case for the prompt (Ticket.settlement)."""
+    record = _record()
+    record.observe_stopped(_account(0, 7, "dep-oa", provider="openai"))
+    assert record.settled_usage() is None  # not a full usage: the ticket settles on the running count
+    running = record.running_usage()
+    assert running is not None and (running.input_tokens, running.output_tokens) == (0, 7)
+    assert record.used_anything
+    record.observe_stopped(_account(0, 0, "dep-oa", provider="openai"))
+    assert not record.used_anything  # nothing done: the whole reservation goes back
