@@ -1,8 +1,11 @@
 """Anthropic wire ⇄ router: parse a Messages body, refuse what we cannot serve, build the GenerateRequest
 and the non-streamed Message. Streaming encoder: ``streams_anthropic``.
 
-Refused with a clear 400 (valid Anthropic, not served here yet): image/document/search-result blocks,
-thinking blocks and ``thinking`` enabled, server tools, and a first message that is not ``user``.
+Refused with a clear 400 (valid Anthropic, not served here yet): document/search-result blocks, images
+inside a tool result, thinking blocks and ``thinking`` enabled, server tools, and a first message that is
+not ``user``. Image blocks of user turns travel beside the turn's text, placed by offset
+(``content.FlatTurn``; a base64 source as a data: URL); the request flow refuses them for a model whose
+catalog entry does not take image input.
 Consecutive turns of one role are merged into one, as Anthropic documents, so backends whose chat
 templates demand strict alternation still get it. ``metadata.user_id`` and ``service_tier`` are
 accepted and not sent on.
@@ -28,6 +31,7 @@ import orjson
 from pydantic import ValidationError
 
 from services.common.errors import InvalidRequest, UpstreamError
+from services.edge.content import FlatTurn, base64_problem, data_url, image_url_problem
 from services.edge.end_user import end_user_id
 from services.edge.finish import finish_error, response_id
 from services.edge.validation import anthropic_error
@@ -40,7 +44,7 @@ _STOP_REASONS: dict[str, r.StopReason] = {
     "content_filter": "refusal",
 }
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
-_NOT_SERVED = "is not supported: the models served here are text-only"
+_NOT_SERVED = "is not supported: the models served here take text and images only"
 
 
 def parse_messages_request(body: bytes) -> w.MessagesRequest:
@@ -83,6 +87,10 @@ def _check(req: w.MessagesRequest) -> None:
             where = f"messages.{i}.content.{j}"
             if isinstance(block, w.UnsupportedBlock):
                 raise _refuse(where, f"'{block.type}' content {_NOT_SERVED}")
+            if isinstance(block, w.ImageBlock):
+                if msg.role != "user":
+                    raise _refuse(where, "'image' blocks may only appear in user messages")
+                _check_image(block, where)
             if isinstance(block, w.ToolUseBlock) and msg.role != "assistant":
                 raise _refuse(where, "'tool_use' blocks may only appear in assistant messages")
             if isinstance(block, w.ToolResultBlock):
@@ -90,8 +98,20 @@ def _check(req: w.MessagesRequest) -> None:
                     raise _refuse(where, "'tool_result' blocks may only appear in user messages")
                 for k, part in enumerate(block.content if isinstance(block.content, list) else []):
                     if isinstance(part, w.UnsupportedBlock):
-                        raise _refuse(f"{where}.content.{k}", f"'{part.type}' content {_NOT_SERVED}")
+                        inside = " inside a 'tool_result'" if part.type == "image" else ""
+                        problem = f"'{part.type}' content{inside} is not supported here yet: only text is"
+                        raise _refuse(f"{where}.content.{k}", problem)
     _check_tool_results(req.messages)
+
+
+def _check_image(block: w.ImageBlock, where: str) -> None:
+    source = block.source
+    if isinstance(source, w.Base64ImageSource):
+        problem, at = base64_problem(source.data), f"{where}.source.data"
+    else:
+        problem, at = image_url_problem(source.url), f"{where}.source.url"
+    if problem is not None:
+        raise _refuse(at, problem)
 
 
 def _check_tool_results(messages: list[w.MessageParam]) -> None:
@@ -133,16 +153,25 @@ def _joined(texts: list[str]) -> str:
     return "\n".join(texts)
 
 
-def _marked(blocks: list[w.TextBlock]) -> tuple[str, list[router_pb2.CacheBreakpoint]]:
-    """The blocks' text joined as ``_joined`` does, and a breakpoint where each block that asked to be
-    cached ends (offsets in code points, as the router slices them)."""
-    marks: list[router_pb2.CacheBreakpoint] = []
-    size = 0
-    for i, block in enumerate(blocks):
-        size += len(block.text) + (1 if i else 0)
-        if block.cache_control is not None:
-            marks.append(_breakpoint(size, block.cache_control))
-    return _joined([b.text for b in blocks]), marks
+def _flat(blocks: list[Any]) -> FlatTurn:
+    """The text and image blocks of a turn, in order, with a breakpoint where each block that asked to
+    be cached ends (other blocks are the caller's)."""
+    flat = FlatTurn()
+    for block in blocks:
+        ttl = _ttl(block.cache_control)
+        if isinstance(block, w.TextBlock):
+            flat.add_text(block.text, ttl)
+        elif isinstance(block, w.ImageBlock):
+            source = block.source
+            if isinstance(source, w.Base64ImageSource):
+                flat.add_image(data_url(source.media_type, source.data), ttl=ttl)
+            else:
+                flat.add_image(source.url, ttl=ttl)
+    return flat
+
+
+def _ttl(control: w.CacheControl | None) -> str | None:
+    return None if control is None else control.ttl or ""
 
 
 def _breakpoint(offset: int, control: w.CacheControl) -> router_pb2.CacheBreakpoint:
@@ -167,8 +196,13 @@ def _turns(req: w.MessagesRequest) -> tuple[list[router_pb2.ChatMessage], dict[s
     out: list[router_pb2.ChatMessage] = []
     tool_calls: dict[str, Any] = {}
     if req.system:
-        system, marks = (req.system, []) if isinstance(req.system, str) else _marked(req.system)
-        out.append(router_pb2.ChatMessage(role="system", content=system, cache_breakpoints=marks))
+        if isinstance(req.system, str):
+            out.append(router_pb2.ChatMessage(role="system", content=req.system))
+        else:
+            system = _flat(req.system)
+            out.append(router_pb2.ChatMessage(
+                role="system", content=system.text, cache_breakpoints=system.marks,
+            ))
     merged: list[tuple[str, list[Any]]] = []
     for msg in req.messages:
         blocks = [w.TextBlock(type="text", text=msg.content)] if isinstance(msg.content, str) else msg.content
@@ -177,7 +211,8 @@ def _turns(req: w.MessagesRequest) -> tuple[list[router_pb2.ChatMessage], dict[s
         else:
             merged.append((msg.role, list(blocks)))
     for role, blocks in merged:
-        text, marks = _marked([b for b in blocks if isinstance(b, w.TextBlock)])
+        flat = _flat(blocks)
+        text, marks = flat.text, flat.marks
         if role == "user":
             for b in blocks:
                 if isinstance(b, w.ToolResultBlock):
@@ -187,10 +222,12 @@ def _turns(req: w.MessagesRequest) -> tuple[list[router_pb2.ChatMessage], dict[s
                         cache_breakpoints=[_breakpoint(len(content), cached)] if cached else [],
                         tool_failed=bool(b.is_error),
                     ))
-            if any(isinstance(b, w.TextBlock) for b in blocks) or not any(
+            if any(isinstance(b, w.TextBlock | w.ImageBlock) for b in blocks) or not any(
                 isinstance(b, w.ToolResultBlock) for b in blocks
             ):
-                out.append(router_pb2.ChatMessage(role="user", content=text, cache_breakpoints=marks))
+                out.append(router_pb2.ChatMessage(
+                    role="user", content=text, cache_breakpoints=marks, images=flat.images,
+                ))
             continue
         calls = [
             {"id": b.id, "type": "function",

@@ -2,13 +2,15 @@
 non-streamed responses. Streaming encoders: ``streams_openai``.
 
 Accepted but refused with a clear 400 (valid OpenAI, not served here yet): ``n`` ≠ 1, ``logprobs``,
-image/audio/file parts, ``audio`` answers and the deprecated ``function_call``, ``modalities`` with
+audio and file parts, ``audio`` answers and the deprecated ``function_call``, ``modalities`` with
 audio; for completions also ``echo``, ``suffix``, ``logprobs``, ``best_of`` ≠ 1, token-array and batch
 prompts. Accepted and not sent on: ``store``, ``service_tier`` and ``metadata``. ``user`` /
 ``safety_identifier`` and ``prompt_cache_key`` go on as per-account hashes (``end_user.py``), never as
 the client sent them.
 
 Messages are flattened to text (text parts joined with a newline); ``developer`` becomes ``system``.
+A user message's ``image_url`` parts travel beside its text, placed by offset (``content.FlatTurn``);
+the request flow refuses them for a model whose catalog entry does not take image input.
 Everything a backend needs beyond text and sampling goes to ``provider_options_json`` in OpenAI's own
 vocabulary (``tools``, ``tool_choice``, ``parallel_tool_calls``, ``response_format``, penalties,
 ``logit_bias``, ``reasoning_effort``, ``verbosity``), plus ``assistant_tool_calls``: the tool calls of
@@ -23,6 +25,7 @@ import orjson
 from pydantic import ValidationError
 
 from services.common.errors import InvalidRequest
+from services.edge.content import FlatTurn, image_url_problem
 from services.edge.end_user import end_user_id, prompt_cache_key_id
 from services.edge.finish import finish_error, response_id
 from services.edge.validation import openai_error
@@ -30,7 +33,7 @@ from services.edge.wire import openai as w
 from services.edge.wire import openai_responses as r
 from tollgate.router.v1 import router_pb2
 
-_TEXT_ONLY = "the models served here are text-only"
+_TEXT_ONLY = "the models served here take text and images only"
 _CHAT_REASONS: dict[str, r.ChatFinishReason] = {
     "stop": "stop", "stop_sequence": "stop", "length": "length", "tool_calls": "tool_calls",
     "content_filter": "content_filter",
@@ -94,6 +97,10 @@ def _check_chat(req: w.ChatCompletionRequest) -> None:
                 if isinstance(part, w.UnsupportedPart):
                     raise _refuse(f"messages[{i}].content[{j}]",
                                   f"Content parts of type '{part.type}' are not supported: {_TEXT_ONLY}.")
+                if isinstance(part, w.ImageUrlPart) and (problem := image_url_problem(part.image_url.url)):
+                    raise InvalidRequest(f"Invalid image in messages[{i}].content[{j}]: {problem}.",
+                                         param=f"messages[{i}].content[{j}].image_url.url",
+                                         code="invalid_image_url")
     _check_tool_turns(req.messages)
 
 
@@ -160,8 +167,19 @@ def _text(content: str | list[w.TextPart] | list[w.AssistantPart] | list[w.UserP
     return "\n".join(
         p.text if isinstance(p, w.TextPart) else p.refusal
         for p in content
-        if not isinstance(p, w.UnsupportedPart)
+        if isinstance(p, w.TextPart | w.RefusalPart)
     )
+
+
+def _user_turn(content: list[w.UserPart]) -> router_pb2.ChatMessage:
+    """A user message with parts: its text, and its images where they were among the text."""
+    flat = FlatTurn()
+    for part in content:
+        if isinstance(part, w.TextPart):
+            flat.add_text(part.text)
+        elif isinstance(part, w.ImageUrlPart):
+            flat.add_image(part.image_url.url, part.image_url.detail or "")
+    return router_pb2.ChatMessage(role="user", content=flat.text, images=flat.images)
 
 
 def _stop(stop: str | list[str] | None) -> list[str]:
@@ -208,7 +226,10 @@ def chat_to_generate(
     tool_calls: dict[str, Any] = {}
     for i, msg in enumerate(req.messages):
         role = "system" if msg.role == "developer" else msg.role
-        out = router_pb2.ChatMessage(role=role, content=_text(msg.content))
+        if isinstance(msg, w.UserMessage) and isinstance(msg.content, list):
+            out = _user_turn(msg.content)
+        else:
+            out = router_pb2.ChatMessage(role=role, content=_text(msg.content))
         if not isinstance(msg, w.ToolMessage) and msg.name:
             out.name = msg.name
         if isinstance(msg, w.ToolMessage):

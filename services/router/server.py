@@ -33,6 +33,7 @@ from services.router.backends import (
     CacheBreakpoint,
     ChatTurn,
     GenerationRequest,
+    Image,
     Outcome,
     Sampling,
     ToolCallDelta,
@@ -87,7 +88,8 @@ def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) 
         sampling=_sampling(request.sampling),
         messages=tuple(
             ChatTurn(m.role, m.content, m.name, m.tool_call_id,
-                     tuple(CacheBreakpoint(b.offset, b.ttl) for b in m.cache_breakpoints), m.tool_failed)
+                     tuple(CacheBreakpoint(b.offset, b.ttl) for b in m.cache_breakpoints), m.tool_failed,
+                     tuple(_image(i) for i in m.images))
             for m in request.chat.messages
         ) if chat else None,
         prompt=None if chat else request.prompt,
@@ -96,6 +98,11 @@ def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) 
         end_user=request.end_user or None,
         prompt_cache_key=request.prompt_cache_key or None,
     )
+
+
+def _image(part: router_pb2.ImagePart) -> Image:
+    cache = CacheBreakpoint(part.offset, part.cache_ttl) if part.cached else None
+    return Image(part.offset, part.url, part.detail, cache)
 
 
 async def _abort(context: Context | CompleteContext | CountContext, exc: TollgateError) -> NoReturn:

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from services.common.errors import InvalidRequest
-from services.edge.convert import parse_messages_request
+from services.edge.convert import parse_messages_request, to_generate_request
 from services.edge.wire import anthropic as w
 
 USER = [{"role": "user", "content": "hi"}]
@@ -80,16 +80,60 @@ def test_bad_messages_request_is_a_400_in_anthropic_wording(case: str, raw: byte
     assert message in refused(raw).message
 
 
+PNG = "iVBORw0KGgo="  # base64 of the PNG signature: the parse step checks base64, not the image
+
+
+def image(source: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"type": "image", "source": source, **fields}
+
+
+BAD_IMAGES: list[tuple[str, bytes, str]] = [
+    ("no media type", body(messages=blocks(image({"type": "base64", "data": PNG}))),
+     "messages.0.content.0.image.source.base64.media_type: Field required"),
+    ("a media type not taken", body(messages=blocks(image({"type": "base64", "media_type": "image/bmp",
+                                                            "data": PNG}))),
+     "messages.0.content.0.image.source.base64.media_type: Input should be"),
+    ("data not base64", body(messages=blocks(image({"type": "base64", "media_type": "image/png",
+                                                   "data": "not base64!"}))),
+     "messages.0.content.0.source.data: the image data is not valid base64"),
+    ("a URL that is not http", body(messages=blocks(image({"type": "url", "url": "ftp://x/y.png"}))),
+     "messages.0.content.0.source.url: an image must be an http(s) URL or a data: URL"),
+    ("a source kind not served", body(messages=blocks(image({"type": "file", "file_id": "file_1"}))),
+     "messages.0.content.0.image.source"),
+    ("an image from the assistant", body(messages=[*USER, *blocks(
+        image({"type": "url", "url": "https://x/y.png"}), role="assistant")]),
+     "messages.1.content.0: 'image' blocks may only appear in user messages"),
+]
+
+
+@pytest.mark.parametrize(("case", "raw", "message"), BAD_IMAGES, ids=[c[0] for c in BAD_IMAGES])
+def test_a_bad_image_block_is_a_400_that_says_where(case: str, raw: bytes, message: str) -> None:
+    assert message in refused(raw).message
+
+
+def test_image_blocks_become_images_of_the_user_turn_where_they_were() -> None:
+    """Base64 as a data: URL, a URL as it is; placed by offset in the turn's text, with no newline
+    joined across an image; an image's cache_control stays on the image."""
+    raw = body(messages=blocks(
+        {"type": "text", "text": "compare"}, image({"type": "base64", "media_type": "image/png", "data": PNG}),
+        {"type": "text", "text": "with"}, {"type": "text", "text": "this"},
+        image({"type": "url", "url": "https://example.com/b.jpg"}, cache_control={"type": "ephemeral"}),
+    ))
+    request = to_generate_request(parse_messages_request(raw), "req_1", "acct", "m", default_max_tokens=16)
+    [turn] = request.chat.messages
+    assert turn.content == "comparewith\nthis"
+    assert [(i.offset, i.url, i.cached) for i in turn.images] == [
+        (7, f"data:image/png;base64,{PNG}", False), (16, "https://example.com/b.jpg", True),
+    ]
+
+
 UNSUPPORTED: list[tuple[str, bytes, str]] = [
-    ("image block", body(messages=blocks({"type": "text", "text": "what is it?"},
-                                         {"type": "image", "source": {"type": "base64", "data": "AA"}})),
-     "messages.0.content.1: 'image' content is not supported"),
     ("document block", body(messages=blocks({"type": "document", "source": {"type": "text", "data": "d"}})),
      "messages.0.content.0: 'document' content is not supported"),
     ("image in tool result", body(messages=[
         *USER, *blocks({"type": "tool_use", "id": "t", "name": "n", "input": {}}, role="assistant"),
         *blocks({"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]})]),
-     "messages.2.content.0.content.0: 'image' content is not supported"),
+     "messages.2.content.0.content.0: 'image' content inside a 'tool_result' is not supported"),
     ("thinking block", body(messages=[*USER, *blocks({"type": "thinking", "thinking": "t", "signature": "s"},
                                                      role="assistant")]),
      "messages.1.content.0: 'thinking' content is not supported"),

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from services.common.errors import InvalidRequest
-from services.edge.convert import parse_chat_request, parse_completion_request
+from services.edge.convert import parse_chat_request, parse_completion_request, to_generate_request
 from services.edge.wire import openai as w
 
 USER = [{"role": "user", "content": "hi"}]
@@ -60,6 +60,20 @@ CHAT_BAD: list[tuple[str, bytes, str | None, str]] = [
      "messages[0].content[0].type", "Supported values are: 'text'"),
     ("tool without id", chat(messages=[{"role": "tool", "content": "x"}]), "messages[0].tool_call_id",
      "Missing required parameter"),
+    ("image without url", chat(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]),
+     "messages[0].content[0].image_url.url", "Missing required parameter"),
+    ("image detail not known", chat(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "huge"}}]}]),
+     "messages[0].content[0].image_url.detail", "'huge'"),
+    ("image url not http", chat(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]),
+     "messages[0].content[0].image_url.url", "an image must be an http(s) URL or a data: URL"),
+    ("image data url of a pdf", chat(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:application/pdf;base64,JVBERi0="}}]}]),
+     "messages[0].content[0].image_url.url", "data:image/<png|jpeg|gif|webp>;base64,<data>"),
+    ("image data not base64", chat(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}]}]),
+     "messages[0].content[0].image_url.url", "the image data is not valid base64"),
     ("max_tokens zero", chat(max_tokens=0), "max_tokens", "expected a value >= 1, but got 0"),
     ("max_tokens as string", chat(max_tokens="5"), "max_tokens", "expected an integer, but got a string"),
     ("max_tokens float", chat(max_tokens=5.5), "max_tokens", "expected an integer, but got a number"),
@@ -112,13 +126,27 @@ def test_bad_chat_request_is_a_400_naming_the_param(case: str, body: bytes, para
     assert message in err.message
 
 
+def test_image_parts_become_images_of_the_user_message_where_they_were() -> None:
+    """Placed by offset in the message's text, with no newline joined across an image (adjacent text
+    parts are joined with one, as before); the detail is kept for OpenAI-compatible providers."""
+    png = "data:image/png;base64,iVBORw0KGgo="
+    parsed = parse_chat_request(chat(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": png, "detail": "low"}},
+        {"type": "text", "text": "what"}, {"type": "text", "text": "is"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}}, {"type": "text", "text": "?"},
+    ]}]))
+    request = to_generate_request(parsed, "req_1", "acct", "m", default_max_tokens=16)
+    [message] = request.chat.messages
+    assert message.content == "what\nis?"
+    assert [(i.offset, i.url, i.detail) for i in message.images] == [
+        (0, png, "low"), (7, "https://example.com/a.jpg", ""),
+    ]
+
+
 UNSUPPORTED_CHAT: list[tuple[str, bytes, str, str]] = [
     ("n above one", chat(n=2), "n", "only n=1"),
     ("logprobs", chat(logprobs=True), "logprobs", "not supported"),
     ("top_logprobs", chat(top_logprobs=3), "top_logprobs", "not supported"),
-    ("image part", chat(messages=[{"role": "user", "content": [
-        {"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]),
-     "messages[0].content[1]", "'image_url' are not supported"),
     ("audio part", chat(messages=[{"role": "user", "content": [
         {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}]),
      "messages[0].content[0]", "'input_audio' are not supported"),

@@ -26,6 +26,7 @@ from services.router.backends import (
     CacheBreakpoint,
     ChatTurn,
     GenerationRequest,
+    Image,
     Outcome,
     Sampling,
     ToolCall,
@@ -235,6 +236,28 @@ async def test_cache_breakpoints_go_back_on_the_blocks_the_client_marked(upstrea
             {"type": "text", "text": "And?", "cache_control": eph}]},
     ]
     assert body["tools"][0]["cache_control"] == eph
+
+
+async def test_images_go_as_image_blocks_among_the_text_with_their_breakpoints(upstream, http, key, tag) -> None:
+    """An inline image becomes a base64 source again, a URL a url source; text is cut at the images,
+    a text breakpoint at an image's offset stays on the text before it, an image's own on the image."""
+    png, eph = "iVBORw0KGgo=", {"type": "ephemeral"}
+    turn = ChatTurn(
+        "user", "Look:this\nand that", cache_breakpoints=(CacheBreakpoint(5), CacheBreakpoint(9)),
+        images=(Image(5, f"data:image/png;base64,{png}"),
+                Image(18, "https://example.com/b.webp", cache=CacheBreakpoint(18, "1h"))),
+    )
+    _, error = await drain(backend(upstream, http).generate(chat(f"ok:{tag}", (turn,)), Outcome()))
+    assert error is None
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["body"]["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "Look:", "cache_control": eph},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
+        {"type": "text", "text": "this", "cache_control": eph},
+        {"type": "text", "text": "\nand that"},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/b.webp"},
+         "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+    ]}]
 
 
 @pytest.mark.parametrize(("choice", "expected"), [

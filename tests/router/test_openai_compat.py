@@ -21,7 +21,15 @@ from services.common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from services.router.backends import ChatTurn, GenerationRequest, Outcome, Sampling, ToolCall, ToolCallDelta
+from services.router.backends import (
+    ChatTurn,
+    GenerationRequest,
+    Image,
+    Outcome,
+    Sampling,
+    ToolCall,
+    ToolCallDelta,
+)
 from services.router.backends.http import ProviderHTTP, ReadTimeouts
 from services.router.backends.openai_compat import OpenAICompatBackend
 from services.router.backends.provider_errors import UpstreamRateLimited, is_retryable, is_transient
@@ -97,6 +105,21 @@ async def test_chat_stream_yields_recorded_deltas_and_final_chunk_usage(upstream
     assert body["max_tokens"] == 64
     assert (body["temperature"], body["top_p"], body["seed"], body["stop"]) == (0.2, 0.9, 7, ["\n\n"])
     assert "user" not in body  # the client named no end user
+
+
+async def test_a_turn_with_images_goes_out_as_content_parts_in_the_clients_order(upstream, http, key, tag) -> None:
+    png = "data:image/png;base64,iVBORw0KGgo="
+    turn = ChatTurn("user", "what\nis?", images=(Image(0, png, "low"), Image(7, "https://example.com/a.jpg")))
+    request = replace(chat(f"ok:{tag}"), messages=(turn,))
+    _, error = await drain(backend(upstream, http).generate(request, Outcome()))
+    assert error is None
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["body"]["messages"] == [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": png, "detail": "low"}},
+        {"type": "text", "text": "what\nis"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}},
+        {"type": "text", "text": "?"},
+    ]}]
 
 
 async def test_the_end_user_goes_out_as_user(upstream, http, key, tag) -> None:

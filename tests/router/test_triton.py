@@ -1,10 +1,13 @@
-"""The Triton backend's pure parts: which model counts a deployment's tokens."""
+"""The Triton backend's parts that need no server: which model counts a deployment's tokens, and what
+it refuses before sending anything."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.router.backends.triton import preprocessing_model
+from services.common.errors import UnsupportedByBackend
+from services.router.backends import ChatTurn, GenerationRequest, Image, Outcome, Sampling
+from services.router.backends.triton import TritonBackend, preprocessing_model
 
 
 @pytest.mark.parametrize(("generation", "counting"), [
@@ -15,3 +18,22 @@ from services.router.backends.triton import preprocessing_model
 ])
 def test_the_preprocessing_model_beside_a_deployments_model(generation: str, counting: str | None) -> None:
     assert preprocessing_model(generation) == counting
+
+
+async def test_an_image_is_refused_before_anything_is_sent() -> None:
+    """A self-hosted text model takes no images: refused as UnsupportedByBackend, so fallback asks a
+    deployment that takes them (or the client hears which parameter), and nothing reaches the server."""
+    backend = TritonBackend("127.0.0.1:9")  # nothing listens there: a refusal must come first
+    request = GenerationRequest(
+        request_id="req_img", upstream_model="ensemble", sampling=Sampling(max_tokens=8),
+        messages=(ChatTurn("user", "what is it?", images=(Image(11, "https://example.com/a.png"),)),),
+    )
+    try:
+        with pytest.raises(UnsupportedByBackend) as generating:
+            await anext(backend.generate(request, Outcome()))
+        with pytest.raises(UnsupportedByBackend) as counting:
+            await backend.count_tokens(request)
+    finally:
+        await backend.close()
+    assert generating.value.param == counting.value.param == "messages"
+    assert "image input is not supported" in generating.value.message

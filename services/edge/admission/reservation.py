@@ -2,7 +2,8 @@
 
 The edge has no tokenizer for every model, so the input side is a bound, not an estimate: every BPE
 tokenizer in use is byte-level (a token covers at least one UTF-8 byte), so a prompt of N bytes is at
-most N tokens; a fixed allowance per message covers the chat template's special tokens. The output
+most N tokens; a fixed allowance per message covers the chat template's special tokens, and one per
+image covers what the providers charge for an image (its URL's bytes say nothing of that). The output
 side is the request's max tokens (the client's, or the model's own limit). Reserving the worst case
 is what makes budgets hold under concurrency: the real, smaller figures are settled at the end.
 """
@@ -17,6 +18,10 @@ from tollgate.router.v1 import router_pb2
 
 TEMPLATE_TOKENS_PER_MESSAGE = 8  # role markers and separators of a chat template, generously
 TEMPLATE_TOKENS_PER_REQUEST = 16  # begin/end of sequence, the generation prompt
+# The most an image costs at the providers served: OpenAI's tile models at most 1,445 (85 + 8 tiles
+# of 170), its patch models at most 1,536 patches times a model factor (gpt-4.1-nano's 2.46: 3,779),
+# Anthropic about 1,600 (1.15 megapixels at 750 pixels per token).
+TOKENS_PER_IMAGE = 4096
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ def input_token_bound(request: router_pb2.GenerateRequest) -> int:
     if request.WhichOneof("input") == "chat":
         for message in request.chat.messages:
             size += TEMPLATE_TOKENS_PER_MESSAGE + len(message.content.encode()) + len(message.name.encode())
+            size += TOKENS_PER_IMAGE * len(message.images)
     else:
         size += len(request.prompt.encode())
     return size

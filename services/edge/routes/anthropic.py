@@ -11,6 +11,7 @@ from services.common.events.catalog import ModelEntry
 from services.edge.admitted import AdmittedStream
 from services.edge.auth import presented_key
 from services.edge.catalog_view import deprecation_headers
+from services.edge.content import check_image_input
 from services.edge.convert import (
     AnthropicMessageStream,
     build_message,
@@ -53,10 +54,11 @@ async def count_tokens(request: Request) -> Response:
         key = deps.key_index.authenticate(presented_key(request.headers))
         parsed = parse_count_tokens_request(await read_body(request, deps.settings.max_body_bytes))
         model = deps.catalog_view.resolve(parsed.model, key)
-        await deps.count_limit.take(key)
         generate = to_generate_request(
             parsed, request.scope["state"]["request_id"], key.account_id, model.id, default_max_tokens=1
         )
+        check_image_input(generate, model)
+        await deps.count_limit.take(key)
         counted = await deps.router.count_tokens(generate, COUNT_TIMEOUT_SECONDS)
     except TollgateError as exc:
         return error_response(exc, "anthropic", deprecation_headers(model) if model is not None else None)

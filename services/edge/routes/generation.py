@@ -38,6 +38,7 @@ from services.edge.admission.reservation import Reservation, reserve_for
 from services.edge.admitted import Admitted, AdmittedStream
 from services.edge.auth import presented_key
 from services.edge.catalog_view import deprecation_headers
+from services.edge.content import check_image_input
 from services.edge.convert import (
     EventStream,
     PublicRequest,
@@ -126,6 +127,7 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
         generate = to_generate_request(
             parsed, request_id, key.account_id, model.id, default_max_tokens=model.max_output_tokens
         )
+        check_image_input(generate, model)
         if not deps.usage.accepting:
             raise DependencyUnavailable(
                 "Usage cannot be recorded right now, so no request is admitted; retry shortly.",

@@ -95,6 +95,10 @@ def _openai_model(name: str, model: ModelEntry, deps: EdgeDeps) -> dict[str, Any
         "context_length": model.context_length,
         "max_output_tokens": model.max_output_tokens,
         "capabilities": list(model.capabilities),
+        "architecture": {  # OpenRouter's names: what a request may carry, what the model answers with
+            "input_modalities": list(model.input_modalities),
+            "output_modalities": list(model.output_modalities),
+        },
         "pricing": _pricing(deps.catalog_view.current_price(model.id)),
     }
     if name != model.id:

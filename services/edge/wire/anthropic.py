@@ -1,8 +1,9 @@
 """Anthropic Messages request bodies we accept, as Anthropic's public spec has them.
 
-Block types Tollgate cannot serve yet (images, documents, thinking, server tools) are parsed as
-``UnsupportedBlock`` and refused by the parse step with a message naming the block, so "not supported"
-and "not valid" stay two different, clear answers. Response shapes: ``anthropic_responses``.
+Block types Tollgate cannot serve yet (documents, thinking, server tools; images inside a tool result)
+are parsed as ``UnsupportedBlock`` and refused by the parse step with a message naming the block, so
+"not supported" and "not valid" stay two different, clear answers. Image blocks in user turns are
+served, to models whose catalog entry takes image input. Response shapes: ``anthropic_responses``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 from services.edge.wire.base import INT32_MAX, JsonObject, RequestModel, by_kind, by_type
 
 _UNSUPPORTED_TYPES = (
-    "image", "document", "search_result", "thinking", "redacted_thinking", "server_tool_use",
-    "web_search_tool_result",
+    "document", "search_result", "thinking", "redacted_thinking", "server_tool_use", "web_search_tool_result",
 )
+ImageMediaType = Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
 
 
 class CacheControl(RequestModel):
@@ -32,6 +33,29 @@ class TextBlock(RequestModel):
     text: str
     cache_control: CacheControl | None = None
     citations: list[dict[str, Any]] | None = None
+
+
+class Base64ImageSource(RequestModel):
+    type: Literal["base64"]
+    media_type: ImageMediaType
+    data: str = Field(min_length=1)  # checked to be base64 by the parse step
+
+
+class UrlImageSource(RequestModel):
+    type: Literal["url"]
+    url: str = Field(min_length=1)
+
+
+ImageSource = Annotated[
+    Annotated[Base64ImageSource, Tag("<base64>")] | Annotated[UrlImageSource, Tag("<url>")],
+    by_type("'base64' or 'url'"),
+]
+
+
+class ImageBlock(RequestModel):
+    type: Literal["image"]
+    source: ImageSource
+    cache_control: CacheControl | None = None
 
 
 class UnsupportedBlock(RequestModel):
@@ -77,14 +101,14 @@ ContentBlock = Annotated[
     Annotated[TextBlock, Tag("<text>")]
     | Annotated[ToolUseBlock, Tag("<tool_use>")]
     | Annotated[ToolResultBlock, Tag("<tool_result>")]
-    | Annotated[UnsupportedBlock, Tag("<image>")]
+    | Annotated[ImageBlock, Tag("<image>")]
     | Annotated[UnsupportedBlock, Tag("<document>")]
     | Annotated[UnsupportedBlock, Tag("<search_result>")]
     | Annotated[UnsupportedBlock, Tag("<thinking>")]
     | Annotated[UnsupportedBlock, Tag("<redacted_thinking>")]
     | Annotated[UnsupportedBlock, Tag("<server_tool_use>")]
     | Annotated[UnsupportedBlock, Tag("<web_search_tool_result>")],
-    by_type("'text', 'tool_use', 'tool_result', " + ", ".join(f"'{t}'" for t in _UNSUPPORTED_TYPES)),
+    by_type("'text', 'tool_use', 'tool_result', 'image', " + ", ".join(f"'{t}'" for t in _UNSUPPORTED_TYPES)),
 ]
 Content = Annotated[
     Annotated[str, Tag("<string>")] | Annotated[list[ContentBlock], Tag("<array>")],

@@ -1,8 +1,9 @@
 """OpenAI request bodies we accept: Chat Completions and (legacy) Completions, as the public spec has them.
 
-These mirror the spec, including parts Tollgate does not serve yet (image, audio and file parts are
-parsed as ``UnsupportedPart`` and refused by the parse step with a message naming them), so that "not
-supported" and "not valid" stay two different, clear answers. Response shapes: ``openai_responses``.
+These mirror the spec, including parts Tollgate does not serve yet (audio and file parts are parsed as
+``UnsupportedPart`` and refused by the parse step with a message naming them), so that "not supported"
+and "not valid" stay two different, clear answers. Image parts are served, to models whose catalog
+entry takes image input. Response shapes: ``openai_responses``.
 """
 
 from __future__ import annotations
@@ -44,16 +45,26 @@ class RefusalPart(RequestModel):
     refusal: str
 
 
+class ImageUrl(RequestModel):
+    url: str = Field(min_length=1)  # an http(s) URL or a data: URL (checked by the parse step)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImageUrlPart(RequestModel):
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
 class UnsupportedPart(RequestModel):
-    """A valid part of a kind our text-only backends cannot take (image_url, input_audio, file)."""
+    """A valid part of a kind our backends cannot take (input_audio, file)."""
 
     model_config = ConfigDict(extra="allow")
-    type: Literal["image_url", "input_audio", "file"]
+    type: Literal["input_audio", "file"]
 
 
 UserPart = Annotated[
     Annotated[TextPart, Tag("<text>")]
-    | Annotated[UnsupportedPart, Tag("<image_url>")]
+    | Annotated[ImageUrlPart, Tag("<image_url>")]
     | Annotated[UnsupportedPart, Tag("<input_audio>")]
     | Annotated[UnsupportedPart, Tag("<file>")],
     by_type("'text', 'image_url', 'input_audio' or 'file'"),

@@ -40,6 +40,18 @@ class CacheBreakpoint:
 
 
 @dataclass(frozen=True)
+class Image:
+    """An image of a user turn, at ``offset`` into the turn's content (code points): the text before
+    and after it were separate parts, with nothing added between them. ``url`` is an http(s) URL or a
+    ``data:`` URL holding the image in base64."""
+
+    offset: int
+    url: str
+    detail: str = ""  # OpenAI's auto | low | high; "" = the provider's default
+    cache: CacheBreakpoint | None = None  # cache the prompt up to and including this image
+
+
+@dataclass(frozen=True)
 class ChatTurn:
     role: str  # system | user | assistant | tool
     content: str
@@ -47,6 +59,21 @@ class ChatTurn:
     tool_call_id: str = ""
     cache_breakpoints: tuple[CacheBreakpoint, ...] = ()
     tool_failed: bool = False  # a tool result reporting the tool's failure; OpenAI's API cannot say it
+    images: tuple[Image, ...] = ()  # in content order
+
+
+def text_and_images(turn: ChatTurn) -> list[str | Image]:
+    """The turn's parts in the client's order: its text cut at the images' offsets (no empty text)."""
+    parts: list[str | Image] = []
+    start = 0
+    for image in turn.images:
+        if image.offset > start:
+            parts.append(turn.content[start:image.offset])
+            start = image.offset
+        parts.append(image)
+    if start < len(turn.content) or not parts:
+        parts.append(turn.content[start:])
+    return parts
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,15 @@ from typing import Any
 import orjson
 
 from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
-from services.router.backends import CacheBreakpoint, ChatTurn, GenerationRequest, Outcome, as_count
+from services.router.backends import (
+    CacheBreakpoint,
+    ChatTurn,
+    GenerationRequest,
+    Image,
+    Outcome,
+    as_count,
+    text_and_images,
+)
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import (
     DEFAULT_TIMEOUTS,
@@ -81,7 +89,7 @@ def to_messages(
             system.extend(_cached(turn, [{"type": "text", "text": turn.content}]))
             continue
         role, blocks = _blocks(turn, (tool_calls or {}).get(index, []))
-        blocks = _cached(turn, blocks)
+        blocks = _with_images(turn) if turn.images else _cached(turn, blocks)
         if messages and messages[-1]["role"] == role:
             messages[-1]["content"].extend(blocks)
         else:
@@ -123,6 +131,36 @@ def _cached(turn: ChatTurn, blocks: list[dict[str, Any]]) -> list[dict[str, Any]
     if at_end:
         out = [*out[:-1], {**out[-1], "cache_control": _control(at_end[-1])}]
     return out
+
+
+def _with_images(turn: ChatTurn) -> list[dict[str, Any]]:
+    """A user turn with images as text and image blocks in the client's order. A breakpoint marks the
+    text block that ends where it is (one at an image's offset marks the text before the image), an
+    image's own breakpoint marks the image."""
+    marks = {mark.offset: mark for mark in turn.cache_breakpoints}
+    blocks: list[dict[str, Any]] = []
+    position = 0
+    for part in text_and_images(turn):
+        if isinstance(part, Image):
+            image: dict[str, Any] = {"type": "image", "source": _image_source(part.url)}
+            blocks.append({**image, "cache_control": _control(part.cache)} if part.cache else image)
+            continue
+        start, end = position, position + len(part)
+        for cut in [*sorted(o for o in marks if start < o < end), end]:
+            text: dict[str, Any] = {"type": "text", "text": turn.content[start:cut]}
+            blocks.append({**text, "cache_control": _control(marks[cut])} if cut in marks else text)
+            start = cut
+        position = end
+    return blocks
+
+
+def _image_source(url: str) -> dict[str, str]:
+    """Anthropic's source for an image the edge carries as a URL: a data: URL is the image itself."""
+    if url.startswith("data:"):
+        head, _, data = url.partition(",")
+        media_type = head.removeprefix("data:").removesuffix(";base64")
+        return {"type": "base64", "media_type": media_type, "data": data}
+    return {"type": "url", "url": url}
 
 
 def _control(mark: CacheBreakpoint) -> dict[str, str]:

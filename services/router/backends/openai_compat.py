@@ -47,7 +47,14 @@ from urllib.parse import urlsplit
 import orjson
 
 from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
-from services.router.backends import COUNT_UNSUPPORTED, ChatTurn, GenerationRequest, Outcome, as_count
+from services.router.backends import (
+    COUNT_UNSUPPORTED,
+    ChatTurn,
+    GenerationRequest,
+    Outcome,
+    as_count,
+    text_and_images,
+)
 from services.router.backends import provider_errors as pe
 from services.router.backends.http import (
     DEFAULT_TIMEOUTS,
@@ -299,7 +306,7 @@ class OpenAICompatBackend:
 
 
 def _turn(turn: ChatTurn, tool_calls: list[dict[str, Any]] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": turn.role, "content": turn.content}
+    out: dict[str, Any] = {"role": turn.role, "content": _parts(turn) if turn.images else turn.content}
     if tool_calls and turn.role == "assistant":
         out["tool_calls"] = tool_calls
         out["content"] = turn.content or None  # a turn that only calls tools has no content
@@ -308,6 +315,16 @@ def _turn(turn: ChatTurn, tool_calls: list[dict[str, Any]] | None) -> dict[str, 
     if turn.tool_call_id:
         out["tool_call_id"] = turn.tool_call_id
     return out
+
+
+def _parts(turn: ChatTurn) -> list[dict[str, Any]]:
+    """A turn with images as OpenAI's content parts, in the client's order."""
+    return [
+        {"type": "text", "text": part} if isinstance(part, str) else {"type": "image_url", "image_url": (
+            {"url": part.url, "detail": part.detail} if part.detail else {"url": part.url}
+        )}
+        for part in text_and_images(turn)
+    ]
 
 
 def _add_tool_call_fragments(deltas: Any, calls: ToolCallAssembler) -> None:

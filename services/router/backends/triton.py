@@ -63,6 +63,10 @@ def _prompt(request: GenerationRequest) -> str:
     if request.messages is None:
         return request.prompt or ""
     _refuse_tool_results(request.messages)
+    if any(turn.images for turn in request.messages):
+        raise UnsupportedByBackend(
+            "image input is not supported by this self-hosted model (it takes text only)", param="messages"
+        )
     return render(request.chat_template, request.messages)
 
 
