@@ -1,11 +1,11 @@
 """Anthropic wire ⇄ router: parse a Messages body, refuse what we cannot serve, build the GenerateRequest
 and the non-streamed Message. Streaming encoder: ``streams_anthropic``.
 
-Refused with a clear 400 (valid Anthropic, not served here yet): document/search-result blocks, images
-inside a tool result, thinking blocks and ``thinking`` enabled, server tools, and a first message that is
-not ``user``. Image blocks of user turns travel beside the turn's text, placed by offset
-(``content.FlatTurn``; a base64 source as a data: URL); the request flow refuses them for a model whose
-catalog entry does not take image input.
+Refused with a clear 400 (valid Anthropic, not served here yet): document/search-result blocks,
+thinking blocks and ``thinking`` enabled, server tools, and a first message that is not ``user``. Image
+blocks of user turns and of tool results travel beside the text, placed by offset (``content.FlatTurn``;
+a base64 source as a data: URL); the request flow refuses them for a model whose catalog entry does
+not take image input.
 Consecutive turns of one role are merged into one, as Anthropic documents, so backends whose chat
 templates demand strict alternation still get it. ``metadata.user_id`` and ``service_tier`` are
 accepted and not sent on.
@@ -98,9 +98,9 @@ def _check(req: w.MessagesRequest) -> None:
                     raise _refuse(where, "'tool_result' blocks may only appear in user messages")
                 for k, part in enumerate(block.content if isinstance(block.content, list) else []):
                     if isinstance(part, w.UnsupportedBlock):
-                        inside = " inside a 'tool_result'" if part.type == "image" else ""
-                        problem = f"'{part.type}' content{inside} is not supported here yet: only text is"
-                        raise _refuse(f"{where}.content.{k}", problem)
+                        raise _refuse(f"{where}.content.{k}", f"'{part.type}' content {_NOT_SERVED}")
+                    if isinstance(part, w.ImageBlock):
+                        _check_image(part, f"{where}.content.{k}")
     _check_tool_results(req.messages)
 
 
@@ -149,16 +149,12 @@ def _check_answered(uses: dict[str, None], answered: set[str], at: int) -> None:
                       "`tool_result` block in the next message.")
 
 
-def _joined(texts: list[str]) -> str:
-    return "\n".join(texts)
-
-
-def _flat(blocks: list[Any]) -> FlatTurn:
+def _flat(blocks: list[Any], marked: bool = True) -> FlatTurn:
     """The text and image blocks of a turn, in order, with a breakpoint where each block that asked to
-    be cached ends (other blocks are the caller's)."""
+    be cached ends (unless not ``marked``); other blocks are the caller's."""
     flat = FlatTurn()
     for block in blocks:
-        ttl = _ttl(block.cache_control)
+        ttl = _ttl(block.cache_control) if marked else None
         if isinstance(block, w.TextBlock):
             flat.add_text(block.text, ttl)
         elif isinstance(block, w.ImageBlock):
@@ -181,14 +177,24 @@ def _breakpoint(offset: int, control: w.CacheControl) -> router_pb2.CacheBreakpo
 def _result_cached(block: w.ToolResultBlock) -> w.CacheControl | None:
     """A tool result's breakpoint, on the block or on any of its parts: the result is one turn."""
     parts = block.content if isinstance(block.content, list) else []
-    marked = [p.cache_control for p in parts if isinstance(p, w.TextBlock) and p.cache_control is not None]
+    marked = [p.cache_control for p in parts if isinstance(p, w.TextBlock | w.ImageBlock) and p.cache_control]
     return block.cache_control or (marked[-1] if marked else None)
 
 
-def _tool_result_text(block: w.ToolResultBlock) -> str:
+def _tool_result(block: w.ToolResultBlock) -> router_pb2.ChatMessage:
+    """The ``tool`` message a tool result becomes: its text and images (a screenshot a tool returned),
+    its breakpoint at the end (the result is one turn)."""
     if block.content is None or isinstance(block.content, str):
-        return block.content or ""
-    return _joined([p.text for p in block.content if isinstance(p, w.TextBlock)])
+        flat = FlatTurn()
+        flat.add_text(block.content or "")
+    else:
+        flat = _flat(block.content, marked=False)
+    cached = _result_cached(block)
+    return router_pb2.ChatMessage(
+        role="tool", content=flat.text, tool_call_id=block.tool_use_id, images=flat.images,
+        cache_breakpoints=[_breakpoint(len(flat.text), cached)] if cached else [],
+        tool_failed=bool(block.is_error),
+    )
 
 
 def _turns(req: w.MessagesRequest) -> tuple[list[router_pb2.ChatMessage], dict[str, Any]]:
@@ -216,12 +222,7 @@ def _turns(req: w.MessagesRequest) -> tuple[list[router_pb2.ChatMessage], dict[s
         if role == "user":
             for b in blocks:
                 if isinstance(b, w.ToolResultBlock):
-                    content, cached = _tool_result_text(b), _result_cached(b)
-                    out.append(router_pb2.ChatMessage(
-                        role="tool", content=content, tool_call_id=b.tool_use_id,
-                        cache_breakpoints=[_breakpoint(len(content), cached)] if cached else [],
-                        tool_failed=bool(b.is_error),
-                    ))
+                    out.append(_tool_result(b))
             if any(isinstance(b, w.TextBlock | w.ImageBlock) for b in blocks) or not any(
                 isinstance(b, w.ToolResultBlock) for b in blocks
             ):

@@ -120,3 +120,36 @@ async def test_the_model_list_says_which_models_take_images(oa: openai.AsyncOpen
     text = await oa.models.retrieve(stack.model("oa-ok"))
     assert vision.model_extra and vision.model_extra["architecture"]["input_modalities"] == ["text", "image"]
     assert text.model_extra and text.model_extra["architecture"]["input_modalities"] == ["text"]
+
+
+async def test_a_screenshot_a_tool_returned_reaches_anthropic_inside_its_tool_result(
+    an: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
+    """A computer-use style turn: the tool's result is a screenshot. Anthropic gets it inside the
+    tool_result; an OpenAI-compatible provider cannot (its tool messages take text only), so a model
+    served only there refuses it with a 400 naming the messages, and nothing is forwarded."""
+    marker = uuid.uuid4().hex
+    messages: list[anthropic.types.MessageParam] = [
+        {"role": "user", "content": f"Take a screenshot. {marker}"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "screenshot", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [
+            {"type": "text", "text": "The screen:"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+        ]}]},
+    ]
+    tools: list[anthropic.types.ToolParam] = [
+        {"name": "screenshot", "description": "Take a screenshot.", "input_schema": {"type": "object"}},
+    ]
+    answer = await an.messages.create(model=stack.model("an-vision"), max_tokens=50, messages=messages, tools=tools)
+    assert answer.content
+    assert _sent(stack, "an-vision", marker)["messages"][2] == {"role": "user", "content": [{
+        "type": "tool_result", "tool_use_id": "toolu_1", "content": [
+            {"type": "text", "text": "The screen:"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+        ],
+    }]}
+    before = len(stack.upstream.requests_for(f"ok:{stack.model('oa-vision')}"))
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        await an.messages.create(model=stack.model("oa-vision"), max_tokens=50, messages=messages, tools=tools)
+    assert "images in a tool result are not supported" in str(refused.value)
+    assert len(stack.upstream.requests_for(f"ok:{stack.model('oa-vision')}")) == before

@@ -103,6 +103,11 @@ BAD_IMAGES: list[tuple[str, bytes, str]] = [
     ("an image from the assistant", body(messages=[*USER, *blocks(
         image({"type": "url", "url": "https://x/y.png"}), role="assistant")]),
      "messages.1.content.0: 'image' blocks may only appear in user messages"),
+    ("a tool result's image not base64", body(messages=[
+        *USER, *blocks({"type": "tool_use", "id": "t", "name": "n", "input": {}}, role="assistant"),
+        *blocks({"type": "tool_result", "tool_use_id": "t", "content": [
+            {"type": "text", "text": "shot"}, image({"type": "base64", "media_type": "image/png", "data": "%%"})]})]),
+     "messages.2.content.0.content.1.source.data: the image data is not valid base64"),
 ]
 
 
@@ -127,13 +132,31 @@ def test_image_blocks_become_images_of_the_user_turn_where_they_were() -> None:
     ]
 
 
+def test_a_tool_results_images_become_images_of_its_tool_message() -> None:
+    """A tool that returned a screenshot: its text and image, placed as in a user turn; the result's
+    breakpoint (on the block or any of its parts) at its end, since the result is one turn."""
+    raw = body(messages=[
+        *USER, *blocks({"type": "tool_use", "id": "t1", "name": "screenshot", "input": {}}, role="assistant"),
+        *blocks({"type": "tool_result", "tool_use_id": "t1", "content": [
+            {"type": "text", "text": "the screen:"},
+            image({"type": "base64", "media_type": "image/png", "data": PNG}, cache_control={"type": "ephemeral"}),
+        ]}),
+    ])
+    request = to_generate_request(parse_messages_request(raw), "req_1", "acct", "m", default_max_tokens=16)
+    tool = request.chat.messages[2]
+    assert (tool.role, tool.tool_call_id, tool.content) == ("tool", "t1", "the screen:")
+    assert [(i.offset, i.url, i.cached) for i in tool.images] == [(11, f"data:image/png;base64,{PNG}", False)]
+    assert [(b.offset, b.ttl) for b in tool.cache_breakpoints] == [(11, "")]
+
+
 UNSUPPORTED: list[tuple[str, bytes, str]] = [
     ("document block", body(messages=blocks({"type": "document", "source": {"type": "text", "data": "d"}})),
      "messages.0.content.0: 'document' content is not supported"),
-    ("image in tool result", body(messages=[
+    ("document in tool result", body(messages=[
         *USER, *blocks({"type": "tool_use", "id": "t", "name": "n", "input": {}}, role="assistant"),
-        *blocks({"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {}}]})]),
-     "messages.2.content.0.content.0: 'image' content inside a 'tool_result' is not supported"),
+        *blocks({"type": "tool_result", "tool_use_id": "t", "content": [
+            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "d"}}]})]),
+     "messages.2.content.0.content.0: 'document' content is not supported"),
     ("thinking block", body(messages=[*USER, *blocks({"type": "thinking", "thinking": "t", "signature": "s"},
                                                      role="assistant")]),
      "messages.1.content.0: 'thinking' content is not supported"),

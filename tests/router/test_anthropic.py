@@ -260,6 +260,21 @@ async def test_images_go_as_image_blocks_among_the_text_with_their_breakpoints(u
     ]}]
 
 
+def test_a_tool_results_images_go_inside_its_tool_result_block() -> None:
+    shot = "data:image/png;base64,iVBORw0KGgo="
+    _, messages = to_messages((
+        ChatTurn("user", "look"), ChatTurn("assistant", ""),
+        ChatTurn("tool", "the screen:", tool_call_id="t1", images=(Image(11, shot),),
+                 cache_breakpoints=(CacheBreakpoint(11),)),
+    ), {1: [EARLIER_CALL]})
+    assert messages[2] == {"role": "user", "content": [{
+        "type": "tool_result", "tool_use_id": "t1", "cache_control": {"type": "ephemeral"}, "content": [
+            {"type": "text", "text": "the screen:"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+        ],
+    }]}
+
+
 @pytest.mark.parametrize(("choice", "expected"), [
     ("auto", {"type": "auto"}), ("required", {"type": "any"}), ("none", {"type": "none"}), (None, None),
 ])

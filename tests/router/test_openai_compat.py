@@ -122,6 +122,16 @@ async def test_a_turn_with_images_goes_out_as_content_parts_in_the_clients_order
     ]}]
 
 
+async def test_an_image_in_a_tool_result_is_refused_before_sending(upstream, http, key, tag) -> None:
+    """OpenAI's tool messages take text only: the next deployment (an Anthropic one) may take it."""
+    turns = (ChatTurn("user", "look"), ChatTurn("tool", "shot:", tool_call_id="t1",
+                                                 images=(Image(5, "https://example.com/s.png"),)))
+    request = replace(chat(f"ok:{tag}"), messages=turns)
+    _, error = await drain(backend(upstream, http).generate(request, Outcome()))
+    assert isinstance(error, UnsupportedByBackend) and error.param == "messages"
+    assert upstream.requests_for(f"ok:{tag}") == []
+
+
 async def test_the_end_user_goes_out_as_user(upstream, http, key, tag) -> None:
     request = replace(chat(f"ok:{tag}"), end_user="tg-0123")
     await drain(backend(upstream, http).generate(request, Outcome()))

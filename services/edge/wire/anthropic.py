@@ -1,8 +1,8 @@
 """Anthropic Messages request bodies we accept, as Anthropic's public spec has them.
 
-Block types Tollgate cannot serve yet (documents, thinking, server tools; images inside a tool result)
-are parsed as ``UnsupportedBlock`` and refused by the parse step with a message naming the block, so
-"not supported" and "not valid" stay two different, clear answers. Image blocks in user turns are
+Block types Tollgate cannot serve yet (documents, thinking, server tools) are parsed as
+``UnsupportedBlock`` and refused by the parse step with a message naming the block, so "not supported"
+and "not valid" stay two different, clear answers. Image blocks in user turns and in tool results are
 served, to models whose catalog entry takes image input. Response shapes: ``anthropic_responses``.
 """
 
@@ -70,7 +70,7 @@ class UnsupportedBlock(RequestModel):
 
 ToolResultPart = Annotated[
     Annotated[TextBlock, Tag("<text>")]
-    | Annotated[UnsupportedBlock, Tag("<image>")]
+    | Annotated[ImageBlock, Tag("<image>")]
     | Annotated[UnsupportedBlock, Tag("<document>")]
     | Annotated[UnsupportedBlock, Tag("<search_result>")],
     by_type("'text', 'image', 'document' or 'search_result'"),

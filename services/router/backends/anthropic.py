@@ -89,7 +89,7 @@ def to_messages(
             system.extend(_cached(turn, [{"type": "text", "text": turn.content}]))
             continue
         role, blocks = _blocks(turn, (tool_calls or {}).get(index, []))
-        blocks = _with_images(turn) if turn.images else _cached(turn, blocks)
+        blocks = _with_images(turn) if turn.images and turn.role == "user" else _cached(turn, blocks)
         if messages and messages[-1]["role"] == role:
             messages[-1]["content"].extend(blocks)
         else:
@@ -172,7 +172,14 @@ def _blocks(turn: ChatTurn, calls: list[dict[str, Any]]) -> tuple[str, list[dict
     assistant turn that called tools carries them as ``tool_use`` blocks after its text (and has no
     empty text block, which Anthropic refuses)."""
     if turn.role == "tool":
-        result = {"type": "tool_result", "tool_use_id": turn.tool_call_id, "content": turn.content}
+        content: str | list[dict[str, Any]] = turn.content
+        if turn.images:  # a tool that returned images (a screenshot): the result's content as blocks
+            content = [
+                {"type": "text", "text": part} if isinstance(part, str)
+                else {"type": "image", "source": _image_source(part.url)}
+                for part in text_and_images(turn)
+            ]
+        result = {"type": "tool_result", "tool_use_id": turn.tool_call_id, "content": content}
         return "user", [{**result, "is_error": True} if turn.tool_failed else result]
     if turn.role not in ("user", "assistant"):
         raise InvalidRequest(f"unsupported message role {turn.role!r}", param="messages")

@@ -175,6 +175,11 @@ class OpenAICompatBackend:
         sampling = request.sampling
         if request.messages is not None:
             path = "/chat/completions"
+            if any(turn.images and turn.role == "tool" for turn in request.messages):
+                raise UnsupportedByBackend(
+                    "images in a tool result are not supported by this model's API (OpenAI's tool messages "
+                    "take text only)", param="messages",
+                )
             calls = assistant_tool_calls(options)
             body["messages"] = [_turn(t, calls.get(i)) for i, t in enumerate(request.messages)]
             body[self._max_tokens_field] = sampling.max_tokens
