@@ -174,6 +174,11 @@ class Overloaded(TollgateError):
     default_code = "overloaded"
 
 
+class RouterBusy(Overloaded):
+    """The router itself is out of capacity for the request (every provider connection it may open is
+    in use): an overload with no verdict on the backend, so no breaker counts it against one."""
+
+
 class DependencyUnavailable(TollgateError):
     http_status = 503
     grpc_code = grpc.StatusCode.UNAVAILABLE

@@ -32,9 +32,11 @@ def openai_features(entry: DeploymentEntry) -> tuple[DeploymentFeature, ...]:
 
 class BackendPool:
     def __init__(
-        self, provider_timeouts: ReadTimeouts = DEFAULT_TIMEOUTS, max_connections: int = 512
+        self, provider_timeouts: ReadTimeouts = DEFAULT_TIMEOUTS, max_connections: int = 512,
+        pool_wait: float | None = None,
     ) -> None:
-        self._http = new_provider_http(max_connections)  # built in the running loop (the service's main)
+        # built in the running loop (the service's main)
+        self._http = new_provider_http(max_connections, pool_wait)
         self._timeouts = provider_timeouts
         self._backends: dict[str, tuple[DeploymentEntry, Backend]] = {}
         self.health: dict[str, bool] = {}

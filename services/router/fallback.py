@@ -26,6 +26,7 @@ import structlog
 from services.common.errors import (
     DependencyUnavailable,
     Overloaded,
+    RouterBusy,
     TollgateError,
     UnsupportedByBackend,
     UpstreamError,
@@ -109,7 +110,10 @@ async def generate_with_fallback(
                 if not retryable(exc):
                     breaker.release()
                     raise
-                breaker.record_failure()
+                if isinstance(exc, RouterBusy):
+                    breaker.release()  # the router's own limit: no verdict on the deployment
+                else:
+                    breaker.record_failure()
                 log.warning("deployment_failed", deployment=deployment.id, error=exc.code)
                 last_error = exc
                 continue

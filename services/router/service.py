@@ -40,7 +40,7 @@ async def main(settings: RouterSettings, stop: asyncio.Event) -> None:
     pool = BackendPool(ReadTimeouts(
         before_output=settings.provider_first_output_timeout_seconds,
         after_output=settings.provider_timeout_seconds,
-    ), max_connections=settings.provider_max_connections)
+    ), max_connections=settings.provider_max_connections, pool_wait=settings.provider_pool_wait_seconds)
     export_metrics(pool.provider_http)
     table = RoutingTable(pool.is_healthy)
     catalog = CompactedSnapshot(settings, "catalog.v1", CatalogEventV1.from_bytes, on_change=table.apply)

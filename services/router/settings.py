@@ -25,6 +25,12 @@ class RouterSettings(ServiceSettings):
         description="connections to external providers open at once, over all of them; each streamed "
                     "answer holds one, and requests beyond wait for one (keep it under the open-file limit)",
     )
+    provider_pool_wait_seconds: float = Field(
+        default=10.0, ge=0, le=3600,
+        description="longest wait for a provider connection while all ROUTER_PROVIDER_MAX_CONNECTIONS are "
+                    "in use; past it the attempt is an overload (the next deployment, else a 503 with "
+                    "Retry-After), with no breaker verdict on the deployment",
+    )
     provider_first_output_timeout_seconds: float = Field(
         default=DEFAULT_TIMEOUTS.before_output, gt=0, le=3600,
         description="longest silence of an external provider before its answer's first output (connect, "

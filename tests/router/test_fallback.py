@@ -11,6 +11,7 @@ import pytest
 from services.common.errors import (
     InvalidRequest,
     Overloaded,
+    RouterBusy,
     TollgateError,
     UnsupportedByBackend,
     UpstreamError,
@@ -121,6 +122,19 @@ async def test_failures_open_the_breaker_and_successes_keep_it_closed() -> None:
     assert breakers["a"].state is BreakerState.OPEN
     await run(chain(flaky, Scripted("b")), breakers)
     assert flaky.calls == 2  # the third request never reached it
+
+
+async def test_the_routers_own_overload_moves_on_without_a_breaker_verdict() -> None:
+    """No free provider connection in the router is not the deployment's fault: the next deployment
+    is asked, and the deployment's breaker stays as it was however often it happens."""
+    busy = Scripted("a", RouterBusy("no free connection", retry_after=1.0))
+    breakers: dict[str, CircuitBreaker] = {"a": CircuitBreaker("a", failure_threshold=1, cooldown_seconds=60)}
+    for _ in range(3):
+        _, served = await run(chain(busy, Scripted("b")), breakers)
+        assert served.deployment_id == "b"
+    assert breakers["a"].state is BreakerState.CLOSED and busy.calls == 3
+    with pytest.raises(RouterBusy):  # nowhere else to go: the client hears the overload
+        await run(chain(busy), breakers)
 
 
 async def test_no_healthy_deployment_is_an_overload_error() -> None:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from prometheus_client import REGISTRY
 
-from services.common.errors import UpstreamError
+from services.common.errors import RouterBusy, UpstreamError
 from services.router.backends import http
 from services.router.backends.provider_errors import UPSTREAM_CONNECTION_LOST
 
@@ -233,6 +233,28 @@ async def test_the_pool_metrics_read_its_state_when_scraped() -> None:
         await asyncio.gather(*running)
         assert sample("tollgate_router_provider_requests_waiting") == 0
         assert sample("tollgate_router_provider_connections", {"state": "idle"}) == 1
+    finally:
+        await session.close()
+        listening.close()
+        await listening.wait_closed()
+
+
+async def test_a_request_that_finds_no_free_connection_in_time_is_shed_as_the_routers_overload() -> None:
+    """Not a provider failure (no breaker verdict), and counted for the operator."""
+    release = asyncio.Event()
+    listening = await asyncio.start_server(_answering(ANSWER, gate=release), "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
+    session = http.new_provider_http(max_connections=1, slot_wait=0.1)
+    shed_before = REGISTRY.get_sample_value("tollgate_router_provider_requests_shed_total") or 0.0
+    try:
+        holding = asyncio.create_task(_texts(session, url))
+        await asyncio.sleep(0.05)
+        with pytest.raises(RouterBusy) as shed:
+            await _texts(session, url)
+        assert shed.value.retry_after == 1.0 and shed.value.http_status == 503
+        assert REGISTRY.get_sample_value("tollgate_router_provider_requests_shed_total") == shed_before + 1
+        release.set()
+        assert await holding
     finally:
         await session.close()
         listening.close()

@@ -240,6 +240,33 @@ async def test_a_request_cancelled_while_queued_leaves_the_queue_working() -> No
         assert await body_of(await pool.request("GET", url, {})) == b"x"  # the slot came back
 
 
+async def test_a_request_that_waits_past_slot_wait_gives_up_and_leaves_the_queue_working() -> None:
+    """The router's own limit sheds load in ``slot_wait`` seconds, not after the provider's 300 s
+    first-output limit; a request woken just as it gave up passes its turn to the next one."""
+    release = asyncio.Event()
+
+    async def reply(writer: asyncio.StreamWriter, _body: bytes) -> bool:
+        await release.wait()
+        writer.write(answer(b"x"))
+        await writer.drain()
+        return True
+
+    listening, url = await serve(Server(reply))
+    async with listening, Pool(max_connections=1, keepalive=4.0, connect_timeout=2.0, slot_wait=0.2) as pool:
+        first = asyncio.create_task(pool.request("GET", url, {}))
+        await asyncio.sleep(0.05)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(http_client.PoolFull):
+            await pool.request("GET", url, {})
+        assert 0.15 < asyncio.get_running_loop().time() - started < 1.0
+        assert pool.waiting_requests == 0
+        later = asyncio.create_task(pool.request("GET", url, {}))  # waits, within its own 0.2 s
+        await asyncio.sleep(0.05)
+        release.set()
+        assert await body_of(await first) == b"x"
+        assert await body_of(await asyncio.wait_for(later, 2)) == b"x"
+
+
 async def test_at_the_limit_an_idle_connection_to_another_origin_makes_room() -> None:
     one, url_one = await serve(Server(fixed(answer(b"1"))))
     two, url_two = await serve(Server(fixed(answer(b"2"))))

@@ -50,7 +50,7 @@ from prometheus_client import Counter, Gauge
 
 from services.common.errors import TollgateError, UpstreamError
 from services.router.backends import provider_errors as pe
-from services.router.backends.http_client import ConnectionDropped, Pool, Response, TransportError
+from services.router.backends.http_client import ConnectionDropped, Pool, PoolFull, Response, TransportError
 from services.router.backends.sse import Event, SSEDecoder
 
 log = structlog.get_logger(__name__)
@@ -66,6 +66,11 @@ WAITING = Gauge(
     "tollgate_router_provider_requests_waiting",
     "provider requests waiting for a connection: all of ROUTER_PROVIDER_MAX_CONNECTIONS are in use",
 )
+SHED = Counter(
+    "tollgate_router_provider_requests_shed",
+    "provider requests that waited ROUTER_PROVIDER_POOL_WAIT_SECONDS for a connection and were answered "
+    "as overloaded instead (the next deployment, else a 503 with Retry-After)",
+)
 CONNECT_TIMEOUT = 5.0
 KEEPALIVE_SECONDS = 4.0  # below the 5 s idle timeout of uvicorn (vLLM) and Node servers
 ERROR_BODY_LIMIT = 64 * 1024
@@ -74,10 +79,13 @@ ERROR_BODY_LIMIT = 64 * 1024
 ProviderHTTP = Pool  # what every provider backend shares
 
 
-def new_provider_http(max_connections: int) -> ProviderHTTP:
+def new_provider_http(max_connections: int, slot_wait: float | None = None) -> ProviderHTTP:
     """Build the shared client. No environment proxies or netrc: provider traffic goes where the
-    catalog says and nowhere else."""
-    return Pool(max_connections, keepalive=KEEPALIVE_SECONDS, connect_timeout=CONNECT_TIMEOUT)
+    catalog says and nowhere else. ``slot_wait``: how long a request waits for a connection while all
+    ``max_connections`` are in use, before it is answered as overloaded."""
+    return Pool(
+        max_connections, keepalive=KEEPALIVE_SECONDS, connect_timeout=CONNECT_TIMEOUT, slot_wait=slot_wait
+    )
 
 
 def export_metrics(http: ProviderHTTP) -> None:
@@ -196,13 +204,19 @@ async def sse_batches(
             if tail:
                 yield tail
     except (TransportError, TimeoutError) as exc:
-        raise pe.error_from_transport(exc) from exc
+        raise _transport_error(exc) from exc
     except asyncio.CancelledError:
         if not watch.timed_out():
             raise
         raise pe.error_from_transport(TimeoutError()) from None
     finally:
         watch.end()
+
+
+def _transport_error(exc: TransportError | TimeoutError) -> TollgateError:
+    if isinstance(exc, PoolFull):
+        SHED.inc()
+    return pe.error_from_transport(exc)
 
 
 async def post_for_count(
@@ -220,7 +234,7 @@ async def post_for_count(
                     raise await _error(response, tuple(secrets))
                 answer = orjson.loads(await response.read(ERROR_BODY_LIMIT))
     except (TransportError, TimeoutError) as exc:
-        raise pe.error_from_transport(exc) from exc
+        raise _transport_error(exc) from exc
     except orjson.JSONDecodeError:
         answer = None
     count = answer.get(field) if isinstance(answer, dict) else None

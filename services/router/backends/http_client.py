@@ -19,8 +19,9 @@ What it does, and what it leaves out on purpose:
 - A host's addresses are raced as RFC 8305 says (``http_connect.open_socket``), since uvloop tries
   them in turn.
 - One pool per client: at most ``max_connections`` open at once over all origins; a request beyond
-  that waits for one. Idle connections are handed out most recently used first (the one least likely
-  to be closed by the server's idle timeout) and are closed after ``keepalive`` idle seconds.
+  that waits for one, at most ``slot_wait`` seconds (then ``PoolFull``). Idle connections are handed
+  out most recently used first (the one least likely to be closed by the server's idle timeout) and
+  are closed after ``keepalive`` idle seconds.
 - A response left before its end (a client went away, fallback gave up) closes its connection, so
   the provider sees the disconnect and stops generating; one read to the end goes back to the pool.
 - Reading pauses while more than ``READ_BUFFER_LIMIT`` bytes wait unread: a fast provider cannot
@@ -34,6 +35,7 @@ What it does, and what it leaves out on purpose:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import ssl
 from collections import deque
@@ -59,6 +61,7 @@ from services.router.backends.http_connection import (
     Connection,
     ConnectionBroken,
     ConnectionDropped,
+    PoolFull,
     Response,
     TransportError,
     release,
@@ -66,7 +69,8 @@ from services.router.backends.http_connection import (
 
 __all__ = [  # the client's whole surface, whichever module of it defines a name
     "HAPPY_EYEBALLS_DELAY", "HEADERS_LIMIT", "READ_BUFFER_LIMIT", "USER_AGENT", "AddressInfo", "BadResponse",
-    "ConnectFailed", "ConnectionBroken", "ConnectionDropped", "Origin", "Pool", "Response", "TransportError",
+    "ConnectFailed", "ConnectionBroken", "ConnectionDropped", "Origin", "Pool", "PoolFull", "Response",
+    "TransportError",
     "first_to_connect", "interleaved", "open_socket", "request_head", "split_url",
 ]
 
@@ -100,11 +104,14 @@ class Pool:
 
     def __init__(
         self, max_connections: int, keepalive: float, connect_timeout: float,
-        tls: ssl.SSLContext | None = None,
+        tls: ssl.SSLContext | None = None, slot_wait: float | None = None,
     ) -> None:
+        """``slot_wait``: how long a request may wait for a connection while ``max_connections`` are
+        in use (None: as long as it takes)."""
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self.max_connections = max_connections
+        self.slot_wait = slot_wait
         self.keepalive = keepalive
         self.connect_timeout = connect_timeout
         self._tls = tls
@@ -170,6 +177,7 @@ class Pool:
 
     async def _acquire(self, origin: Origin, fresh: bool, connect_timeout: float) -> Connection:
         loop = asyncio.get_running_loop()
+        deadline = None if self.slot_wait is None else loop.time() + self.slot_wait
         while True:
             if self._closed:
                 raise ConnectionBroken("the provider client is closed")
@@ -182,14 +190,33 @@ class Pool:
                 return await self._connect(origin, connect_timeout)
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiting.append(waiter)
+            timer = None if deadline is None else loop.call_at(deadline, self._give_up, waiter)
             try:
                 await waiter
+            except PoolFull:
+                self._forget(waiter)
+                raise
             except asyncio.CancelledError:
                 if waiter.done() and not waiter.cancelled():
                     self._wake_one()  # woken and cancelled at once: the wake-up goes to the next
                 else:
-                    self._waiting.remove(waiter)
+                    self._forget(waiter)
                 raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+    def _forget(self, waiter: asyncio.Future[None]) -> None:
+        """Drop a waiter that stopped waiting, unless a wake-up already passed it over (it skips the
+        done ones) and took it out."""
+        with contextlib.suppress(ValueError):
+            self._waiting.remove(waiter)
+
+    def _give_up(self, waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            waiter.set_exception(PoolFull(
+                f"all {self.max_connections} provider connections stayed in use for {self.slot_wait:g} s"
+            ))
 
     def _take_idle(self, origin: Origin, now: float) -> Connection | None:
         connections = self._idle.get(origin)

@@ -32,6 +32,11 @@ class ConnectFailed(TransportError):
     """No connection: the name did not resolve, the address refused, or TLS did not verify."""
 
 
+class PoolFull(TransportError):
+    """Every connection the pool may open was in use, and none came free within its wait: the router's
+    own limit, not the provider's failure."""
+
+
 class ConnectionDropped(TransportError):
     """A pooled connection closed before any byte of the answer: the request can be sent again."""
 

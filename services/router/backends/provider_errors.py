@@ -30,11 +30,12 @@ from services.common.errors import (
     InvalidRequest,
     Overloaded,
     PayloadTooLarge,
+    RouterBusy,
     TollgateError,
     UpstreamError,
     UpstreamTimeout,
 )
-from services.router.backends.http_client import BadResponse, ConnectFailed, TransportError
+from services.router.backends.http_client import BadResponse, ConnectFailed, PoolFull, TransportError
 
 MAX_MESSAGE_CHARS = 500
 
@@ -78,6 +79,7 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 _CONTEXT_TOO_LONG = re.compile(
     r"(?i)prompt is too long|maximum context length|context[ _](length|window|limit)"
 )
+POOL_FULL_RETRY_AFTER = 1.0  # seconds: connections free up as answers end, usually within moments
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -204,6 +206,9 @@ def error_from_transport(exc: TransportError | TimeoutError) -> TollgateError:
     """Network failures, worded without the host name (which may name the provider)."""
     if isinstance(exc, TimeoutError):  # the connect step's limit, or ReadWatch's silence
         return UpstreamTimeout("the upstream provider did not answer in time")
+    if isinstance(exc, PoolFull):
+        return RouterBusy("The model router has no free connection to the model's providers; try again "
+                          "shortly.", retry_after=POOL_FULL_RETRY_AFTER)
     if isinstance(exc, ConnectFailed):
         return UpstreamError("could not connect to the upstream provider", code=UPSTREAM_UNREACHABLE)
     if isinstance(exc, BadResponse):
