@@ -118,7 +118,6 @@ class CallSession:
             if call_id not in self._cancelling:
                 raise  # the session is ending: nobody is left to tell
             # the generation has stopped (cancelling it closed the backend call on the way out)
-            self._cancelling.discard(call_id)
             cancelled = self._calls.cancelled(start.request, served)
             self._out.put(router_pb2.RouterFrame(call_id=call_id, cancelled=cancelled))
             task = asyncio.current_task()
@@ -130,6 +129,8 @@ class CallSession:
             log.exception("session_call_failed", call_id=call_id)
             failed = TollgateError(f"The model router failed: {type(exc).__name__}")
             self._out.put(router_pb2.RouterFrame(call_id=call_id, error=call_error(failed)))
+        finally:
+            self._cancelling.discard(call_id)  # also a call that ended some other way as it was cancelled
 
 
 def _consume(task: asyncio.Task[None]) -> None:

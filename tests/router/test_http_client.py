@@ -218,8 +218,8 @@ async def test_the_pool_never_opens_more_than_its_limit_and_queues_the_rest() ->
         assert (server.connections, most, pool.open_connections) == (2, 2, 2)
 
 
-async def test_a_request_cancelled_while_queued_leaves_the_queue_working() -> None:
-    release = asyncio.Event()
+def answering_once(release: asyncio.Event) -> Callable[[asyncio.StreamWriter, bytes], Awaitable[bool]]:
+    """A reply handler that answers ``x`` once ``release`` is set, keeping its connection meanwhile."""
 
     async def reply(writer: asyncio.StreamWriter, _body: bytes) -> bool:
         await release.wait()
@@ -227,7 +227,12 @@ async def test_a_request_cancelled_while_queued_leaves_the_queue_working() -> No
         await writer.drain()
         return True
 
-    listening, url = await serve(Server(reply))
+    return reply
+
+
+async def test_a_request_cancelled_while_queued_leaves_the_queue_working() -> None:
+    release = asyncio.Event()
+    listening, url = await serve(Server(answering_once(release)))
     async with listening, Pool(max_connections=1, keepalive=4.0, connect_timeout=2.0) as pool:
         first = asyncio.create_task(pool.request("GET", url, {}))
         queued = asyncio.create_task(pool.request("GET", url, {}))
@@ -242,16 +247,9 @@ async def test_a_request_cancelled_while_queued_leaves_the_queue_working() -> No
 
 async def test_a_request_that_waits_past_slot_wait_gives_up_and_leaves_the_queue_working() -> None:
     """The router's own limit sheds load in ``slot_wait`` seconds, not after the provider's 300 s
-    first-output limit; a request woken just as it gave up passes its turn to the next one."""
+    first-output limit, and the queue keeps working for the requests after it."""
     release = asyncio.Event()
-
-    async def reply(writer: asyncio.StreamWriter, _body: bytes) -> bool:
-        await release.wait()
-        writer.write(answer(b"x"))
-        await writer.drain()
-        return True
-
-    listening, url = await serve(Server(reply))
+    listening, url = await serve(Server(answering_once(release)))
     async with listening, Pool(max_connections=1, keepalive=4.0, connect_timeout=2.0, slot_wait=0.2) as pool:
         first = asyncio.create_task(pool.request("GET", url, {}))
         await asyncio.sleep(0.05)
