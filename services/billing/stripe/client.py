@@ -12,6 +12,7 @@ sees SDK types.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ import structlog
 from services.common.errors import DependencyUnavailable, InvalidRequest, UpstreamError
 
 log = structlog.get_logger(__name__)
+LIST_PAGE_SIZE = 100  # the most objects Stripe returns in one page of a list
 
 
 class StripeNotConfigured(DependencyUnavailable):
@@ -61,8 +63,14 @@ def _mapped(exc: stripe.StripeError, what: str) -> Exception:
 class StripeGateway:
     """Every Stripe call billing makes. Methods return Stripe's object as a dict."""
 
-    def __init__(self, api_key: str, api_base: str, timeout: float, config: StripeConfig) -> None:
+    def __init__(
+        self, api_key: str, api_base: str, timeout: float, config: StripeConfig,
+        page_size: int = LIST_PAGE_SIZE,
+    ) -> None:
+        if not 1 <= page_size <= LIST_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{LIST_PAGE_SIZE} (Stripe's limit), not {page_size}")
         self.config = config
+        self.page_size = page_size
         self._client = stripe.StripeClient(
             api_key, base_addresses={"api": api_base.rstrip("/")}, max_network_retries=2,
             http_client=stripe.RequestsClient(timeout=timeout),
@@ -76,6 +84,32 @@ class StripeGateway:
             raise _mapped(exc, what) from None
         result: dict[str, Any] = obj.to_dict()
         return result
+
+    async def _list_all(
+        self, what: str, list_page: Callable[..., Any], params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Every object of a Stripe list, page by page (``limit``, then ``starting_after`` = the last
+        object's id while ``has_more``): one page holds at most 100 objects, and a caller that read only
+        the first would silently miss the rest (a customer's 101st subscription never reconciled).
+
+        A page that cannot move the cursor (empty, or ending on an id already used as a cursor) would
+        loop forever; it is Stripe failing, raised rather than answered as a shorter list."""
+        objects: list[dict[str, Any]] = []
+        cursors: set[str] = set()
+        page_params: dict[str, Any] = {**params, "limit": self.page_size}
+        while True:
+            page = await self._call(what, functools.partial(list_page, params=page_params))
+            data: list[dict[str, Any]] = list(page.get("data", []))
+            objects += data
+            if not page.get("has_more"):
+                return objects
+            cursor = str(data[-1]["id"]) if data else None
+            if cursor is None or cursor in cursors:
+                log.warning("stripe_list_stuck", call=what, cursor=cursor, read=len(objects))
+                raise UpstreamError(f"Stripe's {what} did not advance past {cursor}; retry shortly.",
+                                    code="stripe_unavailable")
+            cursors.add(cursor)
+            page_params = {**page_params, "starting_after": cursor}
 
     async def create_customer(self, account_id: str, name: str) -> dict[str, Any]:
         return await self._call("customers.create", lambda: self._client.v1.customers.create(
@@ -135,14 +169,13 @@ class StripeGateway:
         return await self._call("subscriptions.cancel", lambda: self._client.v1.subscriptions.cancel(sub_id))
 
     async def list_subscriptions(self, customer: str) -> list[dict[str, Any]]:
-        page = await self._call("subscriptions.list", lambda: self._client.v1.subscriptions.list(
-            params={"customer": customer, "status": "all", "limit": 100}))
-        return list(page.get("data", []))
+        """All the customer's subscriptions, canceled ones included (``status=all``), every page."""
+        return await self._list_all("subscriptions.list", self._client.v1.subscriptions.list,
+                                    {"customer": customer, "status": "all"})
 
     async def list_invoices(self, customer: str) -> list[dict[str, Any]]:
-        page = await self._call("invoices.list", lambda: self._client.v1.invoices.list(
-            params={"customer": customer, "limit": 100}))
-        return list(page.get("data", []))
+        """All the customer's invoices, every page."""
+        return await self._list_all("invoices.list", self._client.v1.invoices.list, {"customer": customer})
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ webhooks use, so a late webhook afterwards does nothing:
 
 - PaymentIntents we created that are not credited yet (younger than the lookback): retrieved one by
   one (localstripe cannot list them per customer); a succeeded one is credited (``topup:<pi id>``).
-- Subscriptions of every customer we know: listed (``status=all``) and applied, which also corrects
-  the account's billing hold. A subscription we hold that Stripe no longer lists is retrieved alone.
+- Subscriptions of every customer we know: listed (``status=all``, every page) and applied, which also
+  corrects the account's billing hold. A subscription we hold that Stripe no longer lists is retrieved
+  alone; one made in Stripe that we never stored is found only by the listing, hence every page.
 - Invoices are not stored: a paid or failed invoice matters only through its subscription's status,
   which the step above applies; they are counted, so the report shows what was looked at.
 

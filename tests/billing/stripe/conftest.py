@@ -20,7 +20,8 @@ import pytest
 
 from infra.stack.platform import Platform
 from services.billing.manage.context import Deps
-from services.billing.stripe.client import StripeBilling, StripeConfig, StripeGateway
+from services.billing.stripe import store
+from services.billing.stripe.client import LIST_PAGE_SIZE, StripeBilling, StripeConfig, StripeGateway
 from services.billing.stripe.webhooks import Delivery, deliver
 from tests.billing.conftest import ADMIN, Manage
 
@@ -39,17 +40,28 @@ def event(event_type: str, obj: dict[str, Any], event_id: str | None = None) -> 
                          "type": event_type, "created": int(time.time()), "data": {"object": obj}})
 
 
-def stripe_of(platform: Platform, **config: Any) -> StripeBilling:
+def stripe_of(platform: Platform, page_size: int = LIST_PAGE_SIZE, **config: Any) -> StripeBilling:
     cfg = StripeConfig(webhook_secret=SECRET, **config)
-    return StripeBilling(StripeGateway(platform.localstripe.api_key, platform.localstripe.url, 10.0, cfg), cfg)
+    gateway = StripeGateway(platform.localstripe.api_key, platform.localstripe.url, 10.0, cfg, page_size=page_size)
+    return StripeBilling(gateway, cfg)
+
+
+def with_stripe(manage: Manage, stripe: StripeBilling) -> Manage:
+    base = manage.deps
+    return Manage(Deps(base.pool, base.outbox, base.key_hash_secret, base.flush_timeout, stripe=stripe), manage.pool)
 
 
 @pytest.fixture(scope="module")
 async def billing_api(manage: Manage, platform: Platform) -> AsyncIterator[Manage]:
     """``manage`` with Stripe configured (localstripe, this module's webhook secret)."""
-    base = manage.deps
-    deps = Deps(base.pool, base.outbox, base.key_hash_secret, base.flush_timeout, stripe=stripe_of(platform))
-    yield Manage(deps, manage.pool)
+    yield with_stripe(manage, stripe_of(platform))
+
+
+@pytest.fixture(scope="module")
+async def paged_api(manage: Manage, platform: Platform) -> AsyncIterator[Manage]:
+    """``billing_api`` reading Stripe's lists 2 objects a page: a handful of objects then spans several
+    pages, where Stripe's own pages of 100 would need 101 of them."""
+    yield with_stripe(manage, stripe_of(platform, page_size=2))
 
 
 async def send(api: Manage, payload: bytes, signature: str | None = None) -> Delivery:
@@ -79,3 +91,20 @@ async def topups_posted(conn: asyncpg.Connection, pi_id: str) -> list[int]:
     rows = await conn.fetch("SELECT amount_micros FROM ledger_transactions WHERE idempotency_key = $1",
                             f"topup:{pi_id}")
     return [r["amount_micros"] for r in rows]
+
+
+async def subscribed_in_stripe(api: Manage, count: int) -> tuple[str, str, list[str]]:
+    """An account whose Stripe Customer holds ``count`` active subscriptions made in Stripe itself (as
+    from Stripe's dashboard): billing has no row for any of them, only listing Stripe finds them.
+    Returns the account, its customer and the subscriptions' ids."""
+    account_id = await new_account(api, "stripe-paged")
+    plan_id = await linked_plan(api)
+    gateway = api.deps.stripe.require()
+    customer = str((await gateway.create_customer(account_id, "stripe-paged"))["id"])
+    await gateway.set_default_payment_method(customer, "pm_card_visa")
+    async with api.pool.acquire() as conn:
+        await store.set_customer(conn, account_id, customer)
+        stripe_plan_id = str(await conn.fetchval("SELECT stripe_plan_id FROM plans WHERE id = $1", plan_id))
+    subs = [await gateway.create_subscription(customer, stripe_plan_id, {"account_id": account_id, "plan_id": plan_id},
+                                              f"test-sub-{uuid.uuid4().hex}") for _ in range(count)]
+    return account_id, customer, [str(s["id"]) for s in subs]

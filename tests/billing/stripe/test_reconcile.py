@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.billing.stripe import store
 from tests.billing.conftest import ADMIN, Manage, event_after
-from tests.billing.stripe.conftest import event, linked_plan, new_account, new_key, send, topups_posted
+from tests.billing.stripe.conftest import (
+    event,
+    linked_plan,
+    new_account,
+    new_key,
+    send,
+    subscribed_in_stripe,
+    topups_posted,
+)
 from tests.kafka_helpers import eventually
 
 
@@ -52,6 +61,19 @@ async def test_a_missed_cancellation_is_applied_and_suspends_the_keys(billing_ap
     shown = await billing_api.ok(ADMIN, "GET", f"/v1/manage/accounts/{account_id}/subscription")
     assert shown["status"] == "canceled" and shown["billing_hold"] == "subscription_canceled"
     assert (await event_after(keys_seen, key_id, before.version)).account_status == "suspended"
+
+
+async def test_subscriptions_past_the_first_page_are_reconciled(paged_api: Manage) -> None:
+    account_id, _, created = await subscribed_in_stripe(paged_api, 3)  # pages of 2: the third is on page 2
+    async with paged_api.pool.acquire() as conn:
+        assert await store.subscriptions_of(conn, account_id) == []  # billing knows none of them
+
+    report = await paged_api.ok(ADMIN, "POST", "/v1/manage/billing/reconcile")
+    assert set(created) <= set(report["subscriptions_repaired"])
+    async with paged_api.pool.acquire() as conn:
+        rows = await store.subscriptions_of(conn, account_id)
+    assert sorted(r["id"] for r in rows) == sorted(created)
+    assert {r["status"] for r in rows} == {"active"}
 
 
 async def test_only_the_operator_reconciles(billing_api: Manage) -> None:
