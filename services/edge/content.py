@@ -33,6 +33,7 @@ class FlatTurn:
         self._joins = False  # the last part was text: a text part after it is joined with "\n"
         self.images: list[router_pb2.ImagePart] = []
         self.marks: list[router_pb2.CacheBreakpoint] = []
+        self.thinking: list[router_pb2.ThinkingBlock] = []
 
     def add_text(self, text: str, ttl: str | None = None) -> None:
         if self._joins:
@@ -47,6 +48,18 @@ class FlatTurn:
     def add_image(self, url: str, detail: str = "", ttl: str | None = None) -> None:
         self.images.append(router_pb2.ImagePart(
             offset=self._size, url=url, detail=detail, cached=ttl is not None, cache_ttl=ttl or "",
+        ))
+        self._joins = False
+
+    def add_thinking(
+        self, after_calls: int, thinking: str = "", signature: str = "", redacted: str = "",
+    ) -> None:
+        """A thinking block of an assistant turn, where it came: after the text so far, or (once the
+        turn has called tools) after its ``after_calls``-th call. Like an image, it keeps the text on
+        either side apart."""
+        self.thinking.append(router_pb2.ThinkingBlock(
+            thinking=thinking, signature=signature, redacted=redacted,
+            offset=self._size, after_calls=after_calls,
         ))
         self._joins = False
 

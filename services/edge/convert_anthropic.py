@@ -2,10 +2,15 @@
 and the non-streamed Message. Streaming encoder: ``streams_anthropic``.
 
 Refused with a clear 400 (valid Anthropic, not served here yet): document/search-result blocks,
-thinking blocks and ``thinking`` enabled, server tools, and a first message that is not ``user``. Image
-blocks of user turns and of tool results travel beside the text, placed by offset (``content.FlatTurn``;
-a base64 source as a data: URL); the request flow refuses them for a model whose catalog entry does
-not take image input.
+server tools, and a first message that is not ``user``. Image blocks of user turns and of tool results
+travel beside the text, placed by offset (``content.FlatTurn``; a base64 source as a data: URL); the
+request flow refuses them for a model whose catalog entry does not take image input.
+
+Extended thinking: ``thinking`` becomes the request's ``ThinkingConfig`` (a budget checked as Anthropic
+checks it: at least 1,024 tokens and less than ``max_tokens``), which only Anthropic deployments take;
+the others refuse it and fallback moves on, else the client gets a 400 naming ``thinking``. Thinking
+blocks of earlier assistant turns travel beside the text like images, placed by offset (or by the
+number of tool calls before them), so the provider gets them back unchanged and in order.
 Consecutive turns of one role are merged into one, as Anthropic documents, so backends whose chat
 templates demand strict alternation still get it. ``metadata.user_id`` and ``service_tier`` are
 accepted and not sent on.
@@ -25,6 +30,7 @@ flag, so only an Anthropic provider hears it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -47,16 +53,6 @@ _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 _NOT_SERVED = "is not supported: the models served here take text and images only"
 
 
-def parse_messages_request(body: bytes) -> w.MessagesRequest:
-    """The validated request, or InvalidRequest worded as Anthropic words it (``<location>: <problem>``)."""
-    try:
-        req = w.MessagesRequest.model_validate_json(body)
-    except ValidationError as exc:
-        raise anthropic_error(exc) from None
-    _check(req)
-    return req
-
-
 def parse_count_tokens_request(body: bytes) -> w.MessagesRequest:
     """A count_tokens body, validated and checked as the same prompt in a Messages request would be
     (so a prompt that counts is one that generates), as that request with ``max_tokens`` 1: the
@@ -74,9 +70,40 @@ def _refuse(where: str, problem: str) -> InvalidRequest:
     return InvalidRequest(f"{where}: {problem}", param=where)
 
 
+MIN_THINKING_BUDGET = 1024  # Anthropic's smallest budget_tokens
+_ASSISTANT_ONLY = (w.ToolUseBlock, w.ThinkingBlock, w.RedactedThinkingBlock)
+
+
+def parse_messages_request(body: bytes) -> w.MessagesRequest:
+    """The validated request, or InvalidRequest worded as Anthropic words it (``<location>: <problem>``)."""
+    try:
+        req = w.MessagesRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise anthropic_error(exc) from None
+    _check(req)
+    budget = req.thinking.budget_tokens if req.thinking and req.thinking.type == "enabled" else None
+    if budget is not None and budget >= req.max_tokens:
+        raise _refuse("thinking.budget_tokens", f"`max_tokens` must be greater than `thinking.budget_tokens` "
+                      f"({budget}), since thinking counts toward it")
+    return req
+
+
+def asks_for_thinking(req: object) -> bool:
+    """Whether a parsed request asked for extended thinking (its answer may open with thinking)."""
+    return isinstance(req, w.MessagesRequest) and req.thinking is not None and req.thinking.type != "disabled"
+
+
+def _check_thinking(thinking: w.Thinking | None) -> None:
+    if thinking is None or thinking.type != "enabled":
+        return
+    if thinking.budget_tokens is None:
+        raise _refuse("thinking.budget_tokens", "Field required when thinking is enabled")
+    if thinking.budget_tokens < MIN_THINKING_BUDGET:
+        raise _refuse("thinking.budget_tokens", f"Input should be at least {MIN_THINKING_BUDGET}")
+
+
 def _check(req: w.MessagesRequest) -> None:
-    if req.thinking is not None and req.thinking.type != "disabled":
-        raise _refuse("thinking", "extended thinking is not supported by the models served here")
+    _check_thinking(req.thinking)
     if req.messages[0].role != "user":
         raise _refuse("messages.0.role", "the first message must use the 'user' role")
     for i, tool in enumerate(req.tools or []):
@@ -91,8 +118,8 @@ def _check(req: w.MessagesRequest) -> None:
                 if msg.role != "user":
                     raise _refuse(where, "'image' blocks may only appear in user messages")
                 _check_image(block, where)
-            if isinstance(block, w.ToolUseBlock) and msg.role != "assistant":
-                raise _refuse(where, "'tool_use' blocks may only appear in assistant messages")
+            if isinstance(block, _ASSISTANT_ONLY) and msg.role != "assistant":
+                raise _refuse(where, f"'{block.type}' blocks may only appear in assistant messages")
             if isinstance(block, w.ToolResultBlock):
                 if msg.role != "user":
                     raise _refuse(where, "'tool_result' blocks may only appear in user messages")
@@ -153,7 +180,15 @@ def _flat(blocks: list[Any], marked: bool = True) -> FlatTurn:
     """The text and image blocks of a turn, in order, with a breakpoint where each block that asked to
     be cached ends (unless not ``marked``); other blocks are the caller's."""
     flat = FlatTurn()
+    calls = 0  # tool calls so far: a thinking block after one is placed by their count
     for block in blocks:
+        if isinstance(block, w.ThinkingBlock):
+            flat.add_thinking(calls, thinking=block.thinking, signature=block.signature)
+            continue
+        if isinstance(block, w.RedactedThinkingBlock):
+            flat.add_thinking(calls, redacted=block.data)
+            continue
+        calls += isinstance(block, w.ToolUseBlock)
         ttl = _ttl(block.cache_control) if marked else None
         if isinstance(block, w.TextBlock):
             flat.add_text(block.text, ttl)
@@ -240,7 +275,9 @@ def _turns(req: w.MessagesRequest) -> tuple[list[router_pb2.ChatMessage], dict[s
         used = [b.cache_control for b in blocks if isinstance(b, w.ToolUseBlock) and b.cache_control]
         if used:  # at the end of the content: the router marks the turn's last block, its last call
             marks.append(_breakpoint(len(text), used[-1]))
-        out.append(router_pb2.ChatMessage(role="assistant", content=text, cache_breakpoints=marks))
+        out.append(router_pb2.ChatMessage(
+            role="assistant", content=text, cache_breakpoints=marks, thinking=flat.thinking,
+        ))
     return out, tool_calls
 
 
@@ -285,12 +322,17 @@ def messages_to_generate(
         sampling.top_p = req.top_p
     if req.top_k is not None:
         sampling.top_k = req.top_k
-    return router_pb2.GenerateRequest(
+    generate = router_pb2.GenerateRequest(
         request_id=request_id, account_id=account_id, model=model_id,
         chat=router_pb2.ChatInput(messages=messages), sampling=sampling,
         provider_options_json=_options(req, tool_calls),
         end_user=end_user_id(account_id, req.metadata.user_id if req.metadata else None),
     )
+    if (thinking := req.thinking) is not None and asks_for_thinking(req):
+        generate.thinking.type = thinking.type
+        generate.thinking.budget_tokens = thinking.budget_tokens or 0
+        generate.thinking.display = thinking.display or ""
+    return generate
 
 
 def stop_reason(reason: str) -> r.StopReason:
@@ -331,13 +373,40 @@ def tool_uses(finish: router_pb2.Finish) -> list[r.ToolUseBlock]:
     return blocks
 
 
+def thinking_block(block: router_pb2.ThinkingBlock) -> r.ThinkingBlock | r.RedactedThinkingBlock:
+    if block.redacted:
+        return r.RedactedThinkingBlock(data=block.redacted)
+    return r.ThinkingBlock(thinking=block.thinking, signature=block.signature)
+
+
+def answer_content(text: str, uses: list[r.ToolUseBlock], thinking: Sequence[router_pb2.ThinkingBlock],
+                   ) -> list[r.ContentBlock]:
+    """The answer's blocks in the order the model wrote them: thinking where it came in the text or
+    after a call (``ThinkingBlock.offset`` and ``after_calls``), the text (cut there), then the calls.
+    A text block even when empty if nothing else was written, as Anthropic answers."""
+    content: list[r.ContentBlock] = []
+    start = 0
+    pending = list(thinking)
+    while pending and pending[0].after_calls == 0 and pending[0].offset < len(text):
+        cut = max(pending[0].offset, start)
+        if cut > start:
+            content.append(r.TextBlock(text=text[start:cut]))
+            start = cut
+        content.append(thinking_block(pending.pop(0)))
+    if text[start:] or not (uses or content or pending):
+        content.append(r.TextBlock(text=text[start:]))
+    for calls, use in enumerate(uses):
+        while pending and pending[0].after_calls <= calls:
+            content.append(thinking_block(pending.pop(0)))
+        content.append(use)
+    return content + [thinking_block(b) for b in pending]
+
+
 def build_message(request_id: str, model: str, text: str, finish: router_pb2.Finish) -> r.Message:
     """The non-streamed answer; raises the Finish's error instead when generation failed."""
     if (error := finish_error(finish)) is not None:
         raise error
-    uses = tool_uses(finish)
-    content: list[r.TextBlock | r.ToolUseBlock] = [r.TextBlock(text=text)] if text or not uses else []
-    content += uses
+    content = answer_content(text, tool_uses(finish), finish.thinking)
     return r.Message(
         id=response_id("msg_", request_id), content=content, model=model,
         stop_reason=stop_reason(finish.finish_reason), stop_sequence=stop_sequence(finish),

@@ -9,6 +9,10 @@ caller's estimate of the input tokens (``input_tokens``, 0 if none) and ``messag
 — input, output and cache counts — which the SDK takes over ``message_start``'s (Anthropic's own
 ``message_delta`` carries cumulative usage too). A failed Finish ends the stream with ``event: error``
 and no ``message_stop`` (DESIGN promise 7); the SDK raises on it.
+
+A request that asked for extended thinking opens no text block with the message: its thinking comes
+first, so every block then opens when its first piece arrives (thinking, redacted thinking, text, tool
+use), at the next index, closing the one before, as Anthropic streams them.
 """
 
 from __future__ import annotations
@@ -39,15 +43,18 @@ class AnthropicMessageStream:
     """message_start, content_block_start, ping, content_block_delta…, content_block_stop,
     message_delta (stop reason, usage), message_stop — or an ``error`` event once something failed."""
 
-    def __init__(self, request_id: str, model: str, *, input_tokens: int = 0) -> None:
+    def __init__(self, request_id: str, model: str, *, input_tokens: int = 0, thinking: bool = False) -> None:
         self.id = response_id("msg_", request_id)
         self.model = model
         self.input_tokens = input_tokens
         self.started = False
         self.done = False
-        self._open = 0  # the content block open now (the text block at 0 until a call starts)
-        self._open_is_text = True
+        # the content block open now: the text block at 0 until a call starts, or none yet (-1) when
+        # thinking was asked for
+        self._open = -1 if thinking else 0
+        self._open_is_text = not thinking
         self._calls: dict[int, tuple[int, str]] = {}  # call index -> (its block, arguments sent so far)
+        self._thinking: dict[int, int] = {}  # thinking block index -> its content block
 
     def start(self) -> bytes:
         """The opening events, once; ``delta`` and ``finish`` call it themselves when needed."""
@@ -60,22 +67,53 @@ class AnthropicMessageStream:
             "usage": {"input_tokens": self.input_tokens, "output_tokens": 0},
         }
         opening = sse.json_event("message_start", {"type": "message_start", "message": message})
-        return opening + _BLOCK_START + _PING
+        return opening + (_BLOCK_START + _PING if self._open == 0 else _PING)
 
     def delta(self, text: str) -> bytes:
         opening = b"" if self.started else self.start()
         if not text:
             return opening
-        if self._open == 0:
+        if self._open == 0 and self._open_is_text:
             return opening + _DELTA_HEAD + orjson.dumps(text) + _DELTA_TAIL
         if self._open_is_text:
             return opening + _text_delta(self._open, text)
-        # text after a call (rare): a text block of its own after the call's
-        index = self._open + 1
-        self._open, self._open_is_text = index, True
-        return opening + _block_stop(index - 1) + sse.json_event("content_block_start", {
+        # text after a call (rare) or after thinking: a text block of its own after that block
+        closing = self._close_open()
+        index = self._next_block()
+        self._open_is_text = True
+        return opening + closing + sse.json_event("content_block_start", {
             "type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""},
         }) + _text_delta(index, text)
+
+    def _next_block(self) -> int:
+        """Open the next content block: ``_open`` moves on to it. The caller writes the end of the
+        block before it (``_close_open``, first) and the start of this one."""
+        self._open += 1
+        self._open_is_text = False
+        return self._open
+
+    def _close_open(self) -> bytes:
+        return _block_stop(self._open) if self._open >= 0 else b""
+
+    def thinking(self, pieces: Sequence[router_pb2.ThinkingDelta]) -> bytes:
+        """A thinking block opens a block of its own (closing the one before), empty, as Anthropic
+        opens one; its text follows as ``thinking_delta`` events and its signature as a
+        ``signature_delta``. A redacted block opens whole. The router sends a block's pieces only while
+        it is the newest, and before any text or call that came after it."""
+        out = b"" if self.started else self.start()
+        for piece in pieces:
+            block = self._thinking.get(piece.index)
+            if block is None:
+                out += self._close_open()
+                block = self._thinking[piece.index] = self._next_block()
+                out += _thinking_start(block, piece.redacted)
+            if block != self._open:
+                continue
+            if piece.thinking:
+                out += _content_delta(block, {"type": "thinking_delta", "thinking": piece.thinking})
+            if piece.signature:
+                out += _content_delta(block, {"type": "signature_delta", "signature": piece.signature})
+        return out
 
     def tool_calls(self, fragments: Sequence[router_pb2.ToolCallDelta]) -> bytes:
         """A call opens a ``tool_use`` block of its own (closing the block before it) and its argument
@@ -86,9 +124,10 @@ class AnthropicMessageStream:
         for fragment in fragments:
             known = self._calls.get(fragment.index)
             if known is None:
-                index = self._open + 1
-                out += _block_stop(self._open) + _tool_use_start(index, fragment.id, fragment.name)
-                self._open, self._open_is_text, known = index, False, (index, "")
+                out += self._close_open()
+                index = self._next_block()
+                out += _tool_use_start(index, fragment.id, fragment.name)
+                known = (index, "")
             block, sent = known
             if fragment.arguments and block == self._open:
                 out += _json_delta(block, fragment.arguments)
@@ -118,10 +157,9 @@ class AnthropicMessageStream:
             },
             "usage": {"output_tokens": usage.pop("output_tokens"), **usage},
         }
-        out = self.start() + self._rest_of_calls(finish) + _block_stop(self._open)
+        out = self.start() + self._rest_of_calls(finish) + self._close_open()
         for use in uses[len(self._calls):]:  # calls the fragments never opened: whole, after the rest
-            self._open += 1
-            out += _tool_use_events(self._open, use)
+            out += _tool_use_events(self._next_block(), use)
         self.done = True
         return out + sse.json_event("message_delta", delta) + _MESSAGE_STOP
 
@@ -156,17 +194,25 @@ def _tool_use_start(index: int, call_id: str, name: str) -> bytes:
     })
 
 
-def _json_delta(index: int, partial_json: str) -> bytes:
-    return sse.json_event("content_block_delta", {
-        "type": "content_block_delta", "index": index,
-        "delta": {"type": "input_json_delta", "partial_json": partial_json},
+def _thinking_start(index: int, redacted: str) -> bytes:
+    block = ({"type": "redacted_thinking", "data": redacted} if redacted
+             else {"type": "thinking", "thinking": "", "signature": ""})
+    return sse.json_event("content_block_start", {
+        "type": "content_block_start", "index": index, "content_block": block,
     })
+
+
+def _content_delta(index: int, delta: dict[str, str]) -> bytes:
+    event = {"type": "content_block_delta", "index": index, "delta": delta}
+    return sse.json_event("content_block_delta", event)
+
+
+def _json_delta(index: int, partial_json: str) -> bytes:
+    return _content_delta(index, {"type": "input_json_delta", "partial_json": partial_json})
 
 
 def _text_delta(index: int, text: str) -> bytes:
-    return sse.json_event("content_block_delta", {
-        "type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text},
-    })
+    return _content_delta(index, {"type": "text_delta", "text": text})
 
 
 def _tool_use_events(index: int, use: ToolUseBlock) -> bytes:

@@ -75,6 +75,9 @@ class _OpenAIStream:
     def tool_calls(self, fragments: Sequence[router_pb2.ToolCallDelta]) -> bytes:
         return b""  # only chat answers call tools
 
+    def thinking(self, pieces: Sequence[router_pb2.ThinkingDelta]) -> bytes:
+        return b""  # only the Messages API asks for thinking, and OpenAI's APIs have no place for it
+
     def finish(self, finish: router_pb2.Finish) -> bytes:
         """The end of the stream: clean (with usage when asked) or, for a failed Finish, an error event."""
         if (error := finish_error(finish)) is not None:

@@ -36,6 +36,9 @@ from services.router.backends import (
     Image,
     Outcome,
     Sampling,
+    ThinkingBlock,
+    ThinkingConfig,
+    ThinkingDelta,
     ToolCallDelta,
 )
 from services.router.breaker import CircuitBreaker
@@ -89,7 +92,7 @@ def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) 
         messages=tuple(
             ChatTurn(m.role, m.content, m.name, m.tool_call_id,
                      tuple(CacheBreakpoint(b.offset, b.ttl) for b in m.cache_breakpoints), m.tool_failed,
-                     tuple(_image(i) for i in m.images))
+                     tuple(_image(i) for i in m.images), tuple(_thinking_block(b) for b in m.thinking))
             for m in request.chat.messages
         ) if chat else None,
         prompt=None if chat else request.prompt,
@@ -97,7 +100,16 @@ def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) 
         chat_template=chat_template,
         end_user=request.end_user or None,
         prompt_cache_key=request.prompt_cache_key or None,
+        thinking=_thinking_config(request.thinking) if request.HasField("thinking") else None,
     )
+
+
+def _thinking_config(config: router_pb2.ThinkingConfig) -> ThinkingConfig:
+    return ThinkingConfig(config.type, config.budget_tokens, config.display)
+
+
+def _thinking_block(block: router_pb2.ThinkingBlock) -> ThinkingBlock:
+    return ThinkingBlock(block.thinking, block.signature, block.redacted, block.offset, block.after_calls)
 
 
 def _image(part: router_pb2.ImagePart) -> Image:
@@ -166,13 +178,16 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         sent_any = False
         try:
             async for batch in self._run(chain, generation, served):
-                calls = served.outcome.take_tool_deltas() if served.outcome.tool_deltas else []
-                served.pieces += len(batch) + len(calls)  # a fragment is output too (cut-stream billing)
+                o = served.outcome
+                calls = o.take_tool_deltas() if o.tool_deltas else []
+                thinking = o.take_thinking_deltas() if o.thinking_deltas else []
+                # a fragment or a piece of thinking is output too (cut-stream billing)
+                served.pieces += len(batch) + len(calls) + len(thinking)
                 if not request.accepts_tool_call_deltas:
                     calls = []  # the caller takes the calls whole from the Finish
-                    if not batch and sent_any:
+                    if not batch and not thinking and sent_any:
                         continue
-                yield _delta(batch, calls, served, not sent_any, request.accepts_pieces)
+                yield _delta(batch, calls, thinking, served, not sent_any, request.accepts_pieces)
                 sent_any = True
         except TollgateError as exc:
             if not sent_any:
@@ -189,8 +204,10 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         try:
             async for batch in self._run(chain, generation, served):
                 parts.extend(batch)
-                served.pieces += len(batch) + len(served.outcome.tool_deltas)
-                served.outcome.tool_deltas.clear()  # the reply carries the calls whole
+                o = served.outcome
+                served.pieces += len(batch) + len(o.tool_deltas) + len(o.thinking_deltas)
+                o.tool_deltas.clear()  # the reply carries the calls and the thinking whole
+                o.thinking_deltas.clear()
         except TollgateError as exc:
             if not parts:
                 raise
@@ -288,11 +305,16 @@ def _failed(served: Served, model: str, exc: TollgateError) -> router_pb2.Finish
 
 
 def _delta(
-    pieces: list[str], calls: list[ToolCallDelta], served: Served, first: bool, accepts_pieces: bool,
+    pieces: list[str], calls: list[ToolCallDelta], thinking: list[ThinkingDelta], served: Served, first: bool,
+    accepts_pieces: bool,
 ) -> router_pb2.GenerateResponse:
     """One message for what arrived together: as ``pieces`` to an edge that reads them, else (a single
-    piece, or an edge older than pieces) as ``text``; then the tool-call fragments."""
+    piece, or an edge older than pieces) as ``text``; then the tool-call fragments. Thinking, which
+    only ever comes before the text it travels with, and only when asked for."""
     delta = router_pb2.Delta(output_tokens=served.output_so_far(), input_tokens=served.outcome.input_tokens)
+    for piece in thinking:
+        delta.thinking.add(index=piece.index, thinking=piece.thinking, signature=piece.signature,
+                           redacted=piece.redacted)
     if len(pieces) == 1 or not accepts_pieces:
         delta.text = "".join(pieces)
     else:
@@ -326,6 +348,10 @@ def _finish(served: Served, model: str, error: TollgateError | None) -> router_p
         error_message=error.message if error else "",
         tool_calls=[] if error else [
             router_pb2.ToolCall(id=c.id, name=c.name, arguments_json=c.arguments) for c in o.tool_calls
+        ],
+        thinking=[] if error else [
+            router_pb2.ThinkingBlock(thinking=b.thinking, signature=b.signature, redacted=b.redacted,
+                                     offset=b.offset, after_calls=b.after_calls) for b in o.thinking
         ],
     )
 

@@ -57,8 +57,9 @@ async def publish_provider_model(
     features: tuple[str, ...] | None = None, **model_fields: object,
 ) -> None:
     model_fields.setdefault("created_at", now())
+    model_fields.setdefault("max_output_tokens", 1024)
     entities = [
-        ModelEntry(id=name, display_name=name, context_length=8192, max_output_tokens=1024, **model_fields),  # type: ignore[arg-type]
+        ModelEntry(id=name, display_name=name, context_length=8192, **model_fields),  # type: ignore[arg-type]
         DeploymentEntry(id=f"{name}-dep", model_id=name, backend=backend,  # type: ignore[arg-type]
                         endpoint=base_url, upstream_model=f"{scenario}:{name}", features=features),
         PriceEntry(id=f"{name}-price", model_id=name, effective_from=now() - timedelta(days=1),
@@ -109,6 +110,9 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
     )
     for scenario in ["ok", "overloaded", "tool-use", "stop-sequence", "rate-limited", "slow-stream"]:
         await publish_provider_model(producer, f"an-{scenario}-{tag}", "anthropic", upstream.anthropic_base_url, scenario)
+    await publish_provider_model(  # room for a thinking budget (at least 1,024) and an answer after it
+        producer, f"an-thinking-{tag}", "anthropic", upstream.anthropic_base_url, "thinking", max_output_tokens=4096,
+    )
     await publish_provider_model(
         producer, f"old-{tag}", "openai", upstream.openai_base_url, "ok",
         deprecated_at=now() - timedelta(days=30), sunset_at=now() + timedelta(days=30), replacement=f"oa-ok-{tag}",

@@ -140,6 +140,14 @@ async def test_tool_use_finishes_with_tool_calls(upstream, http, key, tag) -> No
     assert len(fragments) > 2 and "".join(f.arguments for f in fragments) == outcome.tool_calls[0].arguments
 
 
+def read_in_one(events: list[dict[str, Any]], outcome: Outcome) -> AsyncGenerator[list[str], None]:
+    """The adapter reading ``events`` (Anthropic's stream events) that arrived in one network read."""
+    async def batches() -> AsyncGenerator[list[Event], None]:
+        yield [Event(event=str(e["type"]), data=json.dumps(e)) for e in events]
+
+    return AnthropicBackend("http://unused", None, cast(Any, None))._read(batches(), outcome, ())
+
+
 async def test_a_tool_use_without_input_streams_and_finishes_as_an_empty_object() -> None:
     """No input_json_delta at all: the call's arguments are {} in the fragments as in the Finish."""
     events = [
@@ -150,13 +158,8 @@ async def test_a_tool_use_without_input_streams_and_finishes_as_an_empty_object(
         {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}},
         {"type": "message_stop"},
     ]
-
-    async def batches() -> AsyncGenerator[list[Event], None]:
-        yield [Event(event=str(e["type"]), data=json.dumps(e)) for e in events]
-
     outcome = Outcome()
-    reader = AnthropicBackend("http://unused", None, cast(Any, None))._read(batches(), outcome, ())
-    assert [batch async for batch in reader] == [[]]  # fragments only
+    assert [batch async for batch in read_in_one(events, outcome)] == [[]]  # fragments only
     assert outcome.tool_deltas == [ToolCallDelta(0, "toolu_1", "now", ""), ToolCallDelta(0, "", "", "{}")]
     assert outcome.tool_calls == [ToolCall("toolu_1", "now", "{}")]
 

@@ -88,6 +88,9 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
         "tool-use": Scenario("tool-use"),
         "stop-sequence": Scenario("stop-sequence"),  # ended by one of the request's stop_sequences
         "refusal": Scenario("refusal"),  # the model declined (stop_reason "refusal")
+        # extended thinking: a thinking block (signed), a redacted one, then the text
+        "thinking": Scenario("thinking"),
+        "thinking-one-write": Scenario("thinking", one_write=True),  # all of it in one network read
         "overloaded": Scenario("overloaded"),
         # message_start, content_block_start, ping, then 3 text deltas
         "quiet": Scenario("ok", pauses=((0, QUIET_SECONDS), (5, QUIET_SECONDS))),  # the second after 2 deltas

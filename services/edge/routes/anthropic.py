@@ -14,21 +14,27 @@ from services.edge.catalog_view import deprecation_headers
 from services.edge.content import check_image_input
 from services.edge.convert import (
     AnthropicMessageStream,
+    PublicRequest,
     build_message,
     parse_messages_request,
     to_generate_request,
 )
-from services.edge.convert_anthropic import parse_count_tokens_request
+from services.edge.convert_anthropic import asks_for_thinking, parse_count_tokens_request
 from services.edge.cors import ANTHROPIC_BROWSER_HEADER, check_browser_opt_in
 from services.edge.dependencies import EdgeDeps
 from services.edge.routes.generation import Api, serve
 from services.edge.routes.responses import error_response, json_response, read_body
 
+
+def _stream(request_id: str, model: str, req: PublicRequest) -> AnthropicMessageStream:
+    return AnthropicMessageStream(request_id, model, thinking=asks_for_thinking(req))
+
+
 MESSAGES = Api(
     name="anthropic.messages",
     flavor="anthropic",
     parse=parse_messages_request,
-    stream=lambda rid, model, _req: AnthropicMessageStream(rid, model),
+    stream=_stream,
     build=build_message,
     browser_opt_in=ANTHROPIC_BROWSER_HEADER,
 )

@@ -81,10 +81,12 @@ async def _events(
                 admitted.observe(message)
                 delta = message.delta
                 # each piece is its own chunk to the client, all written at once
+                # thinking first: it came before the text it travels with, and its block opens first
+                out = encoder.thinking(delta.thinking) if delta.thinking else b""
                 if delta.pieces:
-                    out = b"".join(encoder.delta(piece) for piece in delta.pieces)
+                    out += b"".join(encoder.delta(piece) for piece in delta.pieces)
                 else:
-                    out = encoder.delta(delta.text)
+                    out += encoder.delta(delta.text)
                 yield out + encoder.tool_calls(delta.tool_calls) if delta.tool_calls else out
             elif message is QUIET:
                 yield encoder.keep_alive()

@@ -1,9 +1,10 @@
 """Anthropic Messages request bodies we accept, as Anthropic's public spec has them.
 
-Block types Tollgate cannot serve yet (documents, thinking, server tools) are parsed as
+Block types Tollgate cannot serve yet (documents, search results, server tools) are parsed as
 ``UnsupportedBlock`` and refused by the parse step with a message naming the block, so "not supported"
 and "not valid" stay two different, clear answers. Image blocks in user turns and in tool results are
-served, to models whose catalog entry takes image input. Response shapes: ``anthropic_responses``.
+served, to models whose catalog entry takes image input; thinking blocks in assistant turns go back to
+the provider that wrote them. Response shapes: ``anthropic_responses``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 
 from services.edge.wire.base import INT32_MAX, JsonObject, RequestModel, by_kind, by_type
 
-_UNSUPPORTED_TYPES = (
-    "document", "search_result", "thinking", "redacted_thinking", "server_tool_use", "web_search_tool_result",
-)
+_UNSUPPORTED_TYPES = ("document", "search_result", "server_tool_use", "web_search_tool_result")
 ImageMediaType = Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
 
 
@@ -62,10 +61,7 @@ class UnsupportedBlock(RequestModel):
     """A valid block of a kind our text-only backends cannot take; the parse step names it in a 400."""
 
     model_config = ConfigDict(extra="allow")
-    type: Literal[
-        "image", "document", "search_result", "thinking", "redacted_thinking", "server_tool_use",
-        "web_search_tool_result",
-    ]
+    type: Literal["document", "search_result", "server_tool_use", "web_search_tool_result"]
 
 
 ToolResultPart = Annotated[
@@ -79,6 +75,20 @@ ToolResultContent = Annotated[
     Annotated[str, Tag("<string>")] | Annotated[list[ToolResultPart], Tag("<array>")],
     by_kind("a string or an array of content blocks"),
 ]
+
+
+class ThinkingBlock(RequestModel):
+    """A block of an earlier answer's extended thinking, sent back as the provider returned it (its
+    signature proves that); in assistant turns only."""
+
+    type: Literal["thinking"]
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingBlock(RequestModel):
+    type: Literal["redacted_thinking"]
+    data: str
 
 
 class ToolUseBlock(RequestModel):
@@ -104,11 +114,12 @@ ContentBlock = Annotated[
     | Annotated[ImageBlock, Tag("<image>")]
     | Annotated[UnsupportedBlock, Tag("<document>")]
     | Annotated[UnsupportedBlock, Tag("<search_result>")]
-    | Annotated[UnsupportedBlock, Tag("<thinking>")]
-    | Annotated[UnsupportedBlock, Tag("<redacted_thinking>")]
+    | Annotated[ThinkingBlock, Tag("<thinking>")]
+    | Annotated[RedactedThinkingBlock, Tag("<redacted_thinking>")]
     | Annotated[UnsupportedBlock, Tag("<server_tool_use>")]
     | Annotated[UnsupportedBlock, Tag("<web_search_tool_result>")],
-    by_type("'text', 'tool_use', 'tool_result', 'image', " + ", ".join(f"'{t}'" for t in _UNSUPPORTED_TYPES)),
+    by_type("'text', 'tool_use', 'tool_result', 'image', 'thinking', 'redacted_thinking', "
+            + ", ".join(f"'{t}'" for t in _UNSUPPORTED_TYPES)),
 ]
 Content = Annotated[
     Annotated[str, Tag("<string>")] | Annotated[list[ContentBlock], Tag("<array>")],
@@ -170,8 +181,12 @@ class ToolChoice(RequestModel):
 
 
 class Thinking(RequestModel):
+    """Extended thinking: ``enabled`` with a budget (at least 1,024 tokens, less than ``max_tokens``;
+    the parse step checks both), or ``adaptive`` (the model decides how much)."""
+
     type: Literal["enabled", "disabled", "adaptive"]
     budget_tokens: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
+    display: Literal["summarized", "omitted"] | None = None
 
 
 class Metadata(RequestModel):

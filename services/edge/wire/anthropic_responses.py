@@ -28,6 +28,26 @@ class ToolUseBlock(ResponseModel):
     input: dict[str, Any]
 
 
+class ThinkingBlock(ResponseModel):
+    """Extended thinking, with the provider's signature (a client sends the block back unchanged). In a
+    stream it opens empty, its text follows as ``thinking_delta`` events and the signature as one
+    ``signature_delta``."""
+
+    type: Literal["thinking"] = "thinking"
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingBlock(ResponseModel):
+    """Thinking the provider encrypted; whole in its ``content_block_start``."""
+
+    type: Literal["redacted_thinking"] = "redacted_thinking"
+    data: str
+
+
+ContentBlock = TextBlock | ToolUseBlock | ThinkingBlock | RedactedThinkingBlock
+
+
 class Usage(ResponseModel):
     """Anthropic counts ``input_tokens`` without cache reads and cache writes (they have their own fields)."""
 
@@ -41,7 +61,7 @@ class Message(ResponseModel):
     id: str
     type: Literal["message"] = "message"
     role: Literal["assistant"] = "assistant"
-    content: list[TextBlock | ToolUseBlock]
+    content: list[ContentBlock]
     model: str
     stop_reason: StopReason | None
     stop_sequence: str | None = None
@@ -56,7 +76,7 @@ class MessageStartEvent(ResponseModel):
 class ContentBlockStartEvent(ResponseModel):
     type: Literal["content_block_start"] = "content_block_start"
     index: int
-    content_block: TextBlock | ToolUseBlock
+    content_block: ContentBlock
 
 
 class PingEvent(ResponseModel):
@@ -73,10 +93,20 @@ class InputJSONDelta(ResponseModel):
     partial_json: str
 
 
+class ThinkingDelta(ResponseModel):
+    type: Literal["thinking_delta"] = "thinking_delta"
+    thinking: str
+
+
+class SignatureDelta(ResponseModel):
+    type: Literal["signature_delta"] = "signature_delta"
+    signature: str
+
+
 class ContentBlockDeltaEvent(ResponseModel):
     type: Literal["content_block_delta"] = "content_block_delta"
     index: int
-    delta: TextDelta | InputJSONDelta
+    delta: TextDelta | InputJSONDelta | ThinkingDelta | SignatureDelta
 
 
 class ContentBlockStopEvent(ResponseModel):

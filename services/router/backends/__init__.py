@@ -9,7 +9,8 @@ Tool calls travel twice, in the ``Outcome``: as fragments while the model writes
 (``tool_deltas``, taken by the server after each batch and streamed, so a client sees a call's
 arguments grow as it would calling the provider directly), and whole at the end (``tool_calls``,
 which non-streamed answers and the Finish carry). ``tool_call_fragments.ToolCallAssembler`` keeps the
-two consistent for every provider.
+two consistent for every provider. Extended thinking (Anthropic's) travels the same two ways
+(``thinking_deltas``, then ``thinking`` whole), kept consistent by ``thinking.ThinkingAssembler``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from services.common.errors import UnsupportedByBackend
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,40 @@ class Image:
 
 
 @dataclass(frozen=True)
+class ThinkingBlock:
+    """A block of a model's extended thinking, whole: its text and signature, or a redacted block's
+    data. The provider checks the signature when an earlier turn's block comes back, so it travels
+    unchanged. Placed at ``offset`` into its turn's text (code points) when no tool call came before
+    it, else right after its turn's ``after_calls``-th call."""
+
+    thinking: str = ""
+    signature: str = ""
+    redacted: str = ""
+    offset: int = 0
+    after_calls: int = 0
+
+
+@dataclass(frozen=True)
+class ThinkingDelta:
+    """A piece of thinking block ``index`` (proto ``ThinkingDelta``): the next piece of its text, its
+    signature at its end, or a redacted block whole."""
+
+    index: int
+    thinking: str = ""
+    signature: str = ""
+    redacted: str = ""
+
+
+@dataclass(frozen=True)
+class ThinkingConfig:
+    """The client asked the model to think first (Anthropic's ``thinking``); only Anthropic providers can."""
+
+    type: str  # enabled | adaptive
+    budget_tokens: int = 0  # type enabled: the most tokens of thinking, part of max_tokens
+    display: str = ""  # "" (the model's default) | summarized | omitted
+
+
+@dataclass(frozen=True)
 class ChatTurn:
     role: str  # system | user | assistant | tool
     content: str
@@ -60,6 +97,7 @@ class ChatTurn:
     cache_breakpoints: tuple[CacheBreakpoint, ...] = ()
     tool_failed: bool = False  # a tool result reporting the tool's failure; OpenAI's API cannot say it
     images: tuple[Image, ...] = ()  # in content order
+    thinking: tuple[ThinkingBlock, ...] = ()  # an assistant turn's, in the order the model wrote them
 
 
 def text_and_images(turn: ChatTurn) -> list[str | Image]:
@@ -89,6 +127,16 @@ class GenerationRequest:
     chat_template: str | None = None  # the catalog model's template, for backends that take a prompt
     end_user: str | None = None  # hashed end-user id for providers' abuse attribution (edge's end_user.py)
     prompt_cache_key: str | None = None  # hashed like end_user; OpenAI's API routes its cache by it
+    thinking: ThinkingConfig | None = None  # None: no thinking asked for
+
+
+def refuse_thinking(request: GenerationRequest) -> None:
+    """For backends without extended thinking: a request that asks for it is refused as unsupported
+    (fallback moves on to a deployment that can). Thinking blocks of earlier turns are another
+    provider's signed record, which a model here cannot read: they are left out, as Anthropic itself
+    leaves out those of earlier turns."""
+    if request.thinking is not None:
+        raise UnsupportedByBackend("extended thinking is not supported by this model", param="thinking")
 
 
 @dataclass(frozen=True)
@@ -132,10 +180,17 @@ class Outcome:
     usage_reported: bool = False  # False when the upstream omitted usage
     tool_calls: list[ToolCall] = field(default_factory=list)  # in the order the model made them
     tool_deltas: list[ToolCallDelta] = field(default_factory=list)  # fragments not yet taken by the caller
+    thinking: list[ThinkingBlock] = field(default_factory=list)  # whole, at the end (when asked for)
+    thinking_deltas: list[ThinkingDelta] = field(default_factory=list)  # not yet taken by the caller
 
     def take_tool_deltas(self) -> list[ToolCallDelta]:
         """The fragments that arrived since the last take (the caller streams them)."""
         taken, self.tool_deltas = self.tool_deltas, []
+        return taken
+
+    def take_thinking_deltas(self) -> list[ThinkingDelta]:
+        """The thinking pieces that arrived since the last take (the caller streams them)."""
+        taken, self.thinking_deltas = self.thinking_deltas, []
         return taken
 
 

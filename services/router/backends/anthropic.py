@@ -24,7 +24,11 @@ Decisions worth knowing:
   prompt with breakpoints is sent as blocks; tools keep their own ``cache_control``.
 - Text deltas are yielded as they come; a ``tool_use`` block's id, name and ``input_json_delta``
   fragments are passed on as they come too, and the call reaches the ``Outcome`` whole at the end (a
-  call without input as ``{}``). Thinking deltas are not carried.
+  call without input as ``{}``).
+- Extended thinking: the client's ``thinking`` goes out as it asked. The answer's thinking blocks are
+  passed on as they come (``thinking.ThinkingAssembler``), in their own deltas ahead of any text or
+  call that came after them, and an earlier turn's blocks go back where the model wrote them, unchanged
+  (Anthropic checks their signatures and their order).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from services.router.backends import (
     GenerationRequest,
     Image,
     Outcome,
+    ThinkingBlock,
     as_count,
     text_and_images,
 )
@@ -59,12 +64,13 @@ from services.router.backends.http import (
 )
 from services.router.backends.http_client import TransportError
 from services.router.backends.sse import Event
+from services.router.backends.thinking import ThinkingAssembler
 from services.router.backends.tool_call_fragments import ToolCallAssembler
 from services.router.backends.tool_use import TOOL_OPTIONS, anthropic_tools, assistant_tool_calls, call_input
 
 READY_TIMEOUT = 2.0
 # what Anthropic's count_tokens takes of a Messages request (the rest is about generating)
-COUNTED_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice"})
+COUNTED_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
 
 _FINISH = {
     "end_turn": "stop",
@@ -90,6 +96,8 @@ def to_messages(
             continue
         role, blocks = _blocks(turn, (tool_calls or {}).get(index, []))
         blocks = _with_images(turn) if turn.images and turn.role == "user" else _cached(turn, blocks)
+        if turn.thinking:
+            blocks = _with_thinking(turn.thinking, blocks)
         if messages and messages[-1]["role"] == role:
             messages[-1]["content"].extend(blocks)
         else:
@@ -152,6 +160,41 @@ def _with_images(turn: ChatTurn) -> list[dict[str, Any]]:
             start = cut
         position = end
     return blocks
+
+
+def _with_thinking(thinking: Sequence[ThinkingBlock], blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An assistant turn's blocks with its thinking put back where the model wrote it: a block at an
+    offset inside the text splits it there (a breakpoint stays on the text block it ended), one after
+    calls follows its ``after_calls``-th call, anything left goes at the end. Empty text is dropped, as
+    a turn of thinking and calls has none."""
+    pending = list(thinking)
+    out: list[dict[str, Any]] = []
+    position = calls = 0
+    for block in blocks:
+        if block["type"] == "text":
+            text, start = block["text"], 0
+            while pending and pending[0].after_calls == 0 and pending[0].offset < position + len(text):
+                cut = max(pending[0].offset - position, start)
+                if cut > start:
+                    out.append({"type": "text", "text": text[start:cut]})
+                    start = cut
+                out.append(_thinking_block(pending.pop(0)))
+            if text[start:]:
+                out.append({**block, "text": text[start:]})
+            position += len(text)
+            continue
+        if block["type"] == "tool_use":
+            while pending and pending[0].after_calls <= calls:
+                out.append(_thinking_block(pending.pop(0)))
+            calls += 1
+        out.append(block)
+    return out + [_thinking_block(b) for b in pending]
+
+
+def _thinking_block(block: ThinkingBlock) -> dict[str, str]:
+    if block.redacted:
+        return {"type": "redacted_thinking", "data": block.redacted}
+    return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
 
 
 def _image_source(url: str) -> dict[str, str]:
@@ -269,6 +312,12 @@ class AnthropicBackend:
             body["stop_sequences"] = list(sampling.stop)
         if request.end_user:
             body["metadata"] = {"user_id": request.end_user}
+        if (thinking := request.thinking) is not None:
+            body["thinking"] = {"type": thinking.type}
+            if thinking.budget_tokens:
+                body["thinking"]["budget_tokens"] = thinking.budget_tokens
+            if thinking.display:
+                body["thinking"]["display"] = thinking.display
         return body
 
     async def count_tokens(self, request: GenerationRequest) -> int:
@@ -319,6 +368,8 @@ class AnthropicBackend:
         started = finished = False
         stop_reason: str | None = None
         calls = ToolCallAssembler(outcome)  # tool_use blocks by content index, input as JSON text
+        thinking = ThinkingAssembler(outcome)
+        written = 0  # the answer's text so far, in code points: where a thinking block comes in it
         async with aclosing(batches):
             async for events in batches:
                 if finished:
@@ -330,10 +381,16 @@ class AnthropicBackend:
                         break
                     doc = pe.parse_event(event.data)
                     kind = doc.get("type") or event.event
+                    if _is_thinking(kind, doc) and (pieces or outcome.tool_deltas):
+                        yield pieces  # what came before the thinking goes first, in a delta of its own
+                        pieces = []
                     if kind == "content_block_delta":
                         delta = doc.get("delta") or {}
                         if delta.get("type") == "text_delta" and delta.get("text"):
                             pieces.append(str(delta["text"]))
+                            written += len(pieces[-1])
+                        elif delta.get("type") in ("thinking_delta", "signature_delta"):
+                            _thinking_delta(thinking, as_count(doc.get("index")), delta)
                         elif delta.get("type") == "input_json_delta":
                             index, piece = as_count(doc.get("index")), delta.get("partial_json")
                             if calls.arguments_of(index) is not None and isinstance(piece, str):
@@ -342,6 +399,10 @@ class AnthropicBackend:
                         block = doc.get("content_block") or {}
                         if block.get("type") == "text" and block.get("text"):
                             pieces.append(str(block["text"]))
+                            written += len(pieces[-1])
+                        elif block.get("type") in ("thinking", "redacted_thinking"):
+                            thinking.start(as_count(doc.get("index")), offset=written,
+                                           after_calls=len(calls.calls()), **_thinking_start(block))
                         elif block.get("type") == "tool_use":
                             calls.fragment(as_count(doc.get("index")), **_tool_use_start(block))
                     elif kind == "content_block_stop":
@@ -369,7 +430,7 @@ class AnthropicBackend:
                         failure = pe.error_from_stream_event(doc, secrets)
                         break
                     # ping and event types added later carry nothing we need
-                if pieces or outcome.tool_deltas:
+                if pieces or outcome.tool_deltas or outcome.thinking_deltas:
                     yield pieces
                 if failure is not None:
                     raise failure
@@ -377,6 +438,7 @@ class AnthropicBackend:
             raise pe.incomplete_stream()
         outcome.finish_reason = _FINISH.get(stop_reason or "end_turn", "stop")
         outcome.tool_calls = [replace(c, arguments=c.arguments or "{}") for c in calls.calls()]
+        outcome.thinking = thinking.blocks()
 
     async def close(self) -> None:
         """Nothing to release: the HTTP client belongs to whoever built the backends."""
@@ -388,3 +450,27 @@ def _tool_use_start(block: dict[str, Any]) -> dict[str, str]:
     given = block.get("input")
     return {"call_id": str(block.get("id") or ""), "name": str(block.get("name") or ""),
             "arguments": orjson.dumps(given).decode() if isinstance(given, dict) and given else ""}
+
+
+def _is_thinking(kind: str | None, doc: dict[str, Any]) -> bool:
+    """An event of a thinking block: one that must not share a delta with text or calls before it."""
+    if kind == "content_block_start":
+        return (doc.get("content_block") or {}).get("type") in ("thinking", "redacted_thinking")
+    return kind == "content_block_delta" and (doc.get("delta") or {}).get("type") in (
+        "thinking_delta", "signature_delta")
+
+
+def _thinking_start(block: dict[str, Any]) -> dict[str, str]:
+    """A thinking block as it opens (Anthropic opens it empty), or a redacted block, whole."""
+    if block.get("type") == "redacted_thinking":
+        return {"redacted": str(block.get("data") or "")}
+    return {"thinking": str(block.get("thinking") or ""), "signature": str(block.get("signature") or "")}
+
+
+def _thinking_delta(thinking: ThinkingAssembler, index: int, delta: dict[str, Any]) -> None:
+    if not thinking.knows(index):
+        return  # a delta for a block that never opened: nothing to attach it to
+    if delta.get("type") == "thinking_delta" and isinstance(delta.get("thinking"), str):
+        thinking.text(index, delta["thinking"])
+    elif delta.get("type") == "signature_delta" and isinstance(delta.get("signature"), str):
+        thinking.signature(index, delta["signature"])

@@ -53,6 +53,7 @@ from services.router.backends import (
     GenerationRequest,
     Outcome,
     as_count,
+    refuse_thinking,
     text_and_images,
 )
 from services.router.backends import provider_errors as pe
@@ -161,6 +162,7 @@ class OpenAICompatBackend:
         return headers
 
     def _body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
+        refuse_thinking(request)
         options = dict(request.provider_options)
         if options.get("n") not in (None, 1):
             raise InvalidRequest("n > 1 is not supported for streamed generations", param="n")

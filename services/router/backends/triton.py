@@ -26,7 +26,13 @@ from services.common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from services.router.backends import COUNT_UNSUPPORTED, ChatTurn, GenerationRequest, Outcome
+from services.router.backends import (
+    COUNT_UNSUPPORTED,
+    ChatTurn,
+    GenerationRequest,
+    Outcome,
+    refuse_thinking,
+)
 from services.router.backends.triton_tensors import (
     build_count_request,
     build_request,
@@ -54,6 +60,7 @@ def preprocessing_model(generation_model: str) -> str | None:
 
 def _prompt(request: GenerationRequest) -> str:
     """What the model is sent as ``text_input``, or the refusal of what this backend cannot take."""
+    refuse_thinking(request)
     if request.provider_options:
         names = ", ".join(sorted(request.provider_options))
         raise UnsupportedByBackend(

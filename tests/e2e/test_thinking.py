@@ -1,0 +1,94 @@
+"""Extended thinking through the official Anthropic SDK: asked for, it reaches an Anthropic provider as
+asked and the answer's thinking comes back whole and streamed; an earlier answer's thinking goes back to
+the provider unchanged and in order; a model that cannot think refuses, and nothing is forwarded."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+import pytest
+
+from tests.e2e.conftest import TRITON_MODEL, Stack
+
+THINK: Any = {"type": "enabled", "budget_tokens": 1024}
+
+
+@pytest.fixture
+async def an(stack: Stack) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    async with anthropic.AsyncAnthropic(base_url=stack.base_url.removesuffix("/v1"), api_key=stack.key,
+                                        max_retries=0) as sdk:
+        yield sdk
+
+
+def _sent(stack: Stack, marker: str) -> dict[str, Any]:
+    [body] = [r["body"] for r in stack.upstream.requests_for(f"thinking:{stack.model('an-thinking')}")
+              if marker in str(r["body"])]
+    return body
+
+
+async def test_thinking_comes_back_whole_and_streamed_alike(an: anthropic.AsyncAnthropic, stack: Stack) -> None:
+    marker = uuid.uuid4().hex
+    messages: Any = [{"role": "user", "content": f"GCD of 1071 and 462? {marker}"}]
+    whole = await an.messages.create(model=stack.model("an-thinking"), max_tokens=2048, thinking=THINK,
+                                     messages=messages)
+    async with an.messages.stream(model=stack.model("an-thinking"), max_tokens=2048, thinking=THINK,
+                                  messages=messages) as stream:
+        thought = "".join([e.thinking async for e in stream if e.type == "thinking"])
+        final = await stream.get_final_message()
+    assert [b.type for b in whole.content] == ["thinking", "redacted_thinking", "text"]
+    assert [b.model_dump() for b in final.content] == [b.model_dump() for b in whole.content]
+    first = whole.content[0]
+    assert first.type == "thinking" and first.thinking == thought and "So the GCD is 21." in thought
+    assert first.signature.startswith("EqQBCgIYAh")
+    assert whole.content[2].type == "text" and whole.content[2].text == "The greatest common divisor of 1071 and 462 is **21**."
+    assert (whole.usage.input_tokens, whole.usage.output_tokens) == (58, 217)  # thinking is billed as output
+    assert final.usage.output_tokens == 217
+    for body in [r["body"] for r in stack.upstream.requests_for(f"thinking:{stack.model('an-thinking')}")
+                 if marker in str(r["body"])]:
+        assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+
+
+async def test_an_earlier_answers_thinking_goes_back_unchanged(an: anthropic.AsyncAnthropic, stack: Stack) -> None:
+    """The conversation continues with the answer the SDK rebuilt: the provider gets its thinking and
+    redacted blocks back exactly, before the text, as Anthropic requires."""
+    marker = uuid.uuid4().hex
+    first: Any = [{"role": "user", "content": f"GCD of 1071 and 462? {marker}"}]
+    answer = await an.messages.create(model=stack.model("an-thinking"), max_tokens=2048, thinking=THINK,
+                                      messages=first)
+    again = [*first, {"role": "assistant", "content": [b.model_dump() for b in answer.content]},
+             {"role": "user", "content": f"And of 462 and 147? {marker}-2"}]
+    await an.messages.create(model=stack.model("an-thinking"), max_tokens=2048, thinking=THINK, messages=again)
+    sent = _sent(stack, f"{marker}-2")["messages"]
+    assert sent[1] == {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": answer.content[0].thinking,  # type: ignore[union-attr]
+         "signature": answer.content[0].signature},  # type: ignore[union-attr]
+        {"type": "redacted_thinking", "data": answer.content[1].data},  # type: ignore[union-attr]
+        {"type": "text", "text": answer.content[2].text},  # type: ignore[union-attr]
+    ]}
+
+
+async def test_a_model_that_cannot_think_refuses_and_nothing_is_forwarded(
+    an: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
+    before = len(stack.upstream.requests_for(f"ok:{stack.model('oa-ok')}"))
+    for model in (stack.model("oa-ok"), TRITON_MODEL):
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            await an.messages.create(model=model, max_tokens=16, thinking={"type": "adaptive"},
+                                     messages=[{"role": "user", "content": "Hi"}])
+        assert refused.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+        assert "extended thinking is not supported" in str(refused.value)
+    assert len(stack.upstream.requests_for(f"ok:{stack.model('oa-ok')}")) == before
+
+
+async def test_a_budget_that_leaves_no_room_to_answer_is_refused_before_forwarding(
+    an: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
+    before = len(stack.upstream.requests_for(f"thinking:{stack.model('an-thinking')}"))
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        await an.messages.create(model=stack.model("an-thinking"), max_tokens=1024, thinking=THINK,
+                                 messages=[{"role": "user", "content": "Hi"}])
+    assert "thinking.budget_tokens" in str(refused.value)
+    assert len(stack.upstream.requests_for(f"thinking:{stack.model('an-thinking')}")) == before
