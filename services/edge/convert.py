@@ -21,6 +21,7 @@ from services.edge.convert_openai import (
     parse_chat_request,
     parse_completion_request,
 )
+from services.edge.convert_responses_api import ResponsesChat
 from services.edge.finish import finish_error
 from services.edge.streams_anthropic import AnthropicMessageStream
 from services.edge.streams_openai import OpenAIChatStream, OpenAICompletionStream
@@ -81,6 +82,8 @@ def requested_max_tokens(req: PublicRequest) -> int | None:
 
 def max_tokens_param(req: PublicRequest) -> str:
     """The name the client gave its output limit (the one a 400 about it should name)."""
+    if isinstance(req, ResponsesChat):
+        return "max_output_tokens"
     if isinstance(req, ChatCompletionRequest) and req.max_completion_tokens is not None:
         return "max_completion_tokens"
     return "max_tokens"

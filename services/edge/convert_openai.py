@@ -46,7 +46,7 @@ def parse_chat_request(body: bytes) -> w.ChatCompletionRequest:
         req = w.ChatCompletionRequest.model_validate_json(body)
     except ValidationError as exc:
         raise openai_error(exc) from None
-    _check_chat(req)
+    check_chat(req)
     return req
 
 
@@ -71,7 +71,9 @@ def _check_common(n: int | None, stream: bool | None, stream_options: object) ->
                              param="stream_options", code="invalid_value")
 
 
-def _check_chat(req: w.ChatCompletionRequest) -> None:
+def check_chat(req: w.ChatCompletionRequest) -> None:
+    """The checks of a parsed chat request beyond its shape (shared with the Responses API, which
+    becomes one)."""
     _check_common(req.n, req.stream, req.stream_options)
     if req.logprobs:
         raise _refuse("logprobs", "logprobs are not supported yet; omit 'logprobs' or set it to false.")

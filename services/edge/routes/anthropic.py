@@ -35,7 +35,7 @@ MESSAGES = Api(
     flavor="anthropic",
     parse=parse_messages_request,
     stream=_stream,
-    build=build_message,
+    build=lambda rid, model, text, finish, _req: build_message(rid, model, text, finish),
     browser_opt_in=ANTHROPIC_BROWSER_HEADER,
 )
 COUNT_TIMEOUT_SECONDS = 30.0  # a count is one small request to the provider, never a generation

@@ -66,7 +66,8 @@ class Api:
     flavor: Flavor
     parse: Callable[[bytes], PublicRequest]
     stream: Callable[[str, str, PublicRequest], EventStream]
-    build: Callable[[str, str, str, router_pb2.Finish], BaseModel]  # request id, model, text, finish
+    # request id, model, text, finish, the parsed request
+    build: Callable[[str, str, str, router_pb2.Finish, PublicRequest], BaseModel]
     browser_opt_in: str | None = None  # a header a browser's request must set to "true" (Anthropic's rule)
 
 
@@ -193,16 +194,16 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
         return AdmittedStream(
             _events(call, first, encoder, admitted), admitted, {**SSE_HEADERS, **headers}, watch
         )
-    return _answer(whole, api, request_id, parsed.model, headers, admitted)
+    return _answer(whole, api, request_id, parsed, headers, admitted)
 
 
 def _answer(
-    whole: router_pb2.CompleteResponse, api: Api, request_id: str, model: str, headers: dict[str, str],
-    admitted: Admitted,
+    whole: router_pb2.CompleteResponse, api: Api, request_id: str, parsed: PublicRequest,
+    headers: dict[str, str], admitted: Admitted,
 ) -> Response:
     """The non-streamed body, or the error its Finish carries (generation failed part-way)."""
     try:
-        body = api.build(request_id, model, whole.text, whole.finish)
+        body = api.build(request_id, parsed.model, whole.text, whole.finish, parsed)
     except TollgateError as exc:
         admitted.fail(exc)
         return error_response(exc, api.flavor, headers)

@@ -1,4 +1,5 @@
-"""OpenAI-compatible endpoints: chat completions and completions (the model list: ``routes/models.py``)."""
+"""OpenAI-compatible endpoints: chat completions, completions and responses (the model list:
+``routes/models.py``)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from services.edge.convert import (
     parse_chat_request,
     parse_completion_request,
 )
+from services.edge.convert_responses_api import ResponsesChat, build_response, parse_responses_request
 from services.edge.dependencies import EdgeDeps
 from services.edge.routes.generation import Api, created_now, serve
+from services.edge.streams_responses_api import ResponsesStream
 from services.edge.wire.openai import ChatCompletionRequest, CompletionRequest
+from services.edge.wire.responses_api import ResponsesRequest
 
 
 def _include_usage(req: PublicRequest) -> bool:
@@ -30,14 +34,29 @@ CHAT = Api(
     flavor="openai",
     parse=parse_chat_request,
     stream=lambda rid, model, req: OpenAIChatStream(rid, model, include_usage=_include_usage(req)),
-    build=lambda rid, model, text, finish: build_chat_completion(rid, model, created_now(), text, finish),
+    build=lambda rid, model, text, finish, _: build_chat_completion(rid, model, created_now(), text, finish),
 )
 COMPLETIONS = Api(
     name="openai.completions",
     flavor="openai",
     parse=parse_completion_request,
     stream=lambda rid, model, req: OpenAICompletionStream(rid, model, include_usage=_include_usage(req)),
-    build=lambda rid, model, text, finish: build_completion(rid, model, created_now(), text, finish),
+    build=lambda rid, model, text, finish, _: build_completion(rid, model, created_now(), text, finish),
+)
+
+
+def _responses_of(req: PublicRequest) -> ResponsesRequest:
+    assert isinstance(req, ResponsesChat)
+    return req.responses
+
+
+RESPONSES = Api(
+    name="openai.responses",
+    flavor="openai",
+    parse=parse_responses_request,
+    stream=lambda rid, model, req: ResponsesStream(rid, model, _responses_of(req), created=created_now()),
+    build=lambda rid, model, text, finish, req: build_response(
+        rid, model, created_now(), text, finish, _responses_of(req)),
 )
 
 
@@ -49,3 +68,8 @@ async def chat_completions(request: Request) -> Response | AdmittedStream:
 async def completions(request: Request) -> Response | AdmittedStream:
     deps: EdgeDeps = request.app.state.deps
     return await serve(request, deps, COMPLETIONS)
+
+
+async def responses(request: Request) -> Response | AdmittedStream:
+    deps: EdgeDeps = request.app.state.deps
+    return await serve(request, deps, RESPONSES)
