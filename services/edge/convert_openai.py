@@ -9,6 +9,9 @@ prompts. Accepted and not sent on: ``store``, ``service_tier`` and ``metadata``.
 the client sent them.
 
 Messages are flattened to text (text parts joined with a newline); ``developer`` becomes ``system``.
+An assistant message's ``reasoning`` / ``reasoning_content`` (a reasoning model's earlier reasoning,
+which clients send back) is accepted and not sent on: servers differ on whether they take it back
+(vLLM reads ``reasoning``, DeepSeek refuses it), and a model answers without it.
 A user message's ``image_url`` parts travel beside its text, placed by offset (``content.FlatTurn``);
 the request flow refuses them for a model whose catalog entry does not take image input.
 Everything a backend needs beyond text and sampling goes to ``provider_options_json`` in OpenAI's own
@@ -295,7 +298,9 @@ def build_chat_completion(
     if (error := finish_error(finish)) is not None:
         raise error
     calls = tool_calls(finish)
-    message = r.ChatCompletionMessage(content=text if text or not calls else None, tool_calls=calls or None)
+    reasoning = "".join(block.thinking for block in finish.thinking) or None
+    message = r.ChatCompletionMessage(content=text if text or not calls else None, tool_calls=calls or None,
+                                      reasoning=reasoning)
     choice = r.ChatChoice(index=0, message=message, finish_reason=chat_finish_reason(finish.finish_reason))
     return r.ChatCompletion(id=response_id("chatcmpl-", request_id), created=created, model=model,
                             choices=[choice], usage=openai_usage(finish.usage))

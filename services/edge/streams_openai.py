@@ -139,6 +139,17 @@ class OpenAIChatStream(_OpenAIStream):
             out += self._call_chunk(entry)
         return out
 
+    def thinking(self, pieces: Sequence[router_pb2.ThinkingDelta]) -> bytes:
+        """A reasoning model's reasoning, one chunk per piece, in the ``reasoning`` field of the delta
+        (the name OpenAI gives it for models that show it, vLLM's and OpenRouter's); the SDK keeps it
+        as an extra field of the delta."""
+        out = b"" if self.started else self.start()
+        for piece in pieces:
+            if piece.thinking:
+                out += (self._head + b'[{"index":0,"delta":{"reasoning":' + orjson.dumps(piece.thinking)
+                        + self._delta_close + self._tail)
+        return out
+
     def _call_chunk(self, entry: dict[str, Any]) -> bytes:
         return (self._head + b'[{"index":0,"delta":{"tool_calls":[' + orjson.dumps(entry)
                 + b']},"logprobs":null,"finish_reason":null}]' + self._tail)

@@ -101,6 +101,7 @@ def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) 
         end_user=request.end_user or None,
         prompt_cache_key=request.prompt_cache_key or None,
         thinking=_thinking_config(request.thinking) if request.HasField("thinking") else None,
+        accepts_reasoning=request.accepts_reasoning,
     )
 
 

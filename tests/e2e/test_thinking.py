@@ -1,6 +1,7 @@
 """Extended thinking through the official Anthropic SDK: asked for, it reaches an Anthropic provider as
 asked and the answer's thinking comes back whole and streamed; an earlier answer's thinking goes back to
-the provider unchanged and in order; a model that cannot think refuses, and nothing is forwarded."""
+the provider unchanged and in order; a model that cannot think refuses, and nothing is forwarded. A
+reasoning model behind an OpenAI-compatible server shows its reasoning to Chat Completions clients."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
+import openai
 import pytest
 
 from tests.e2e.conftest import TRITON_MODEL, Stack
@@ -92,3 +94,23 @@ async def test_a_budget_that_leaves_no_room_to_answer_is_refused_before_forwardi
                                  messages=[{"role": "user", "content": "Hi"}])
     assert "thinking.budget_tokens" in str(refused.value)
     assert len(stack.upstream.requests_for(f"thinking:{stack.model('an-thinking')}")) == before
+
+
+async def test_a_reasoning_models_reasoning_reaches_chat_clients_only(an: anthropic.AsyncAnthropic, stack: Stack) -> None:
+    """vLLM with a reasoning parser: the OpenAI SDK sees the reasoning, whole and streamed, beside the
+    answer; Messages and Responses clients, whose APIs have no place for it, get the answer alone."""
+    model, ask = stack.model("oa-reasoning-text"), [{"role": "user", "content": "17 × 23?"}]
+    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as oa:
+        whole = await oa.chat.completions.create(model=model, messages=ask)  # type: ignore[arg-type]
+        stream = await oa.chat.completions.create(model=model, messages=ask, stream=True)  # type: ignore[arg-type]
+        deltas = [c.choices[0].delta async for c in stream if c.choices]
+        response = await oa.responses.create(model=model, input="17 × 23?")
+    message = whole.choices[0].message
+    reasoning = (message.model_extra or {}).get("reasoning")
+    assert reasoning == "Okay, the user asks for 17 × 23. 17 × 20 = 340, 17 × 3 = 51, so 391."
+    assert "".join((d.model_extra or {}).get("reasoning") or "" for d in deltas) == reasoning
+    assert message.content == "".join(d.content or "" for d in deltas) == "17 × 23 = 391."
+    assert whole.usage is not None and whole.usage.completion_tokens == 68  # the reasoning is billed output
+    answer = await an.messages.create(model=model, max_tokens=100, messages=ask)  # type: ignore[arg-type]
+    assert [b.type for b in answer.content] == ["text"] and answer.content[0].text == "17 × 23 = 391."  # type: ignore[union-attr]
+    assert [item.type for item in response.output] == ["message"] and response.output_text == "17 × 23 = 391."

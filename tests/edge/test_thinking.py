@@ -1,17 +1,22 @@
 """Extended thinking at the edge: the Messages request's ``thinking`` and earlier turns' thinking blocks
 on the way in, the answer's thinking on the way out (whole and streamed), checked with the official
-SDK's types and its stream accumulator."""
+SDK's types and its stream accumulator; and a reasoning model's reasoning text to Chat Completions
+clients."""
 
 from __future__ import annotations
 
 import anthropic
+import openai
 import orjson
 import pydantic
 import pytest
 
 from services.common.errors import InvalidRequest
+from services.edge.convert import to_generate_request
 from services.edge.convert_anthropic import build_message, messages_to_generate, parse_messages_request
+from services.edge.convert_openai import build_chat_completion, parse_chat_request
 from services.edge.streams_anthropic import AnthropicMessageStream
+from services.edge.streams_openai import OpenAIChatStream
 from services.edge.wire import anthropic_responses as aw
 from tests.edge.test_streams import RAW_EVENT, USAGE, anthropic_client, events, serving
 from tollgate.router.v1 import router_pb2 as pb
@@ -162,3 +167,37 @@ def test_a_thinking_stream_opens_no_block_before_its_first_piece() -> None:
     ) as sdk_stream:
         final = sdk_stream.get_final_message()
     assert [b.type for b in final.content] == ["thinking", "tool_use"]
+
+
+def test_a_reasoning_models_reasoning_streams_to_chat_clients_in_the_reasoning_field() -> None:
+    stream = OpenAIChatStream("req_ab12", "m", include_usage=True)
+    body = stream.thinking([pb.ThinkingDelta(index=0, thinking="17 × 20 = 340"), pb.ThinkingDelta(index=0)])
+    body += stream.thinking([pb.ThinkingDelta(index=0, thinking=", so 391.")]) + stream.delta("391")
+    body += stream.finish(pb.Finish(finish_reason="stop", usage=USAGE))
+    with serving(body) as http, openai.OpenAI(api_key="k", base_url="http://edge/v1", http_client=http,
+                                              max_retries=0) as client:
+        chunks = list(client.chat.completions.create(model="m", messages=[{"role": "user", "content": "17×23?"}],
+                                                     stream=True))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert [(d.model_extra or {}).get("reasoning") for d in deltas if (d.model_extra or {}).get("reasoning")] == [
+        "17 × 20 = 340", ", so 391."]
+    assert "".join(d.content or "" for d in deltas) == "391"
+
+    whole = build_chat_completion("req_ab12", "m", 1, "391", pb.Finish(
+        finish_reason="stop", usage=USAGE, thinking=[pb.ThinkingBlock(thinking="17 × 20 = 340, so 391.")]))
+    message = openai.types.chat.ChatCompletion.model_validate(whole.model_dump()).choices[0].message
+    assert (message.content, (message.model_extra or {}).get("reasoning")) == ("391", "17 × 20 = 340, so 391.")
+    plain = build_chat_completion("req_ab12", "m", 1, "391", pb.Finish(finish_reason="stop", usage=USAGE))
+    assert "reasoning" not in orjson.loads(plain.model_dump_json())["choices"][0]["message"]
+
+
+def test_only_chat_completions_asks_for_reasoning_and_an_earlier_answers_reasoning_is_not_sent_on() -> None:
+    body = orjson.dumps({"model": "m", "messages": [
+        {"role": "user", "content": "17×23?"},
+        {"role": "assistant", "content": "391", "reasoning_content": "17 × 20 = 340, so 391."},
+        {"role": "assistant", "content": "Sure.", "reasoning": "Again."},
+        {"role": "user", "content": "And 17×24?"}]})
+    chat = to_generate_request(parse_chat_request(body), "req_1", "acct", "m", default_max_tokens=16)
+    assert chat.accepts_reasoning and "340" not in str(chat) and "Again" not in str(chat)
+    messages = to_generate_request(parse_messages_request(request()), "req_1", "acct", "m", default_max_tokens=16)
+    assert not messages.accepts_reasoning

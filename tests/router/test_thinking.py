@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncGenerator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -25,6 +26,7 @@ from services.router.backends import (
 from services.router.backends.anthropic import AnthropicBackend, to_messages
 from services.router.backends.http import ProviderHTTP, ReadTimeouts
 from services.router.backends.openai_compat import OpenAICompatBackend
+from services.router.backends.sse import Event
 from services.router.backends.triton import TritonBackend
 from tests.router.draining import drain
 from tests.router.test_anthropic import read_in_one
@@ -161,3 +163,54 @@ async def test_backends_without_thinking_refuse_it_and_leave_earlier_blocks_out(
     assert error is None
     [seen] = upstream.requests_for(f"ok:{tag}")
     assert seen["body"]["messages"][1] == {"role": "assistant", "content": "Hello"}
+
+
+REASONING_FIXTURE = Path(__file__).parents[1] / "upstream" / "fixtures" / "openai" / "chat-reasoning-text.sse"
+
+
+def recorded_reasoning() -> tuple[list[str], list[str]]:
+    """The recording's reasoning pieces and content pieces."""
+    deltas = [json.loads(line.removeprefix("data: "))["choices"] for line in REASONING_FIXTURE.read_text().splitlines()
+              if line.startswith("data: {")]
+    flat = [c[0]["delta"] for c in deltas if c]
+    return [d["reasoning"] for d in flat if d.get("reasoning")], [d["content"] for d in flat if d.get("content")]
+
+
+@pytest.mark.parametrize("accepts", [True, False])
+async def test_a_compatible_servers_reasoning_reaches_a_caller_that_shows_it(upstream, http, tag, accepts) -> None:
+    """vLLM with a reasoning parser streams ``reasoning`` before the content: a caller that shows it gets
+    each piece as thinking and the whole as one unsigned block; another gets the same text and nothing
+    else."""
+    thoughts, texts = recorded_reasoning()
+    request = replace(chat(f"reasoning-text:{tag}", thinking=None), accepts_reasoning=accepts)
+    outcome, thinking = Outcome(), []
+    got, error = await drain(OpenAICompatBackend(upstream.openai_base_url, None, http).generate(request, outcome),
+                             outcome, [], thinking)
+    assert error is None and got == texts
+    if accepts:
+        assert thinking == [ThinkingDelta(0, thinking=thoughts[0]), *(ThinkingDelta(0, thinking=t) for t in thoughts[1:])]
+        assert outcome.thinking == [ThinkingBlock("".join(thoughts))]
+    else:
+        assert thinking == [] and outcome.thinking == []
+    assert outcome.output_tokens == 68
+
+
+async def test_reasoning_by_either_name_after_a_call_or_text_is_a_new_block_in_a_batch_of_its_own() -> None:
+    def chunk(**delta: Any) -> dict[str, Any]:
+        return {"choices": [{"index": 0, "delta": delta}]}
+
+    events = [chunk(reasoning_content="Need the time."), chunk(content="Checking."),
+              chunk(tool_calls=[{"index": 0, "id": "call_1", "function": {"name": "now", "arguments": "{}"}}]),
+              chunk(reasoning_content="Got it"), chunk(reasoning=", answer."),
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]
+
+    async def batches() -> AsyncGenerator[list[Event], None]:
+        yield [Event(event="", data=json.dumps(e)) for e in events] + [Event(event="", data="[DONE]")]
+
+    outcome = Outcome()
+    reader = OpenAICompatBackend("http://unused", None, cast(Any, None))._read(batches(), outcome, True, (), True)
+    seen = [(batch, len(outcome.take_tool_deltas()), [t.thinking for t in outcome.take_thinking_deltas()])
+            async for batch in reader]
+    assert seen == [(["Checking."], 1, ["Need the time."]), ([], 0, ["Got it", ", answer."])]
+    assert outcome.thinking == [ThinkingBlock("Need the time."),
+                                ThinkingBlock("Got it, answer.", offset=9, after_calls=1)]

@@ -74,6 +74,7 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
         **_COMMON,
         "ok-no-usage": Scenario("ok-no-usage"),
         "reasoning": Scenario("reasoning"),
+        "reasoning-text": Scenario("reasoning-text"),  # vLLM with a reasoning parser: `reasoning`, then content
         "tool-calls": Scenario("tool-calls"),
         "tool-calls-no-id": Scenario("tool-calls", without_call_ids=True),
         "cut-mid-stream": Scenario("ok", cut_after=4),  # the role chunk, then 3 content chunks

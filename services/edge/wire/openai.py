@@ -122,6 +122,8 @@ class AssistantMessage(RequestModel):
     name: str | None = None
     refusal: str | None = None
     tool_calls: list[ToolCall] | None = None
+    reasoning: str | None = None  # an earlier answer's reasoning, sent back: accepted, not sent on
+    reasoning_content: str | None = None  # the same, by its older (DeepSeek) name
     audio: dict[str, Any] | None = None  # a reference to an earlier audio answer: refused when set
     function_call: dict[str, Any] | None = None  # deprecated by OpenAI: refused when set
 

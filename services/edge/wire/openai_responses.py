@@ -52,6 +52,8 @@ class ChatCompletionMessage(ResponseModel):
     content: str | None
     refusal: str | None = None
     tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=lambda calls: calls is None)
+    # a reasoning model's reasoning text, when its server gave it (vLLM's and OpenRouter's name)
+    reasoning: str | None = Field(default=None, exclude_if=lambda text: text is None)
 
 
 class ChatChoice(ResponseModel):

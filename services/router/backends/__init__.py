@@ -128,6 +128,7 @@ class GenerationRequest:
     end_user: str | None = None  # hashed end-user id for providers' abuse attribution (edge's end_user.py)
     prompt_cache_key: str | None = None  # hashed like end_user; OpenAI's API routes its cache by it
     thinking: ThinkingConfig | None = None  # None: no thinking asked for
+    accepts_reasoning: bool = False  # the caller shows a model's reasoning text (OpenAI-compatible servers')
 
 
 def refuse_thinking(request: GenerationRequest) -> None:

@@ -402,7 +402,7 @@ class AnthropicBackend:
                             written += len(pieces[-1])
                         elif block.get("type") in ("thinking", "redacted_thinking"):
                             thinking.start(as_count(doc.get("index")), offset=written,
-                                           after_calls=len(calls.calls()), **_thinking_start(block))
+                                           after_calls=calls.count(), **_thinking_start(block))
                         elif block.get("type") == "tool_use":
                             calls.fragment(as_count(doc.get("index")), **_tool_use_start(block))
                     elif kind == "content_block_stop":

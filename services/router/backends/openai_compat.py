@@ -31,6 +31,12 @@ Decisions worth knowing:
   name, the arguments' JSON text) when the stream ends, with ``finish_reason = "tool_calls"``
   (``ToolCallAssembler``). A server that leaves out a call's id (some compatible servers do) gets one
   made up, since the client must send it back with the call's result.
+- A reasoning model's reasoning text, which compatible servers stream beside the content (vLLM's
+  reasoning parsers and OpenRouter as ``reasoning``, DeepSeek and older vLLM as ``reasoning_content``;
+  OpenAI's own API sends none), is passed on as thinking pieces to a caller that shows it
+  (``accepts_reasoning``: Chat Completions clients), one unsigned thinking block per run of reasoning,
+  in a batch of its own when text or a call came before it in the same read. Otherwise it is dropped.
+  It is output the provider counts in ``completion_tokens`` either way.
 - ``content_filter`` maps to ``stop``: the ``Outcome`` vocabulary has no filter reason, and the
   provider ends such an answer cleanly.
 - Upstream response headers are never read back into anything we return: only text and usage leave.
@@ -52,6 +58,7 @@ from services.router.backends import (
     ChatTurn,
     GenerationRequest,
     Outcome,
+    ThinkingBlock,
     as_count,
     refuse_thinking,
     text_and_images,
@@ -68,6 +75,7 @@ from services.router.backends.http import (
 )
 from services.router.backends.http_client import TransportError
 from services.router.backends.sse import Event
+from services.router.backends.thinking import ThinkingAssembler
 from services.router.backends.tool_call_fragments import ToolCallAssembler
 from services.router.backends.tool_use import (
     ASSISTANT_TOOL_CALLS,
@@ -235,17 +243,20 @@ class OpenAICompatBackend:
         watch = ReadWatch(self._timeouts)
         batches = sse_batches(self._client, url, orjson.dumps(body), headers, watch, secrets)
         # closed explicitly, so an early close reaches every generator down to the socket
-        async with aclosing(self._read(batches, outcome, request.messages is not None, secrets)) as texts:
+        chat = request.messages is not None
+        reader = self._read(batches, outcome, chat, secrets, request.accepts_reasoning)
+        async with aclosing(reader) as texts:
             async for pieces in texts:
                 watch.answering()  # text or a tool call's piece: the shorter silence applies from here
                 yield pieces
 
     async def _read(
         self, batches: AsyncGenerator[list[Event], None], outcome: Outcome, chat: bool,
-        secrets: tuple[str, ...],
+        secrets: tuple[str, ...], accepts_reasoning: bool = False,
     ) -> AsyncGenerator[list[str], None]:
         finish: str | None = None
         tool_calls = ToolCallAssembler(outcome)
+        reasoning = _Reasoning(outcome, tool_calls) if chat and accepts_reasoning else None
         done = False
         async with aclosing(batches):
             async for events in batches:
@@ -271,15 +282,23 @@ class OpenAICompatBackend:
                             continue
                         if chat:
                             delta = choice.get("delta") or {}
+                            thought = delta.get("reasoning") or delta.get("reasoning_content")
+                            if reasoning is not None and isinstance(thought, str):
+                                if pieces or outcome.tool_deltas:
+                                    yield pieces  # what came before the reasoning goes first, on its own
+                                    pieces = []
+                                reasoning.add(thought)
                             text = delta.get("content")
                             _add_tool_call_fragments(delta.get("tool_calls"), tool_calls)
                         else:
                             text = choice.get("text")
                         if isinstance(text, str) and text:
                             pieces.append(text)
+                            if reasoning is not None:
+                                reasoning.after_text(text)
                         if choice.get("finish_reason"):
                             finish = str(choice["finish_reason"])
-                if pieces or outcome.tool_deltas:
+                if pieces or outcome.tool_deltas or outcome.thinking_deltas:
                     yield pieces
                 if failure is not None:
                     raise failure
@@ -287,6 +306,8 @@ class OpenAICompatBackend:
             # A clean close without [DONE] is as incomplete as a reset: the answer may be cut short.
             raise pe.incomplete_stream()
         outcome.tool_calls = tool_calls.calls()
+        if reasoning is not None:
+            outcome.thinking = reasoning.blocks()
         if finish is None and outcome.tool_calls:
             finish = "tool_calls"
         outcome.finish_reason = _FINISH.get(finish or "stop", "stop")
@@ -349,3 +370,36 @@ def _add_tool_call_fragments(deltas: Any, calls: ToolCallAssembler) -> None:
             as_count(delta.get("index")), call_id=str(delta.get("id") or ""),
             name=str(name) if name else "", arguments=arguments if isinstance(arguments, str) else "",
         )
+
+
+class _Reasoning:
+    """The answer's reasoning as thinking blocks: one per run of reasoning, placed after the text and
+    calls that came before it."""
+
+    def __init__(self, outcome: Outcome, calls: ToolCallAssembler) -> None:
+        self._thinking = ThinkingAssembler(outcome)
+        self._calls = calls
+        self._blocks = 0
+        self._open = False  # reasoning came last: more of it grows the same block
+        self._written = 0  # the answer's text so far, in code points
+        self._calls_seen = 0
+
+    def add(self, piece: str) -> None:
+        calls = self._calls.count()
+        if calls != self._calls_seen:
+            self._open, self._calls_seen = False, calls  # a call came between: a new run
+        if not piece:
+            return
+        if self._open:
+            self._thinking.text(self._blocks - 1, piece)
+            return
+        self._thinking.start(self._blocks, offset=self._written, after_calls=calls, thinking=piece)
+        self._blocks += 1
+        self._open = True
+
+    def after_text(self, text: str) -> None:
+        self._written += len(text)
+        self._open = False
+
+    def blocks(self) -> list[ThinkingBlock]:
+        return self._thinking.blocks()

@@ -52,6 +52,10 @@ class ToolCallAssembler:
         if named or arguments:
             self._stream(ToolCallDelta(call.index, "", named, arguments))
 
+    def count(self) -> int:
+        """How many calls have started so far."""
+        return len(self._calls)
+
     def arguments_of(self, key: int) -> str | None:
         """The arguments so far of the call the provider knows as ``key``; None for no such call."""
         call = self._calls.get(key)
