@@ -100,11 +100,16 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
         producer, f"oa-continuous-usage-slow-{tag}", "openai", upstream.openai_base_url, "continuous-usage-slow",
         features=("continuous_usage",),
     )
-    for prefix, backend, base_url in (("oa", "openai", upstream.openai_base_url),
-                                      ("an", "anthropic", upstream.anthropic_base_url)):
+    for prefix, backend, base_url, features in (("oa", "openai", upstream.openai_base_url, ("image_urls",)),
+                                                ("an", "anthropic", upstream.anthropic_base_url, None)):
         await publish_provider_model(  # a model that takes images, at each kind of provider
             producer, f"{prefix}-vision-{tag}", backend, base_url, "ok", input_modalities=("text", "image"),
+            features=features,
         )
+    await publish_provider_model(  # a self-hosted server that takes images, not told to fetch URLs
+        producer, f"oa-vision-inline-{tag}", "openai", upstream.openai_base_url, "ok",
+        input_modalities=("text", "image"),
+    )
     await publish_provider_model(  # a vLLM server whose /tokenize counts tokens
         producer, f"oa-tokenize-{tag}", "openai", upstream.openai_base_url, "ok", features=("tokenize",),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anthropic
 import openai
@@ -113,6 +114,29 @@ async def test_a_model_that_takes_no_images_refuses_them_and_forwards_nothing(
         ]}])
     assert refused_too.value.status_code == 400 and "does not take image input" in str(refused_too.value)
     assert len(stack.upstream.requests_for(f"ok:{name}")) == before  # nothing forwarded
+
+
+async def test_a_server_not_told_to_fetch_urls_gets_inline_images_only(
+    oa: openai.AsyncOpenAI, an: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
+    """A self-hosted server without the image_urls feature: an image by URL is refused in the API's
+    own format with nothing forwarded (it would fetch it from inside the operator's network); the same
+    image inline goes."""
+    name = stack.model("oa-vision-inline")
+    before = len(stack.upstream.requests_for(f"ok:{name}"))
+    by_url: Any = [{"role": "user", "content": [{"type": "text", "text": "What is it?"},
+                                                {"type": "image_url", "image_url": {"url": "http://10.0.0.1/x.png"}}]}]
+    with pytest.raises(openai.BadRequestError) as refused:
+        await oa.chat.completions.create(model=name, max_tokens=10, messages=by_url)
+    assert refused.value.param == "messages" and "send the image inline" in refused.value.message
+    with pytest.raises(anthropic.BadRequestError) as refused_too:
+        await an.messages.create(model=name, max_tokens=10, messages=[{"role": "user", "content": [
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}]}])
+    assert "send the image inline" in str(refused_too.value)
+    assert len(stack.upstream.requests_for(f"ok:{name}")) == before
+    answer = await an.messages.create(model=name, max_tokens=10, messages=[{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}]}])
+    assert answer.content and len(stack.upstream.requests_for(f"ok:{name}")) == before + 1
 
 
 async def test_the_model_list_says_which_models_take_images(oa: openai.AsyncOpenAI, stack: Stack) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
+from services.common.errors import UnsupportedByBackend
 from services.common.events.catalog import DeploymentEntry
 from services.router.backend_pool import BackendPool
-from services.router.backends import ChatTurn, GenerationRequest, Sampling
+from services.router.backends import ChatTurn, GenerationRequest, Image, Sampling
 from services.router.backends.openai_compat import OpenAICompatBackend
 
 CHAT = GenerationRequest("req_pool", "o3", Sampling(max_tokens=50), messages=(ChatTurn("user", "hi"),),
@@ -52,6 +55,17 @@ async def test_only_openais_own_api_gets_the_prompt_cache_key() -> None:
     sent = {endpoint: body.get("prompt_cache_key") for endpoint, body in zip(ENDPOINTS, bodies, strict=True)}
     assert sent == {"https://api.openai.com/v1": "tg-" + "0" * 32, "https://api.groq.com/openai/v1": None,
                     "http://127.0.0.1:8000/v1": None}
+
+
+async def test_only_openais_own_api_is_sent_image_urls_unless_the_catalog_says_so() -> None:
+    """OpenAI fetches a URL on its side; a self-hosted server would fetch it from inside the operator's
+    network, so it gets image URLs only with the image_urls feature."""
+    by_url = replace(CHAT, messages=(ChatTurn("user", "what?", images=(Image(5, "https://example.com/a.png"),)),))
+    allowed = _deployment("http://10.0.0.7:8000/v1").model_copy(update={"features": ("image_urls",)})
+    [openai, vllm] = await _bodies((_deployment(ENDPOINTS[0]), by_url), (allowed, by_url))
+    assert openai["messages"][0]["content"][1]["image_url"]["url"] == vllm["messages"][0]["content"][1]["image_url"]["url"]
+    with pytest.raises(UnsupportedByBackend):
+        await _bodies((_deployment(ENDPOINTS[2]), by_url))
 
 
 async def test_the_catalogs_features_override_what_the_endpoint_suggests() -> None:

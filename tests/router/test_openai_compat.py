@@ -111,7 +111,7 @@ async def test_a_turn_with_images_goes_out_as_content_parts_in_the_clients_order
     png = "data:image/png;base64,iVBORw0KGgo="
     turn = ChatTurn("user", "what\nis?", images=(Image(0, png, "low"), Image(7, "https://example.com/a.jpg")))
     request = replace(chat(f"ok:{tag}"), messages=(turn,))
-    _, error = await drain(backend(upstream, http).generate(request, Outcome()))
+    _, error = await drain(backend(upstream, http, image_urls=True).generate(request, Outcome()))
     assert error is None
     [seen] = upstream.requests_for(f"ok:{tag}")
     assert seen["body"]["messages"] == [{"role": "user", "content": [
@@ -122,14 +122,27 @@ async def test_a_turn_with_images_goes_out_as_content_parts_in_the_clients_order
     ]}]
 
 
+async def test_a_server_without_image_urls_gets_inline_images_only(upstream, http, key, tag) -> None:
+    """A self-hosted server fetches a URL from inside the operator's network: without the feature a URL
+    is refused before sending (the next deployment may take it), and an inline image still goes."""
+    png = "data:image/png;base64,iVBORw0KGgo="
+    by_url = (ChatTurn("user", "what?", images=(Image(5, "http://169.254.169.254/latest/meta-data"),)),)
+    _, error = await drain(backend(upstream, http).generate(replace(chat(f"ok:{tag}"), messages=by_url), Outcome()))
+    assert isinstance(error, UnsupportedByBackend) and error.param == "messages"
+    assert "inline" in error.message and upstream.requests_for(f"ok:{tag}") == []
+    inline = (ChatTurn("user", "what?", images=(Image(5, png),)),)
+    _, error = await drain(backend(upstream, http).generate(replace(chat(f"ok:{tag}"), messages=inline), Outcome()))
+    assert error is None and len(upstream.requests_for(f"ok:{tag}")) == 1
+
+
 async def test_an_image_in_a_tool_result_is_refused_before_sending(upstream, http, key, tag) -> None:
     """OpenAI's tool messages take text only: the next deployment (an Anthropic one) may take it."""
     turns = (ChatTurn("user", "look"), ChatTurn("tool", "shot:", tool_call_id="t1",
                                                  images=(Image(5, "https://example.com/s.png"),)))
     request = replace(chat(f"ok:{tag}"), messages=turns)
-    _, error = await drain(backend(upstream, http).generate(request, Outcome()))
+    _, error = await drain(backend(upstream, http, image_urls=True).generate(request, Outcome()))
     assert isinstance(error, UnsupportedByBackend) and error.param == "messages"
-    assert upstream.requests_for(f"ok:{tag}") == []
+    assert "tool result" in error.message and upstream.requests_for(f"ok:{tag}") == []
 
 
 async def test_the_end_user_goes_out_as_user(upstream, http, key, tag) -> None:

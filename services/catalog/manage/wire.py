@@ -175,9 +175,10 @@ class DeploymentPut(WireModel):
         description="openai deployments: what the server takes beyond OpenAI's common subset — top_k; "
                     "max_completion_tokens (the token limit's name); prompt_cache_key; continuous_usage "
                     "(usage on every chunk, vLLM: a stream the client cuts is billed its prompt); "
-                    "tokenize (vLLM's /tokenize: /v1/messages/count_tokens counts on this server). "
-                    "null: decided by the endpoint (OpenAI's own API: max_completion_tokens and "
-                    "prompt_cache_key; any other server: none)",
+                    "tokenize (vLLM's /tokenize: /v1/messages/count_tokens counts on this server); "
+                    "image_urls (image URLs are sent for the server to fetch; else only inline images). "
+                    "null: decided by the endpoint (OpenAI's own API: max_completion_tokens, "
+                    "prompt_cache_key and image_urls; any other server: none)",
     )
 
     @model_validator(mode="after")

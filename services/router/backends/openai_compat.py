@@ -31,6 +31,10 @@ Decisions worth knowing:
   name, the arguments' JSON text) when the stream ends, with ``finish_reason = "tool_calls"``
   (``ToolCallAssembler``). A server that leaves out a call's id (some compatible servers do) gets one
   made up, since the client must send it back with the call's result.
+- Images by URL go only to a server with the ``image_urls`` feature (OpenAI's own API has it by
+  default); others get inline images only and refuse a URL (``UnsupportedByBackend``: fallback moves
+  on). A self-hosted server (vLLM) fetches a URL from inside the operator's network, so sending it any
+  URL a client names would let clients reach whatever that network can.
 - A reasoning model's reasoning text, which compatible servers stream beside the content (vLLM's
   reasoning parsers and OpenRouter as ``reasoning``, DeepSeek and older vLLM as ``reasoning_content``;
   OpenAI's own API sends none), is passed on as thinking pieces to a caller that shows it
@@ -134,6 +138,7 @@ class OpenAICompatBackend:
         send_prompt_cache_key: bool = False,
         continuous_usage: bool = False,
         tokenize: bool = False,
+        image_urls: bool = False,
     ) -> None:
         """``timeouts`` bound the provider's silences (before the first output, and between reads
         after it), not the whole generation: a long answer is fine as long as it keeps flowing.
@@ -150,6 +155,7 @@ class OpenAICompatBackend:
         self._send_prompt_cache_key = send_prompt_cache_key
         self._usage = {"include_usage": True} | ({"continuous_usage_stats": True} if continuous_usage else {})
         self._tokenize = tokenize
+        self._image_urls = image_urls
 
     def _api_key(self) -> str | None:
         """Read at call time so a rotated secret applies without a restart. This is the one place
@@ -185,6 +191,13 @@ class OpenAICompatBackend:
         sampling = request.sampling
         if request.messages is not None:
             path = "/chat/completions"
+            if not self._image_urls and any(
+                not image.url.startswith("data:") for turn in request.messages for image in turn.images
+            ):
+                raise UnsupportedByBackend(
+                    "image URLs are not fetched by this model's server: send the image inline (a data URL, "
+                    "or a base64 source)", param="messages",
+                )
             if any(turn.images and turn.role == "tool" for turn in request.messages):
                 raise UnsupportedByBackend(
                     "images in a tool result are not supported by this model's API (OpenAI's tool messages "
