@@ -110,7 +110,7 @@ def to_generate_request(
         generate = messages_to_generate(req, request_id, account_id, model_id)
     generate.accepts_pieces = True  # the stream writes each piece as its own chunk
     generate.accepts_tool_call_deltas = True  # and streams tool calls as the model writes them
-    # Chat Completions shows a reasoning model's reasoning (its `reasoning` field); the other APIs have
-    # no place for OpenAI-compatible servers' reasoning text
-    generate.accepts_reasoning = isinstance(req, ChatCompletionRequest) and not isinstance(req, ResponsesChat)
+    # Chat Completions shows a reasoning model's reasoning (its `reasoning` field), the Responses API as
+    # reasoning items; the Messages API has no place for unsigned thinking
+    generate.accepts_reasoning = isinstance(req, ChatCompletionRequest)
     return generate

@@ -26,6 +26,7 @@ images by ``file_id``, item references and other items of server tools.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field, ValidationError
@@ -242,6 +243,15 @@ def call_item_id(request_id: str, index: int) -> str:
     return response_id("fc_", request_id) + f"_{index}"
 
 
+def reasoning_item_id(request_id: str, index: int) -> str:
+    return response_id("rs_", request_id) + f"_{index}"
+
+
+def reasoning_item(request_id: str, index: int, text: str, status: str) -> w.OutputReasoning:
+    return w.OutputReasoning(id=reasoning_item_id(request_id, index), status=status,
+                             content=[w.ReasoningText(text=text)])
+
+
 def echoed(req: w.ResponsesRequest) -> dict[str, Any]:
     """What a Response repeats of its request, as OpenAI's does."""
     out: dict[str, Any] = {
@@ -260,6 +270,25 @@ def echoed(req: w.ResponsesRequest) -> dict[str, Any]:
     return out
 
 
+def in_order(
+    request_id: str, thinking: Sequence[router_pb2.ThinkingBlock], message: list[w.OutputMessage],
+    calls: list[w.OutputFunctionCall], status: str,
+) -> list[w.OutputReasoning | w.OutputMessage | w.OutputFunctionCall]:
+    """The output items in the order the model wrote them: reasoning before any text first, then the
+    message, reasoning that came after some text, and each call followed by the reasoning after it (a
+    message item is not cut by reasoning that came inside its text)."""
+    reasoning = [(block, reasoning_item(request_id, i, block.thinking, status))
+                 for i, block in enumerate(thinking)]
+    output: list[w.OutputReasoning | w.OutputMessage | w.OutputFunctionCall] = [
+        item for block, item in reasoning if not block.after_calls and not block.offset]
+    output += message
+    output += [item for block, item in reasoning if not block.after_calls and block.offset]
+    for done, call in enumerate(calls, start=1):
+        output.append(call)
+        output += [item for block, item in reasoning if block.after_calls == done]
+    return output + [item for block, item in reasoning if block.after_calls > len(calls)]
+
+
 def build_response(
     request_id: str, model: str, created: int, text: str, finish: router_pb2.Finish, req: w.ResponsesRequest
 ) -> w.Response:
@@ -268,15 +297,12 @@ def build_response(
         raise error
     incomplete = incomplete_reason(finish.finish_reason)
     status = "incomplete" if incomplete else "completed"
-    output: list[w.OutputMessage | w.OutputFunctionCall] = []
-    if text:
-        output.append(w.OutputMessage(id=message_id(request_id, 0), status=status,
-                                      content=[w.OutputTextPart(text=text)]))
-    for i, call in enumerate(tool_calls(finish)):
-        output.append(w.OutputFunctionCall(
-            id=call_item_id(request_id, i), status="completed", call_id=call.id, name=call.function.name,
-            arguments=call.function.arguments,
-        ))
+    calls = [w.OutputFunctionCall(id=call_item_id(request_id, i), status="completed", call_id=call.id,
+                                  name=call.function.name, arguments=call.function.arguments)
+             for i, call in enumerate(tool_calls(finish))]
+    message = [w.OutputMessage(id=message_id(request_id, 0), status=status,
+                               content=[w.OutputTextPart(text=text)])] if text else []
+    output = in_order(request_id, finish.thinking, message, calls, status)
     return w.Response(
         id=response_id("resp_", request_id), created_at=created, status=status, model=model, output=output,
         usage=response_usage(finish.usage), incomplete_details=incomplete, **echoed(req),

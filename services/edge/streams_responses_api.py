@@ -5,7 +5,9 @@ answer's text is an output item of type ``message`` (``response.output_item.adde
 ``response.content_part.added``, ``response.output_text.delta``…, then ``.done`` for the text, the
 part and the item); each function call is an item of its own (``response.output_item.added``,
 ``response.function_call_arguments.delta``…, ``.done``); ``response.completed`` (or
-``response.incomplete``, cut at the output limit) carries the whole Response with its usage. Every
+``response.incomplete``, cut at the output limit) carries the whole Response with its usage. A
+reasoning model's reasoning text (an OpenAI-compatible server's) is a ``reasoning`` item of its own
+(``response.reasoning_text.delta``…), before the text it came before. Every
 event has the next ``sequence_number``. A failure after the stream began ends it with one ``error``
 event, which carries the error both flat (the spec's fields) and nested (what the SDK raises on), and
 no ``response.completed`` (DESIGN promise 7).
@@ -30,6 +32,7 @@ from services.edge.convert_responses_api import (
     echoed,
     incomplete_reason,
     message_id,
+    reasoning_item_id,
     response_usage,
 )
 from services.edge.finish import finish_error, response_id, unsent_arguments
@@ -57,6 +60,9 @@ class ResponsesStream:
         self._call: int | None = None  # the call index whose item is open
         self._calls: dict[int, dict[str, Any]] = {}  # call index -> its item (arguments sent so far)
         self._messages = 0
+        self._reasoning = ""  # the open reasoning item's id ("": none open)
+        self._reasoning_block = -1  # ... the thinking block it shows
+        self._reasoning_text: list[str] = []
 
     def _event(self, kind: str, fields: dict[str, Any]) -> bytes:
         payload = {"type": kind, "sequence_number": self._seq, **fields}
@@ -129,6 +135,8 @@ class ResponsesStream:
                 + self._event("response.output_item.done", {"output_index": index, "item": item}))
 
     def _close_open(self, status: str = "completed") -> bytes:
+        if self._reasoning:
+            return self._close_reasoning(status)
         if self._message:
             return self._close_message(status)
         if self._call is not None:
@@ -164,7 +172,43 @@ class ResponsesStream:
             "item_id": item["id"], "output_index": len(self._output), "delta": piece})
 
     def thinking(self, pieces: Sequence[router_pb2.ThinkingDelta]) -> bytes:
-        return b""  # only the Messages API asks for thinking
+        """A reasoning model's reasoning text (an OpenAI-compatible server's): a ``reasoning`` item per
+        block, its text as ``response.reasoning_text.delta`` events, as OpenAI streams a model's
+        reasoning text."""
+        out = b"" if self.started else self.start()
+        for piece in pieces:
+            if not piece.thinking:
+                continue
+            if not self._reasoning or piece.index != self._reasoning_block:
+                out += self._close_open() + self._open_reasoning(piece.index)
+            self._reasoning_text.append(piece.thinking)
+            out += self._event("response.reasoning_text.delta", {
+                "item_id": self._reasoning, "output_index": len(self._output), "content_index": 0,
+                "delta": piece.thinking})
+        return out
+
+    def _open_reasoning(self, block: int) -> bytes:
+        self._reasoning = reasoning_item_id(self.request_id, block)
+        self._reasoning_block, self._reasoning_text = block, []
+        index = len(self._output)
+        item = {"id": self._reasoning, "type": "reasoning", "status": "in_progress", "summary": [],
+                "content": []}
+        added = self._event("response.output_item.added", {"output_index": index, "item": item})
+        return added + self._event("response.content_part.added", {
+            "item_id": self._reasoning, "output_index": index, "content_index": 0,
+            "part": {"type": "reasoning_text", "text": ""}})
+
+    def _close_reasoning(self, status: str) -> bytes:
+        text, item_id = "".join(self._reasoning_text), self._reasoning
+        self._reasoning, self._reasoning_text = "", []
+        index = len(self._output)
+        where = {"item_id": item_id, "output_index": index, "content_index": 0}
+        part = {"type": "reasoning_text", "text": text}
+        item = {"id": item_id, "type": "reasoning", "status": status, "summary": [], "content": [part]}
+        self._output.append(item)
+        return (self._event("response.reasoning_text.done", {**where, "text": text})
+                + self._event("response.content_part.done", {**where, "part": part})
+                + self._event("response.output_item.done", {"output_index": index, "item": item}))
 
     def keep_alive(self) -> bytes:
         """An SSE comment, which every SSE client skips; before anything else, the opening events (OpenAI

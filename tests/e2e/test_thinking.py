@@ -96,9 +96,10 @@ async def test_a_budget_that_leaves_no_room_to_answer_is_refused_before_forwardi
     assert len(stack.upstream.requests_for(f"thinking:{stack.model('an-thinking')}")) == before
 
 
-async def test_a_reasoning_models_reasoning_reaches_chat_clients_only(an: anthropic.AsyncAnthropic, stack: Stack) -> None:
+async def test_a_reasoning_models_reasoning_reaches_the_openai_apis_clients(an: anthropic.AsyncAnthropic, stack: Stack) -> None:
     """vLLM with a reasoning parser: the OpenAI SDK sees the reasoning, whole and streamed, beside the
-    answer; Messages and Responses clients, whose APIs have no place for it, get the answer alone."""
+    answer (Chat Completions) or as a reasoning item (Responses); Messages clients, whose API has no
+    place for unsigned reasoning, get the answer alone."""
     model, ask = stack.model("oa-reasoning-text"), [{"role": "user", "content": "17 × 23?"}]
     async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as oa:
         whole = await oa.chat.completions.create(model=model, messages=ask)  # type: ignore[arg-type]
@@ -113,4 +114,6 @@ async def test_a_reasoning_models_reasoning_reaches_chat_clients_only(an: anthro
     assert whole.usage is not None and whole.usage.completion_tokens == 68  # the reasoning is billed output
     answer = await an.messages.create(model=model, max_tokens=100, messages=ask)  # type: ignore[arg-type]
     assert [b.type for b in answer.content] == ["text"] and answer.content[0].text == "17 × 23 = 391."  # type: ignore[union-attr]
-    assert [item.type for item in response.output] == ["message"] and response.output_text == "17 × 23 = 391."
+    assert [item.type for item in response.output] == ["reasoning", "message"]  # the Responses API's shape
+    assert response.output[0].content and response.output[0].content[0].text == reasoning  # type: ignore[union-attr]
+    assert response.output_text == "17 × 23 = 391."

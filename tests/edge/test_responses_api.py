@@ -179,3 +179,34 @@ def test_a_cut_answer_ends_incomplete_and_a_failure_with_an_error_the_sdk_raises
                                               max_retries=0) as client:
         with pytest.raises(openai.APIError, match="Backend overloaded"):
             list(client.responses.create(model="m", input="hi", stream=True))
+
+
+def test_a_reasoning_models_reasoning_is_a_reasoning_item_whole_and_streamed() -> None:
+    """vLLM's reasoning text before the answer, and more after a call: reasoning items in the model's
+    order, streamed as reasoning_text deltas the SDK validates and rebuilds."""
+    req = parse(stream=True, tools=[{"type": "function", "name": "get_weather"}])
+    stream = ResponsesStream("req_ab12", "m", req.responses, created=1)
+    body = stream.thinking([pb.ThinkingDelta(index=0, thinking="Need"), pb.ThinkingDelta(index=0, thinking=" weather.")])
+    body += stream.delta("Checking.") + stream.tool_calls([pb.ToolCallDelta(index=0, id="call_1", name="get_weather",
+                                                                             arguments='{"city": "Paris"}')])
+    body += stream.thinking([pb.ThinkingDelta(index=1, thinking="Then answer.")])
+    thinking = [pb.ThinkingBlock(thinking="Need weather."), pb.ThinkingBlock(thinking="Then answer.", offset=9,
+                                                                            after_calls=1)]
+    finish = pb.Finish(finish_reason="tool_calls", usage=USAGE, tool_calls=[CALL], thinking=thinking)
+    body += stream.finish(finish)
+    for _, data in events(body):
+        STREAM_EVENT.validate_python(orjson.loads(data))
+    deltas = [orjson.loads(d)["delta"] for n, d in events(body) if n == "response.reasoning_text.delta"]
+    assert deltas == ["Need", " weather.", "Then answer."]
+    with serving(body) as http, openai.OpenAI(api_key="k", base_url="http://edge/v1", http_client=http,
+                                              max_retries=0) as client, client.responses.stream(
+            model="m", input="hi", tools=[{"type": "function", "name": "get_weather", "parameters": {},
+                                          "strict": False}]) as sdk_stream:
+        final = sdk_stream.get_final_response()
+    whole = rt.Response.model_validate(build_response("req_ab12", "m", 1, "Checking.", finish, req.responses).model_dump())
+    for response in (final, whole):
+        assert [item.type for item in response.output] == ["reasoning", "message", "function_call", "reasoning"]
+        first, last = response.output[0], response.output[3]
+        assert first.type == "reasoning" and first.content and first.content[0].text == "Need weather."
+        assert last.type == "reasoning" and last.content and last.content[0].text == "Then answer."
+    assert [i.id for i in final.output] == [i.id for i in whole.output]

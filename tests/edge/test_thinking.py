@@ -15,6 +15,7 @@ from services.common.errors import InvalidRequest
 from services.edge.convert import to_generate_request
 from services.edge.convert_anthropic import build_message, messages_to_generate, parse_messages_request
 from services.edge.convert_openai import build_chat_completion, parse_chat_request
+from services.edge.convert_responses_api import parse_responses_request
 from services.edge.streams_anthropic import AnthropicMessageStream
 from services.edge.streams_openai import OpenAIChatStream
 from services.edge.wire import anthropic_responses as aw
@@ -191,7 +192,7 @@ def test_a_reasoning_models_reasoning_streams_to_chat_clients_in_the_reasoning_f
     assert "reasoning" not in orjson.loads(plain.model_dump_json())["choices"][0]["message"]
 
 
-def test_only_chat_completions_asks_for_reasoning_and_an_earlier_answers_reasoning_is_not_sent_on() -> None:
+def test_the_openai_apis_ask_for_reasoning_and_an_earlier_answers_reasoning_is_not_sent_on() -> None:
     body = orjson.dumps({"model": "m", "messages": [
         {"role": "user", "content": "17×23?"},
         {"role": "assistant", "content": "391", "reasoning_content": "17 × 20 = 340, so 391."},
@@ -200,4 +201,7 @@ def test_only_chat_completions_asks_for_reasoning_and_an_earlier_answers_reasoni
     chat = to_generate_request(parse_chat_request(body), "req_1", "acct", "m", default_max_tokens=16)
     assert chat.accepts_reasoning and "340" not in str(chat) and "Again" not in str(chat)
     messages = to_generate_request(parse_messages_request(request()), "req_1", "acct", "m", default_max_tokens=16)
-    assert not messages.accepts_reasoning
+    assert not messages.accepts_reasoning  # the Messages API has no place for unsigned reasoning
+    responses = to_generate_request(parse_responses_request(b'{"model": "m", "input": "hi"}'), "req_1", "acct", "m",
+                                    default_max_tokens=16)
+    assert responses.accepts_reasoning  # as reasoning items

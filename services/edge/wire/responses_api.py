@@ -297,6 +297,22 @@ class OutputFunctionCall(ResponseModel):
     arguments: str
 
 
+class ReasoningText(ResponseModel):
+    type: Literal["reasoning_text"] = "reasoning_text"
+    text: str
+
+
+class OutputReasoning(ResponseModel):
+    """A reasoning model's reasoning text, as an OpenAI-compatible server gave it (no summary, nothing
+    encrypted: it is the model's own text)."""
+
+    id: str
+    type: Literal["reasoning"] = "reasoning"
+    status: Literal["in_progress", "completed", "incomplete"]
+    summary: list[Any] = Field(default_factory=list)
+    content: list[ReasoningText]
+
+
 class InputTokensDetails(ResponseModel):
     cached_tokens: int
     cache_write_tokens: int
@@ -332,7 +348,7 @@ class Response(ResponseModel):
     created_at: int
     status: Literal["in_progress", "completed", "incomplete", "failed"]
     model: str
-    output: list[OutputMessage | OutputFunctionCall]
+    output: list[OutputReasoning | OutputMessage | OutputFunctionCall]
     usage: ResponseUsage | None = None
     error: ResponseError | None = None
     incomplete_details: IncompleteDetails | None = None
