@@ -295,8 +295,9 @@ class OpenAICompatBackend:
                             continue
                         if chat:
                             delta = choice.get("delta") or {}
-                            thought = delta.get("reasoning") or delta.get("reasoning_content")
-                            if reasoning is not None and isinstance(thought, str):
+                            if reasoning is not None and isinstance(
+                                thought := delta.get("reasoning") or delta.get("reasoning_content"), str
+                            ):
                                 if pieces or outcome.tool_deltas:
                                     yield pieces  # what came before the reasoning goes first, on its own
                                     pieces = []
