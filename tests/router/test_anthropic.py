@@ -32,7 +32,8 @@ from services.router.backends import (
     ToolCall,
     ToolCallDelta,
 )
-from services.router.backends.anthropic import AnthropicBackend, to_messages
+from services.router.backends.anthropic import AnthropicBackend
+from services.router.backends.anthropic_messages import to_messages
 from services.router.backends.http import ProviderHTTP, ReadTimeouts
 from services.router.backends.provider_errors import UpstreamRateLimited, is_retryable
 from services.router.backends.sse import Event

@@ -23,7 +23,8 @@ from services.router.backends import (
     ThinkingDelta,
     ToolCall,
 )
-from services.router.backends.anthropic import AnthropicBackend, to_messages
+from services.router.backends.anthropic import AnthropicBackend
+from services.router.backends.anthropic_messages import to_messages
 from services.router.backends.http import ProviderHTTP, ReadTimeouts
 from services.router.backends.openai_compat import OpenAICompatBackend
 from services.router.backends.sse import Event
