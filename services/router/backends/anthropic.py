@@ -222,15 +222,15 @@ class AnthropicBackend:
                         break
                     doc = pe.parse_event(event.data)
                     kind = doc.get("type") or event.event
-                    if _is_thinking(kind, doc) and (pieces or outcome.tool_deltas):
-                        yield pieces  # what came before the thinking goes first, in a delta of its own
-                        pieces = []
                     if kind == "content_block_delta":
                         delta = doc.get("delta") or {}
                         if delta.get("type") == "text_delta" and delta.get("text"):
                             pieces.append(str(delta["text"]))
                             written += len(pieces[-1])
                         elif delta.get("type") in ("thinking_delta", "signature_delta"):
+                            if pieces or outcome.tool_deltas:
+                                yield pieces  # what came before the thinking goes first, on its own
+                                pieces = []
                             _thinking_delta(thinking, as_count(doc.get("index")), delta)
                         elif delta.get("type") == "input_json_delta":
                             index, piece = as_count(doc.get("index")), delta.get("partial_json")
@@ -242,6 +242,9 @@ class AnthropicBackend:
                             pieces.append(str(block["text"]))
                             written += len(pieces[-1])
                         elif block.get("type") in ("thinking", "redacted_thinking"):
+                            if pieces or outcome.tool_deltas:
+                                yield pieces  # as above
+                                pieces = []
                             thinking.start(as_count(doc.get("index")), offset=written,
                                            after_calls=calls.count(), **_thinking_start(block))
                         elif block.get("type") == "tool_use":
@@ -291,14 +294,6 @@ def _tool_use_start(block: dict[str, Any]) -> dict[str, str]:
     given = block.get("input")
     return {"call_id": str(block.get("id") or ""), "name": str(block.get("name") or ""),
             "arguments": orjson.dumps(given).decode() if isinstance(given, dict) and given else ""}
-
-
-def _is_thinking(kind: str | None, doc: dict[str, Any]) -> bool:
-    """An event of a thinking block: one that must not share a delta with text or calls before it."""
-    if kind == "content_block_start":
-        return (doc.get("content_block") or {}).get("type") in ("thinking", "redacted_thinking")
-    return kind == "content_block_delta" and (doc.get("delta") or {}).get("type") in (
-        "thinking_delta", "signature_delta")
 
 
 def _thinking_start(block: dict[str, Any]) -> dict[str, str]:
