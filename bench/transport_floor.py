@@ -88,6 +88,11 @@ class _Bare(router_pb2_grpc.RouterServiceServicer):
     ) -> router_pb2.CountTokensResponse:
         return router_pb2.CountTokensResponse(input_tokens=9)
 
+    async def Embed(  # noqa: N802 - gRPC method name
+        self, request: router_pb2.EmbedRequest, context: Any
+    ) -> router_pb2.EmbedResponse:
+        return router_pb2.EmbedResponse(embeddings=[b"\0\0\0\0"] * len(request.inputs))
+
     async def Session(  # type: ignore[override]  # noqa: N802 - a coroutine writing via context.write
         self, request_iterator: AsyncIterator[router_pb2.EdgeFrames], context: Any
     ) -> None:

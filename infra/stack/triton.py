@@ -28,6 +28,8 @@ from infra.triton.convert_model import SMOLLM2, TINY, ensure_converted
 
 MODEL_NAME = "ensemble"
 PREPROCESSING_MODEL = "preprocessing"  # tokenization alone: token counts without a prefill
+EMBEDDING_MODEL = "embedding"  # /v1/embeddings, pooled from the same numpy Llama
+SERVED_MODELS = (MODEL_NAME, PREPROCESSING_MODEL, EMBEDDING_MODEL)  # every folder of infra/triton/cpu
 CPU_REPOSITORY = REPO_ROOT / "infra" / "triton" / "cpu"
 ASSETS_STAMP = ".laid-out"
 EXIT_TIMEOUT_S = 10  # in-flight requests get this long after SIGTERM; a generating thread stops at once
@@ -123,13 +125,14 @@ def render_repository(target: Path, model_dir: Path, max_concurrent: int = 4) ->
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(CPU_REPOSITORY, target, ignore=shutil.ignore_patterns("__pycache__"))
     values = {"model_dir": str(model_dir), "max_concurrent_requests": str(max_concurrent)}
-    for config in target.glob("*/config.pbtxt"):  # the ensemble and the preprocessing model
+    for config in target.glob("*/config.pbtxt"):  # one per model of SERVED_MODELS
         config.write_text(string.Template(config.read_text()).safe_substitute(values))
     return target
 
 
 class TritonServer:
-    """One tritonserver with the CPU `ensemble` model, bound to 127.0.0.1 on the given ports.
+    """One tritonserver with the CPU repository's models (``SERVED_MODELS``), bound to 127.0.0.1 on
+    the given ports.
 
     ``model`` is ``"smollm2-135m-instruct"``, ``"tiny-random-llama"`` or a path to a converted folder.
     """
@@ -231,8 +234,8 @@ class TritonServer:
         return process.start()
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        """Block until models `ensemble` and `preprocessing` report ready over gRPC; fail fast if the
-        server died."""
+        """Block until every model of the repository (``SERVED_MODELS``) reports ready over gRPC; fail
+        fast if the server died."""
         import tritonclient.grpc as grpcclient
 
         process = self._managed()
@@ -243,7 +246,7 @@ class TritonServer:
                 if process.exited():
                     raise StackError(f"tritonserver exited during start:\n{process.log_tail()}")
                 with contextlib.suppress(Exception):  # not listening yet: connection errors of all kinds
-                    if all(client.is_model_ready(name) for name in (MODEL_NAME, PREPROCESSING_MODEL)):
+                    if all(client.is_model_ready(name) for name in SERVED_MODELS):
                         return
                 time.sleep(0.1)
         finally:

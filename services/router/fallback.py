@@ -32,7 +32,7 @@ from services.common.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from services.router.backends import Backend, GenerationRequest, Outcome
+from services.router.backends import Backend, EmbeddingRequest, Embeddings, GenerationRequest, Outcome
 from services.router.breaker import CircuitBreaker
 
 log = structlog.get_logger(__name__)
@@ -69,6 +69,63 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, UpstreamError | Overloaded | UpstreamTimeout | DependencyUnavailable)
 
 
+class _Walk:
+    """The bookkeeping of one request's walk along its chain, the same for generations and
+    embeddings: which deployments the breakers let through, the attempts and the in-flight count,
+    refusals (no attempt, no verdict) and failures (a verdict when the backend is at fault), and the
+    error to answer with when no deployment answered."""
+
+    def __init__(
+        self, breakers: dict[str, CircuitBreaker], served: Served, in_flight: Counter[str] | None
+    ) -> None:
+        self._breakers = breakers
+        self._served = served
+        self._in_flight = Counter() if in_flight is None else in_flight
+        self._last_error: TollgateError | None = None
+        self._refusal: UnsupportedByBackend | None = None
+        self._skipped = False
+
+    def enter(self, deployment: Deployment) -> CircuitBreaker | None:
+        """The deployment's breaker, its attempt begun; None when the breaker keeps it out."""
+        breaker = self._breakers.setdefault(deployment.id, CircuitBreaker(deployment.id))
+        if not breaker.allow():
+            self._skipped = True
+            return None
+        self._served.attempts += 1
+        self._in_flight[deployment.id] += 1
+        return breaker
+
+    def leave(self, deployment: Deployment) -> None:
+        self._in_flight[deployment.id] -= 1
+
+    def refused(self, deployment: Deployment, breaker: CircuitBreaker, exc: UnsupportedByBackend) -> None:
+        breaker.release()
+        self._served.attempts -= 1  # nothing was sent
+        self._refusal = self._refusal or exc  # the first: the deployment the request was meant for
+        log.debug("deployment_refused_request", deployment=deployment.id, param=exc.param)
+
+    def failed(self, deployment: Deployment, breaker: CircuitBreaker, exc: TollgateError) -> None:
+        """Score a failure before any answer; a client's error (no deployment would do better) is
+        raised again, a backend's lets the walk move on."""
+        if not retryable(exc):
+            breaker.release()
+            raise exc
+        if isinstance(exc, RouterBusy):
+            breaker.release()  # the router's own limit: no verdict on the deployment
+        else:
+            breaker.record_failure()
+        log.warning("deployment_failed", deployment=deployment.id, error=exc.code)
+        self._last_error = exc
+
+    def no_answer(self) -> TollgateError:
+        """Why no deployment of the chain answered."""
+        if self._last_error is not None:
+            return self._last_error  # a deployment that would take the request failed: retrying may succeed
+        if self._refusal is not None and not self._skipped:
+            return self._refusal  # every deployment was asked, and none takes this request
+        return Overloaded("no healthy deployment is available for this model; try again shortly")
+
+
 async def generate_with_fallback(
     chain: Sequence[Deployment],
     request: GenerationRequest,
@@ -79,17 +136,11 @@ async def generate_with_fallback(
     """Yield the batches of text pieces of the first deployment that starts answering; fill
     ``served``. ``in_flight`` counts each deployment's attempts while they run (routing reads it to
     keep affinity within a deployment's share of the load)."""
-    in_flight = Counter() if in_flight is None else in_flight
-    last_error: TollgateError | None = None
-    refusal: UnsupportedByBackend | None = None
-    skipped = False
+    walk = _Walk(breakers, served, in_flight)
     for deployment in chain:
-        breaker = breakers.setdefault(deployment.id, CircuitBreaker(deployment.id))
-        if not breaker.allow():
-            skipped = True
+        breaker = walk.enter(deployment)
+        if breaker is None:
             continue
-        served.attempts += 1
-        in_flight[deployment.id] += 1
         try:
             outcome = Outcome()
             attempt = replace(request, upstream_model=deployment.upstream_model)
@@ -100,22 +151,11 @@ async def generate_with_fallback(
                 first = None  # a complete, empty answer is still an answer
             except UnsupportedByBackend as exc:
                 await stream.aclose()
-                breaker.release()
-                served.attempts -= 1  # nothing was sent
-                refusal = refusal or exc  # the first: the deployment the request was meant for
-                log.debug("deployment_refused_request", deployment=deployment.id, param=exc.param)
+                walk.refused(deployment, breaker, exc)
                 continue
             except TollgateError as exc:
                 await stream.aclose()
-                if not retryable(exc):
-                    breaker.release()
-                    raise
-                if isinstance(exc, RouterBusy):
-                    breaker.release()  # the router's own limit: no verdict on the deployment
-                else:
-                    breaker.record_failure()
-                log.warning("deployment_failed", deployment=deployment.id, error=exc.code)
-                last_error = exc
+                walk.failed(deployment, breaker, exc)
                 continue
             except BaseException:  # cancelled while waiting for the first byte
                 breaker.release()
@@ -145,9 +185,40 @@ async def generate_with_fallback(
             breaker.record_success()
             return
         finally:
-            in_flight[deployment.id] -= 1
-    if last_error is not None:
-        raise last_error  # a deployment that would take the request failed: retrying may succeed
-    if refusal is not None and not skipped:
-        raise refusal  # every deployment was asked, and none takes this request
-    raise Overloaded("no healthy deployment is available for this model; try again shortly")
+            walk.leave(deployment)
+    raise walk.no_answer()
+
+
+async def embed_with_fallback(
+    chain: Sequence[Deployment],
+    request: EmbeddingRequest,
+    breakers: dict[str, CircuitBreaker],
+    served: Served,
+    in_flight: Counter[str] | None = None,
+) -> Embeddings:
+    """The embeddings of the first deployment that answers, under ``generate_with_fallback``'s rules
+    (``_Walk``). An embedding is one reply, so there is no first byte to commit at: the reply is the
+    commitment. ``served`` says who answered."""
+    walk = _Walk(breakers, served, in_flight)
+    for deployment in chain:
+        breaker = walk.enter(deployment)
+        if breaker is None:
+            continue
+        try:
+            attempt = replace(request, upstream_model=deployment.upstream_model)
+            embeddings = await deployment.backend.embed(attempt)
+        except UnsupportedByBackend as exc:
+            walk.refused(deployment, breaker, exc)
+            continue
+        except TollgateError as exc:
+            walk.failed(deployment, breaker, exc)
+            continue
+        except BaseException:  # cancelled: no verdict on the deployment
+            breaker.release()
+            raise
+        finally:
+            walk.leave(deployment)
+        breaker.record_success()
+        served.deployment_id, served.provider = deployment.id, deployment.provider
+        return embeddings
+    raise walk.no_answer()

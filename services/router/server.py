@@ -1,5 +1,6 @@
 """The router's gRPC server: ``RouterService.Generate``, ``Complete`` and ``Session`` (both of them,
-many calls over one stream: services/router/session.py), and the gRPC health service.
+many calls over one stream: services/router/session.py), ``CountTokens`` and ``Embed`` (one unary
+call each: rare next to generations, and one answer each), and the gRPC health service.
 
 Generate resolves the model's deployment chain from the catalog snapshot, runs it through
 fallback (retries only before the first byte), and streams deltas followed by exactly one Finish:
@@ -32,6 +33,7 @@ from services.router.backends import (
     COUNT_UNSUPPORTED,
     CacheBreakpoint,
     ChatTurn,
+    EmbeddingRequest,
     GenerationRequest,
     Image,
     Outcome,
@@ -42,7 +44,13 @@ from services.router.backends import (
     ToolCallDelta,
 )
 from services.router.breaker import CircuitBreaker
-from services.router.fallback import Deployment, Served, generate_with_fallback, retryable
+from services.router.fallback import (
+    Deployment,
+    Served,
+    embed_with_fallback,
+    generate_with_fallback,
+    retryable,
+)
 from services.router.routing import RoutingTable
 from services.router.session import CallSession
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
@@ -64,6 +72,7 @@ Context = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.Genera
 CompleteContext = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.CompleteResponse]
 SessionContext = grpc.aio.ServicerContext[router_pb2.EdgeFrames, router_pb2.RouterFrames]
 CountContext = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.CountTokensResponse]
+EmbedContext = grpc.aio.ServicerContext[router_pb2.EmbedRequest, router_pb2.EmbedResponse]
 R = TypeVar("R")
 
 
@@ -105,6 +114,22 @@ def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) 
     )
 
 
+def _embedding(request: router_pb2.EmbedRequest) -> EmbeddingRequest:
+    if not request.inputs:
+        raise InvalidRequest("input must not be empty", param="input")
+    if request.dimensions < 0:
+        raise InvalidRequest("dimensions must be a positive integer", param="dimensions")
+    return EmbeddingRequest(
+        request_id=request.request_id,
+        upstream_model=request.model,
+        inputs=tuple(
+            i.text if i.WhichOneof("input") == "text" else tuple(i.tokens.ids) for i in request.inputs
+        ),
+        dimensions=request.dimensions or None,
+        end_user=request.end_user or None,
+    )
+
+
 def _thinking_config(config: router_pb2.ThinkingConfig) -> ThinkingConfig:
     return ThinkingConfig(config.type, config.budget_tokens, config.display)
 
@@ -118,7 +143,9 @@ def _image(part: router_pb2.ImagePart) -> Image:
     return Image(part.offset, part.url, part.detail, cache)
 
 
-async def _abort(context: Context | CompleteContext | CountContext, exc: TollgateError) -> NoReturn:
+async def _abort(
+    context: Context | CompleteContext | CountContext | EmbedContext, exc: TollgateError
+) -> NoReturn:
     """End the call with ``exc`` as a gRPC error. Its code and, for rate limits and overloads, the
     provider's Retry-After travel as trailers, so the edge can answer with the same error, status
     and header."""
@@ -132,7 +159,9 @@ async def _abort(context: Context | CompleteContext | CountContext, exc: Tollgat
     raise AssertionError("context.abort raises")  # for the type checker: abort never returns
 
 
-async def _reply_or_abort(reply: Awaitable[R], context: CompleteContext | CountContext) -> R:
+async def _reply_or_abort(
+    reply: Awaitable[R], context: CompleteContext | CountContext | EmbedContext
+) -> R:
     """A unary call's reply, or its error as the call's gRPC status."""
     try:
         return await reply
@@ -264,6 +293,22 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             )
         raise last_error or refusal or UnsupportedByBackend(COUNT_UNSUPPORTED)
 
+    async def embed(self, request: router_pb2.EmbedRequest) -> router_pb2.EmbedResponse:
+        """Embed's reply, from the first deployment of the chain that answers (``embed_with_fallback``)."""
+        structlog.contextvars.bind_contextvars(request_id=request.request_id)
+        embedding = _embedding(request)
+        served = Served(Outcome())
+        chain = self._chain(request.model, request.end_user)
+        result = await embed_with_fallback(chain, embedding, self._breakers, served, self._in_flight)
+        if result.input_tokens == 0:
+            USAGE_MISSING.labels(served.deployment_id).inc()  # nothing to bill the embedding by
+            log.warning("backend_usage_missing", deployment=served.deployment_id)
+        return router_pb2.EmbedResponse(
+            embeddings=result.vectors, usage=router_pb2.Usage(input_tokens=result.input_tokens),
+            deployment_id=served.deployment_id, provider=served.provider, model_served=request.model,
+            attempts=served.attempts,
+        )
+
     async def Generate(  # noqa: N802 - gRPC method name
         self, request: router_pb2.GenerateRequest, context: Context
     ) -> AsyncIterator[router_pb2.GenerateResponse]:
@@ -282,6 +327,11 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         self, request: router_pb2.GenerateRequest, context: CountContext
     ) -> router_pb2.CountTokensResponse:
         return await _reply_or_abort(self.count(request), context)
+
+    async def Embed(  # noqa: N802 - gRPC method name
+        self, request: router_pb2.EmbedRequest, context: EmbedContext
+    ) -> router_pb2.EmbedResponse:
+        return await _reply_or_abort(self.embed(request), context)
 
     async def Session(  # type: ignore[override]  # noqa: N802 - a coroutine writing via context.write
         self, request_iterator: AsyncIterator[router_pb2.EdgeFrames], context: SessionContext

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.common.errors import UnsupportedByBackend
-from services.router.backends import ChatTurn, GenerationRequest, Image, Outcome, Sampling
+from services.router.backends import ChatTurn, EmbeddingRequest, GenerationRequest, Image, Outcome, Sampling
 from services.router.backends.triton import TritonBackend, preprocessing_model
 
 
@@ -37,3 +37,23 @@ async def test_an_image_is_refused_before_anything_is_sent() -> None:
         await backend.close()
     assert generating.value.param == counting.value.param == "messages"
     assert "image input is not supported" in generating.value.message
+
+
+@pytest.mark.parametrize(("inputs", "dimensions", "param"), [
+    (((1, 2, 3),), None, "input"),  # token ids: the server's tokenizer reads text
+    (("a text", (1, 2, 3)), None, "input"),
+    (("a text",), 256, "dimensions"),  # the model's vectors have one size
+])
+async def test_what_the_embedding_model_cannot_do_is_refused_before_anything_is_sent(
+    inputs: tuple[str | tuple[int, ...], ...], dimensions: int | None, param: str
+) -> None:
+    """Refused as UnsupportedByBackend (fallback asks a deployment that can, or the client hears
+    which parameter); nothing listens at the address, so a request sent would be an UpstreamError."""
+    backend = TritonBackend("127.0.0.1:9", "embedding")
+    try:
+        with pytest.raises(UnsupportedByBackend) as refused:
+            await backend.embed(EmbeddingRequest("req_embed", "embedding", inputs, dimensions=dimensions))
+    finally:
+        await backend.close()
+    assert refused.value.param == param
+    assert "not supported by this self-hosted model" in refused.value.message

@@ -8,7 +8,10 @@ outlives the session.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -25,6 +28,15 @@ from infra.stack.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 20.0
+OPENAI_FIXTURES = Path(__file__).parent / "fixtures" / "openai"
+
+
+def recorded_embeddings(scenario: str) -> list[bytes]:
+    """The vectors an ``/v1/embeddings`` scenario answers, as little-endian float32 bytes, read
+    straight from the recording (base64 or numbers, as it holds them)."""
+    body = json.loads((OPENAI_FIXTURES / f"embeddings-{scenario}.json").read_text())["body"]
+    return [base64.b64decode(d["embedding"]) if isinstance(d["embedding"], str)
+            else struct.pack(f"<{len(d['embedding'])}f", *d["embedding"]) for d in body["data"]]
 
 
 class UpstreamServer:

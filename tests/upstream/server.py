@@ -83,6 +83,11 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
         "continuous-usage": Scenario("continuous-usage"),
         "continuous-usage-cut": Scenario("continuous-usage", cut_after=4),
         "continuous-usage-slow": Scenario("continuous-usage", delay_between=STREAM_GAP_SECONDS),
+        # /v1/embeddings (written from OpenAI's answer format, vectors made up): "ok" is one base64
+        # vector of 1,536 dimensions, "two" two of 256, "floats" one of 64 as numbers, as a server that
+        # ignores encoding_format answers
+        "two": Scenario("two"),
+        "floats": Scenario("floats"),
     },
     "anthropic": {
         **_COMMON,
@@ -104,6 +109,7 @@ ENDPOINTS = {
     "/v1/messages": ("anthropic", "messages"),
     "/v1/messages/count_tokens": ("anthropic", "count-tokens"),  # a JSON answer, not a stream
     "/tokenize": ("openai", "tokenize"),  # vLLM's, at the server's root; a JSON answer
+    "/v1/embeddings": ("openai", "embeddings"),  # a JSON answer
 }
 
 

@@ -200,6 +200,29 @@ def as_count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    """What one backend attempt at embedding needs. An input is a text, or token ids (OpenAI's arrays
+    of integers), which only servers that take them are sent."""
+
+    request_id: str
+    upstream_model: str
+    inputs: tuple[str | tuple[int, ...], ...]
+    dimensions: int | None = None  # None: the model's own size
+    end_user: str | None = None  # hashed like GenerationRequest.end_user
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """One vector per input, in order, each little-endian float32 bytes; the backend's token count of
+    all the inputs (never counted from string length)."""
+
+    vectors: tuple[bytes, ...]
+    input_tokens: int
+
+
+EMBEDDINGS_UNSUPPORTED = "Embeddings are not supported by this model's deployments."
+
 COUNT_UNSUPPORTED = (
     "Counting tokens is not supported for this model: its deployments (OpenAI-compatible servers "
     "without vLLM's /tokenize, or Triton servers without TensorRT-LLM's preprocessing model) cannot "
@@ -220,6 +243,12 @@ class Backend(Protocol):
     async def count_tokens(self, request: GenerationRequest) -> int:
         """The request's input tokens as the model counts them (nothing generated), or
         ``UnsupportedByBackend`` when this backend has no way to count."""
+        ...
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        """The inputs' embedding vectors, or ``UnsupportedByBackend`` when this backend has no
+        embeddings (or not for what was asked: token ids, a size). Cancelling the awaiting task
+        cancels the upstream call."""
         ...
 
     async def close(self) -> None: ...

@@ -42,7 +42,14 @@ from typing import Any
 import orjson
 
 from services.common.errors import TollgateError, UnsupportedByBackend
-from services.router.backends import GenerationRequest, Outcome, as_count
+from services.router.backends import (
+    EMBEDDINGS_UNSUPPORTED,
+    EmbeddingRequest,
+    Embeddings,
+    GenerationRequest,
+    Outcome,
+    as_count,
+)
 from services.router.backends import provider_errors as pe
 from services.router.backends.anthropic_messages import to_messages
 from services.router.backends.http import (
@@ -283,6 +290,10 @@ class AnthropicBackend:
         outcome.finish_reason = _FINISH.get(stop_reason or "end_turn", "stop")
         outcome.tool_calls = [replace(c, arguments=c.arguments or "{}") for c in calls.calls()]
         outcome.thinking = thinking.blocks()
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        """Anthropic has no embeddings API (it points to Voyage AI's): the model's next deployment may."""
+        raise UnsupportedByBackend(EMBEDDINGS_UNSUPPORTED, param="model")
 
     async def close(self) -> None:
         """Nothing to release: the HTTP client belongs to whoever built the backends."""

@@ -219,24 +219,35 @@ def _transport_error(exc: TransportError | TimeoutError) -> TollgateError:
     return pe.error_from_transport(exc)
 
 
-async def post_for_count(
+async def post_json(
     http: ProviderHTTP, url: str, body: dict[str, object], headers: Mapping[str, str], timeout: float,
-    secrets: Iterable[str], field: str,
-) -> int:
-    """POST ``body`` as JSON and return the whole number the answer carries in ``field`` (a token
-    count), in ``timeout`` seconds at most. A non-2xx answer raises the mapped provider error; a
-    transport failure, or an answer without such a number, raises ours."""
+    secrets: Iterable[str], limit: int = ERROR_BODY_LIMIT,
+) -> object:
+    """POST ``body`` as JSON and return the answer's JSON (None when it is not JSON, or longer than
+    ``limit`` bytes), in ``timeout`` seconds at most. A non-2xx answer raises the mapped provider
+    error; a transport failure raises ours."""
     try:
         async with asyncio.timeout(timeout):
             connect = min(timeout, CONNECT_TIMEOUT)
             async with await _post(http, url, orjson.dumps(body), headers, connect) as response:
                 if not 200 <= response.status < 300:
                     raise await _error(response, tuple(secrets))
-                answer = orjson.loads(await response.read(ERROR_BODY_LIMIT))
+                raw = await response.read(limit)
     except (TransportError, TimeoutError) as exc:
         raise _transport_error(exc) from exc
+    try:
+        return orjson.loads(raw) if len(raw) <= limit else None
     except orjson.JSONDecodeError:
-        answer = None
+        return None
+
+
+async def post_for_count(
+    http: ProviderHTTP, url: str, body: dict[str, object], headers: Mapping[str, str], timeout: float,
+    secrets: Iterable[str], field: str,
+) -> int:
+    """The whole number ``post_json``'s answer carries in ``field`` (a token count); an answer without
+    one raises ours."""
+    answer = await post_json(http, url, body, headers, timeout, secrets)
     count = answer.get(field) if isinstance(answer, dict) else None
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise UpstreamError("the upstream provider sent no token count", code=pe.UPSTREAM_BAD_RESPONSE)

@@ -60,6 +60,8 @@ from services.common.errors import InvalidRequest, TollgateError, UnsupportedByB
 from services.router.backends import (
     COUNT_UNSUPPORTED,
     ChatTurn,
+    EmbeddingRequest,
+    Embeddings,
     GenerationRequest,
     Outcome,
     ThinkingBlock,
@@ -68,6 +70,7 @@ from services.router.backends import (
     text_and_images,
 )
 from services.router.backends import provider_errors as pe
+from services.router.backends.embeddings import ANSWER_LIMIT_BYTES, read_answer
 from services.router.backends.http import (
     DEFAULT_TIMEOUTS,
     ProviderHTTP,
@@ -75,6 +78,7 @@ from services.router.backends.http import (
     ReadWatch,
     get_status,
     post_for_count,
+    post_json,
     sse_batches,
 )
 from services.router.backends.http_client import TransportError
@@ -342,6 +346,27 @@ class OpenAICompatBackend:
             self._client, self._base.removesuffix("/v1") + "/tokenize", body, headers,
             self._timeouts.after_output, (key,) if key else (), "count",
         )
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        """``POST /embeddings``, vectors asked for in base64 (``embeddings.read_answer``). The whole
+        answer is one JSON body, bounded by the silence allowed before a first output."""
+        body: dict[str, object] = {
+            "model": request.upstream_model, "encoding_format": "base64",
+            "input": [i if isinstance(i, str) else list(i) for i in request.inputs],
+        }
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        if request.end_user:
+            body["user"] = request.end_user
+        key = self._api_key()
+        headers = {"accept": "application/json", "content-type": "application/json"}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        answer = await post_json(
+            self._client, self._base + "/embeddings", body, headers, self._timeouts.before_output,
+            (key,) if key else (), ANSWER_LIMIT_BYTES,
+        )
+        return read_answer(answer, len(request.inputs))
 
     async def close(self) -> None:
         """Nothing to release: the HTTP client belongs to whoever built the backends."""

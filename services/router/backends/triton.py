@@ -28,20 +28,29 @@ from services.common.errors import (
 )
 from services.router.backends import (
     COUNT_UNSUPPORTED,
+    EMBEDDINGS_UNSUPPORTED,
     ChatTurn,
+    EmbeddingRequest,
+    Embeddings,
     GenerationRequest,
     Outcome,
     refuse_thinking,
 )
 from services.router.backends.triton_tensors import (
     build_count_request,
+    build_embed_request,
     build_request,
     decode_outputs,
+    fp32_rows,
     is_final,
 )
 from services.router.chat_template import render
 
 COUNT_TIMEOUT_SECONDS = 10.0  # tokenizing one prompt; a server that takes longer is in trouble
+# one call's texts through the whole model: the CPU model takes ~8 s for 2,048 tokens, ~90 s for 8,192
+EMBED_TIMEOUT_SECONDS = 300.0
+INPUT_INDEX = re.compile(r"input\[(\d+)\]")  # how the model names a text, counted within its call
+EMBED_BATCH = 64  # texts per call: the max_batch_size of the CPU `embedding` model
 CONTEXT_EXCEEDED = re.compile(
     r"context holds|maximum context length|(prompt|input) length .*exceed|exceeds? (the )?max(imum)? "
     r"(input|sequence) length|max_input_len",
@@ -77,13 +86,42 @@ def _prompt(request: GenerationRequest) -> str:
     return render(request.chat_template, request.messages)
 
 
-def backend_error(message: str) -> TollgateError:
-    """The error a Triton error message stands for."""
+def backend_error(message: str, param: str = "messages") -> TollgateError:
+    """The error a Triton error message stands for; ``param`` is the client's name for what was too
+    long (a generation's ``messages``, an embedding's ``input``)."""
     if CONTEXT_EXCEEDED.search(message):
-        return ContextTooLong(
-            f"The prompt does not fit this model's context: {message[:300]}", param="messages"
-        )
+        what = "prompt" if param == "messages" else param
+        return ContextTooLong(f"The {what} does not fit this model's context: {message[:300]}", param=param)
     return UpstreamError(f"triton: {message}")
+
+
+def _infer_error(exc: grpc.aio.AioRpcError, unsupported: str) -> TollgateError:
+    """A unary ModelInfer's failure: a server without the model cannot do this (``unsupported``: the
+    router asks the next deployment), a deadline is a timeout, anything else the server's error."""
+    details = exc.details() or ""
+    missing = exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE)
+    if missing and "unknown model" in details.lower():
+        return UnsupportedByBackend(unsupported)
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return UpstreamTimeout(f"triton: {details}")
+    return UpstreamError(f"triton: {exc.code().name}: {details}")
+
+
+def _texts(request: EmbeddingRequest) -> list[str]:
+    """The texts to embed, or the refusal of what the model cannot do: token ids (the server's
+    tokenizer reads text), and another size than its hidden size (one size, no truncation)."""
+    if request.dimensions is not None:
+        raise UnsupportedByBackend(
+            "dimensions is not supported by this self-hosted model (its vectors have one size)",
+            param="dimensions",
+        )
+    texts = [item for item in request.inputs if isinstance(item, str)]
+    if len(texts) != len(request.inputs):
+        raise UnsupportedByBackend(
+            "token ids as input are not supported by this self-hosted model (it takes text only)",
+            param="input",
+        )
+    return texts
 
 
 class TritonBackend:
@@ -149,17 +187,48 @@ class TritonBackend:
         try:
             response = await self._stub.ModelInfer(infer, timeout=COUNT_TIMEOUT_SECONDS)
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE) and (
-                "unknown model" in (exc.details() or "").lower()
-            ):
-                raise UnsupportedByBackend(COUNT_UNSUPPORTED) from None
-            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise UpstreamTimeout(f"triton: {exc.details()}") from exc
-            raise UpstreamError(f"triton: {exc.code().name}: {exc.details()}") from exc
+            raise _infer_error(exc, COUNT_UNSUPPORTED) from exc
         counts = decode_outputs(response).get("REQUEST_INPUT_LEN")
         if not counts or not isinstance(counts[0], int):
             raise UpstreamError("triton: the preprocessing model sent no REQUEST_INPUT_LEN")
         return counts[0]
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        """The texts' vectors from the server's embedding model (this deployment's model, the CPU
+        repository's ``embedding``), ``EMBED_BATCH`` texts per call, one call after another. A server
+        without that model cannot embed: the router asks the model's next deployment."""
+        texts = _texts(request)
+        vectors: list[bytes] = []
+        input_tokens = 0
+        for start in range(0, len(texts), EMBED_BATCH):
+            batch = texts[start : start + EMBED_BATCH]
+            rows, tokens = await self._embed_batch(request.request_id, batch, start)
+            vectors.extend(rows)
+            input_tokens += tokens
+        return Embeddings(vectors=tuple(vectors), input_tokens=input_tokens)
+
+    async def _embed_batch(
+        self, request_id: str, texts: list[str], first: int
+    ) -> tuple[tuple[bytes, ...], int]:
+        """One ModelInfer: a vector per text, in order, and the texts' tokens together. ``first`` is the
+        client's index of the first text, for an error that names one (``input[i]``)."""
+        infer = build_embed_request(self.model, request_id, texts)
+        try:
+            response = await self._stub.ModelInfer(infer, timeout=EMBED_TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as exc:
+            details = exc.details() or ""
+            if CONTEXT_EXCEEDED.search(details):  # the model's answer to one text: the client's error
+                renumbered = INPUT_INDEX.sub(lambda m: f"input[{first + int(m.group(1))}]", details)
+                raise backend_error(renumbered, param="input") from None
+            raise _infer_error(exc, EMBEDDINGS_UNSUPPORTED) from exc
+        try:
+            rows = fp32_rows(response, "embedding")
+        except ValueError as exc:
+            raise UpstreamError(f"triton: {self.model}: {exc}") from None
+        counts = decode_outputs(response).get("num_input_tokens")
+        if len(rows) != len(texts) or not counts or len(counts) != len(texts):
+            raise UpstreamError(f"triton: {self.model} answered {len(rows)} vectors for {len(texts)} texts")
+        return rows, sum(int(count) for count in counts)
 
     async def close(self) -> None:
         await self._channel.close(None)

@@ -71,6 +71,34 @@ def build_count_request(model: str, request_id: str, prompt: str) -> service_pb2
     return request
 
 
+def build_embed_request(model: str, request_id: str, texts: Sequence[str]) -> service_pb2.ModelInferRequest:
+    """The CPU repository's ``embedding`` model asked for the texts' vectors and token counts (unary);
+    the texts are its batch, [N, 1]."""
+    request = service_pb2.ModelInferRequest(model_name=model, id=request_id)
+    tensor, raw = _bytes_tensor("text_input", texts, [len(texts), 1])
+    request.inputs.append(tensor)
+    request.raw_input_contents.append(raw)
+    for name in ("embedding", "num_input_tokens"):
+        request.outputs.append(service_pb2.ModelInferRequest.InferRequestedOutputTensor(name=name))
+    return request
+
+
+def fp32_rows(response: service_pb2.ModelInferResponse, name: str) -> tuple[bytes, ...]:
+    """The rows of a [N, dim] FP32 output, each as the server's raw bytes: float32 in its byte order,
+    little-endian on the x86-64 and Arm servers Triton runs on. Sliced, never read as Python floats;
+    ValueError when the output is missing or not that shape."""
+    for tensor, raw in zip(response.outputs, response.raw_output_contents, strict=False):
+        if tensor.name != name:
+            continue
+        if tensor.datatype != "FP32" or len(tensor.shape) != 2:
+            raise ValueError(f"{name}: expected FP32 [N, dim], got {tensor.datatype} {list(tensor.shape)}")
+        rows, width = tensor.shape[0], tensor.shape[1] * 4
+        if len(raw) != rows * width:
+            raise ValueError(f"{name}: {len(raw)} bytes for shape {list(tensor.shape)}")
+        return tuple(raw[i * width : (i + 1) * width] for i in range(rows))
+    raise ValueError(f"no {name} output")
+
+
 def decode_outputs(response: service_pb2.ModelInferResponse) -> dict[str, list[bytes] | list[int]]:
     """Output tensors by name: BYTES as a list of byte strings, INT32 as a list of ints."""
     out: dict[str, list[bytes] | list[int]] = {}

@@ -101,7 +101,8 @@ def silu(x: F32) -> F32:
 
 
 class LlamaModel:
-    """Weights plus a ``forward`` that extends a KV cache by some tokens and returns the last logits."""
+    """Weights plus a ``forward`` that extends a KV cache by some tokens and returns the last logits,
+    and the ``hidden_states`` of a whole sequence (for embeddings), both over the same layers."""
 
     def __init__(self, model_dir: Path) -> None:
         self.config = LlamaConfig.from_json(model_dir / "config.json")
@@ -153,6 +154,27 @@ class LlamaModel:
 
         Returns float32 [vocab]. Raises ValueError when the cache has no room left.
         """
+        last = rms_norm(self._layers(token_ids, cache)[-1], self.final_norm, self.config.rms_eps)
+        return (self.lm_head @ last).astype(np.float32, copy=False)
+
+    def hidden_states(self, token_ids: list[int], chunk: int = 256) -> F32:
+        """The final (normed) hidden states of every position of ``token_ids``, as one sequence from
+        position 0: float32 [T, hidden], what an embedding pools.
+
+        A fresh cache holds the sequence; it runs ``chunk`` positions at a time, which bounds the
+        [heads, T, S] attention scores of a long text as generation's prefill does. Raises ValueError
+        for no tokens or more than the model's positions.
+        """
+        if not 0 < len(token_ids) <= self.config.max_positions:
+            raise ValueError(f"{len(token_ids)} tokens: a sequence holds 1 to {self.config.max_positions}")
+        cache = self.new_cache(len(token_ids))
+        states = [self._layers(token_ids[i : i + chunk], cache) for i in range(0, len(token_ids), chunk)]
+        return rms_norm(np.concatenate(states), self.final_norm, self.config.rms_eps)
+
+    def _layers(self, token_ids: list[int], cache: KVCache) -> F32:
+        """The decoder layers over ``token_ids`` at the next positions of ``cache`` (extended by them):
+        the residual stream of each position, float32 [T, hidden], before the final norm (the caller
+        norms the rows it needs: logits want the last one only)."""
         cfg = self.config
         start, count = cache.length, len(token_ids)
         end = start + count
@@ -190,5 +212,4 @@ class LlamaModel:
             gate, up = gate_up[:, : cfg.intermediate_size], gate_up[:, cfg.intermediate_size :]
             x = (x + (silu(gate) * up) @ layer.w_down.T).astype(np.float32, copy=False)
         cache.length = end
-        last = rms_norm(x[-1], self.final_norm, cfg.rms_eps)
-        return (self.lm_head @ last).astype(np.float32, copy=False)
+        return x
