@@ -10,7 +10,7 @@ from services.common.ops import ops_routes
 from services.edge.cors import cors_middleware
 from services.edge.dependencies import EdgeDeps
 from services.edge.request_id import RequestIdMiddleware
-from services.edge.routes import anthropic, manage, models, openai, webhooks
+from services.edge.routes import anthropic, embeddings, manage, models, openai, webhooks
 from services.edge.routes.fallbacks import EXCEPTION_HANDLERS
 
 
@@ -19,6 +19,7 @@ def build_app(deps: EdgeDeps) -> Starlette:
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/completions", openai.completions, methods=["POST"]),
         Route("/v1/responses", openai.responses, methods=["POST"]),
+        Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", models.get_model, methods=["GET"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),

@@ -23,8 +23,8 @@ what the edge saw.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
@@ -32,6 +32,8 @@ from services.common.errors import DependencyUnavailable
 from services.edge.router_errors import from_rpc_error
 from services.edge.router_session import QUIET, RouterSession
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
+
+R = TypeVar("R")
 
 
 class StreamCall(Protocol):
@@ -108,15 +110,26 @@ class RouterClient:
         self, request: router_pb2.GenerateRequest, timeout: float
     ) -> router_pb2.CountTokensResponse:
         """One CountTokens call, always its own RPC: counts are rare next to generations."""
-        try:
-            reply: router_pb2.CountTokensResponse = await self._stub.CountTokens(request, timeout=timeout)
-        except grpc.aio.AioRpcError as err:
-            raise from_rpc_error(err) from None
+        reply: router_pb2.CountTokensResponse = await _unary(self._stub.CountTokens(request, timeout=timeout))
+        return reply
+
+    async def embed(self, request: router_pb2.EmbedRequest, timeout: float) -> router_pb2.EmbedResponse:
+        """One Embed call, its own RPC (one request, one answer: nothing for the session to batch
+        that a unary call does not already pay once). Cancelling the awaiting task cancels it."""
+        reply: router_pb2.EmbedResponse = await _unary(self._stub.Embed(request, timeout=timeout))
         return reply
 
     def close(self) -> None:
         for session in self.sessions:
             session.close()
+
+
+async def _unary(call: Awaitable[R]) -> R:
+    """A unary call's reply, or its gRPC error as the error class it stands for."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as err:
+        raise from_rpc_error(err) from None
 
 
 def _open_calls(session: RouterSession) -> int:

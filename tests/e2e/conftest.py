@@ -18,8 +18,9 @@ from infra.stack.platform import Platform
 from services.common.api_keys import display_prefix, generate_key, hash_key
 from services.common.events.catalog import CatalogEventV1, DeploymentEntry, ModelEntry, PriceEntry
 from services.common.events.keys import KeyEventV1
+from services.common.events.usage import UsageEventV1
 from services.common.kafka.producer import EventProducer
-from tests.kafka_helpers import ClientSettings
+from tests.kafka_helpers import ClientSettings, read_all
 from tests.upstream.harness import UpstreamServer, upstream  # noqa: F401 - session fixture
 
 KEY_EXAMPLE = Path(__file__).resolve().parents[2] / "services/common/events/examples/keys.v1/active_key.json"
@@ -71,6 +72,25 @@ async def publish_provider_model(
         await producer.publish("catalog.v1", event.record_key, event)
 
 
+async def all_usage_events(stack: Stack) -> list[UsageEventV1]:
+    platform = stack.platform
+    records = await read_all(platform.bus.bootstrap, platform.config.topic_prefix + "usage.v1")
+    return [UsageEventV1.from_bytes(value) for _, value in records if value]
+
+
+async def usage_events(stack: Stack, request_ids: set[str], timeout: float = 30.0) -> dict[str, list[UsageEventV1]]:
+    """Every usage.v1 event of these requests (waits until each has at least one)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found: dict[str, list[UsageEventV1]] = {}
+        for event in await all_usage_events(stack):
+            if event.request_id in request_ids:
+                found.setdefault(event.request_id, []).append(event)
+        if set(found) == request_ids or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def services(platform: Platform) -> Iterator[Platform]:
     for name in ("router", "edge"):
@@ -113,6 +133,9 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
     await publish_provider_model(  # a vLLM server whose /tokenize counts tokens
         producer, f"oa-tokenize-{tag}", "openai", upstream.openai_base_url, "ok", features=("tokenize",),
     )
+    for scenario in ["ok", "two", "floats", "slow"]:  # embedding models (the upstream's /v1/embeddings answers)
+        await publish_provider_model(producer, f"oa-embed-{scenario}-{tag}", "openai", upstream.openai_base_url,
+                                     scenario, capabilities=("embeddings",), max_output_tokens=1)
     for scenario in ["ok", "overloaded", "tool-use", "stop-sequence", "rate-limited", "slow-stream"]:
         await publish_provider_model(producer, f"an-{scenario}-{tag}", "anthropic", upstream.anthropic_base_url, scenario)
     await publish_provider_model(  # room for a thinking budget (at least 1,024) and an answer after it

@@ -136,10 +136,10 @@ async def test_an_upstream_rate_limit_reaches_the_client_as_429_with_retry_after
 
 async def test_endpoints_not_served_answer_in_each_sdks_own_format(client: openai.AsyncOpenAI, stack: Stack) -> None:
     """An SDK call to an endpoint the platform does not serve reads as the provider would say it."""
-    with pytest.raises(openai.NotFoundError) as embeddings:
-        await client.embeddings.create(model="smollm2", input="hi")
-    assert embeddings.value.code == "unknown_url" and "POST /v1/embeddings" in embeddings.value.message
-    assert embeddings.value.response.headers["x-request-id"].startswith("req_")
+    with pytest.raises(openai.NotFoundError) as moderations:
+        await client.moderations.create(model="smollm2", input="hi")
+    assert moderations.value.code == "unknown_url" and "POST /v1/moderations" in moderations.value.message
+    assert moderations.value.response.headers["x-request-id"].startswith("req_")
     base = stack.base_url.removesuffix("/v1")
     async with anthropic.AsyncAnthropic(base_url=base, api_key=stack.key, max_retries=0) as sdk:
         with pytest.raises(anthropic.NotFoundError) as batches:

@@ -1,6 +1,6 @@
 """The official OpenAI Node SDK (npm ``openai``, pinned in tests/node/package-lock.json) against the
-platform, unchanged: ``tests/node/chat.mjs`` does a chat completion, a streamed one with usage, and a
-model list, and prints one JSON line. ``make test`` installs its dependencies (``npm ci``)."""
+platform, unchanged: ``tests/node/chat.mjs`` does a chat completion, a streamed one with usage, a
+model list and (given an embedding model) embeddings, and prints one JSON line. ``make test`` installs its dependencies (``npm ci``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import asyncio
 import json
 import os
 import shutil
+from array import array
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import TRITON_MODEL, Stack
+from tests.upstream.harness import recorded_embeddings
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 SCRIPT = NODE_DIR / "chat.mjs"
@@ -39,9 +41,9 @@ def node() -> str:
     return binary
 
 
-async def run_node(node: str, stack: Stack, model: str) -> dict[str, Any]:
+async def run_node(node: str, stack: Stack, model: str, embed_model: str = "") -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "NODE_OPTIONS"))}
-    env.update(BASE_URL=stack.base_url, API_KEY=stack.key, MODEL=model)
+    env.update(BASE_URL=stack.base_url, API_KEY=stack.key, MODEL=model, EMBED_MODEL=embed_model)
     proc = await asyncio.create_subprocess_exec(
         node, str(SCRIPT), cwd=NODE_DIR.parents[1], env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -62,7 +64,7 @@ async def run_node(node: str, stack: Stack, model: str) -> dict[str, Any]:
 
 async def test_node_sdk_chat_stream_and_models_on_a_provider_model(node: str, stack: Stack) -> None:
     model = stack.model("oa-ok")
-    result = await run_node(node, stack, model)
+    result = await run_node(node, stack, model, embed_model=stack.model("oa-embed-two"))
 
     assert result["content"], result
     assert result["role"] == "assistant" and result["object"] == "chat.completion"
@@ -80,6 +82,11 @@ async def test_node_sdk_chat_stream_and_models_on_a_provider_model(node: str, st
     assert model in result["model_ids"] and TRITON_MODEL in result["model_ids"]
     sent = stack.upstream.requests_for(f"ok:{model}")
     assert len(sent) >= 2 and any(r.get("stream_options") == {"include_usage": True} for r in sent)
+    # embeddings: the SDK's base64 request decoded to the provider's float32 vectors, exactly
+    assert result["embedding_model"] == stack.model("oa-embed-two") and result["embedding_usage"]["prompt_tokens"] == 13
+    assert [e["index"] for e in result["embeddings"]] == [0, 1]
+    assert [e["embedding"] for e in result["embeddings"]] == [
+        list(array("f", v)) for v in recorded_embeddings("two")]
 
 
 async def test_node_sdk_on_triton(node: str, stack: Stack) -> None:

@@ -13,8 +13,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.e2e.conftest import TRITON_MODEL, Stack
-from tests.e2e.test_usage_events import _usage_events
+from tests.e2e.conftest import TRITON_MODEL, Stack, usage_events
 
 WEATHER_ARGS = {"location": "Paris, France", "unit": "celsius"}
 TOOL: Any = {"type": "function", "name": "get_weather", "description": "Current weather", "strict": False,
@@ -107,7 +106,7 @@ async def test_a_response_is_metered_as_the_responses_api(oa: openai.AsyncOpenAI
     raw = await oa.responses.with_raw_response.create(model=stack.model("oa-ok"), input="Hello")
     response = raw.parse()
     request_id = raw.headers["x-request-id"]
-    [event] = (await _usage_events(stack, {request_id}))[request_id]
+    [event] = (await usage_events(stack, {request_id}))[request_id]
     assert (event.api, event.status, event.streamed) == ("openai.responses", "ok", False)
     assert response.usage is not None
     assert event.tokens.output == response.usage.output_tokens

@@ -11,29 +11,9 @@ import httpx
 import pytest
 
 from services.common.events.usage import UsageEventV1
-from tests.e2e.conftest import TRITON_MODEL, Stack
-from tests.kafka_helpers import read_all
+from tests.e2e.conftest import TRITON_MODEL, Stack, all_usage_events, usage_events
 
 HI = [{"role": "user", "content": "hi"}]
-
-
-async def _all_usage_events(stack: Stack) -> list[UsageEventV1]:
-    platform = stack.platform
-    records = await read_all(platform.bus.bootstrap, platform.config.topic_prefix + "usage.v1")
-    return [UsageEventV1.from_bytes(value) for _, value in records if value]
-
-
-async def _usage_events(stack: Stack, request_ids: set[str], timeout: float = 30.0) -> dict[str, list[UsageEventV1]]:
-    """Every usage.v1 event of these requests (waits until each has at least one)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found: dict[str, list[UsageEventV1]] = {}
-        for event in await _all_usage_events(stack):
-            if event.request_id in request_ids:
-                found.setdefault(event.request_id, []).append(event)
-        if set(found) == request_ids or time.monotonic() > deadline:
-            return found
-        await asyncio.sleep(0.5)
 
 
 def _auth(stack: Stack) -> dict[str, str]:
@@ -50,7 +30,7 @@ async def test_every_admitted_request_has_exactly_one_usage_event(stack: Stack) 
         refused = await client.post("/chat/completions", json={"model": "no-such-model", "messages": HI})
     assert (ok.status_code, streamed.status_code, failed.status_code, refused.status_code) == (200, 200, 502, 404)
     ids = {r.headers["x-request-id"]: r for r in (ok, streamed, failed)}
-    events = await _usage_events(stack, set(ids))
+    events = await usage_events(stack, set(ids))
     assert {k: len(v) for k, v in events.items()} == dict.fromkeys(ids, 1)
     by = {rid: evs[0] for rid, evs in events.items()}
 
@@ -89,7 +69,7 @@ async def _leave_after(stack: Stack, body: dict[str, object], pieces: int) -> tu
 async def test_a_client_that_leaves_mid_stream_is_billed_for_what_was_generated(stack: Stack) -> None:
     request_id, received = await _leave_after(
         stack, {"model": TRITON_MODEL, "messages": HI, "max_tokens": 200, "temperature": 1.0}, 5)
-    events = await _usage_events(stack, {request_id})
+    events = await usage_events(stack, {request_id})
     [event] = events[request_id]
     assert event.status == "client_disconnected"
     assert event.tokens.input > 0  # Triton says how long the prompt was with its first response
@@ -108,7 +88,7 @@ async def test_a_cut_stream_is_billed_its_prompt_where_the_server_reports_usage_
         model: (await _leave_after(stack, {"model": stack.model(model), "messages": HI}, 3))[0]
         for model in ("oa-slow-stream", "oa-continuous-usage-slow")
     }
-    events = await _usage_events(stack, set(request_ids.values()))
+    events = await usage_events(stack, set(request_ids.values()))
     [plain] = events[request_ids["oa-slow-stream"]]
     [continuous] = events[request_ids["oa-continuous-usage-slow"]]
     assert plain.status == continuous.status == "client_disconnected"
@@ -125,7 +105,7 @@ async def _leave_non_stream(stack: Stack, body: dict[str, object], after: float)
             await client.post("/chat/completions", json=body)
     left_at = time.monotonic()
     while not (events := [
-        e for e in await _all_usage_events(stack)
+        e for e in await all_usage_events(stack)
         if e.model_requested == body["model"] and not e.streamed and e.status == "client_disconnected"
     ]):
         assert time.monotonic() - left_at < 30, "no usage event for the request whose client left"
@@ -182,6 +162,6 @@ async def test_usage_survives_kafka_being_down_for_30_seconds(stack: Stack) -> N
         platform.bus.start()
         platform.bus.wait_ready()
     assert len(sent) >= 40
-    events = await _usage_events(stack, set(sent), timeout=60)
+    events = await usage_events(stack, set(sent), timeout=60)
     assert set(events) == set(sent), f"{len(set(sent) - set(events))} usage events lost"
     assert all(len(v) == 1 for v in events.values()), "an event was sent twice"

@@ -1,5 +1,5 @@
 // The official OpenAI Node SDK against Tollgate, unchanged. Driven by tests/e2e/test_node_sdk.py:
-//   BASE_URL=http://127.0.0.1:PORT/v1 API_KEY=tg-... MODEL=... node tests/node/chat.mjs [--no-stream] [--no-models]
+//   BASE_URL=http://127.0.0.1:PORT/v1 API_KEY=tg-... MODEL=... [EMBED_MODEL=...] node tests/node/chat.mjs [--no-stream] [--no-models]
 // Prints one JSON line with what it got; exits non-zero on any error.
 import OpenAI from "openai";
 import { VERSION } from "openai/version";
@@ -60,6 +60,15 @@ async function main() {
     const ids = [];
     for await (const entry of client.models.list()) ids.push(entry.id);
     result.model_ids = ids;
+  }
+
+  // (d) embeddings of two texts, when an embedding model is given (the SDK asks for base64 and decodes it)
+  const embedModel = process.env.EMBED_MODEL;
+  if (embedModel) {
+    const embeddings = await client.embeddings.create({ model: embedModel, input: ["first", "second"] });
+    result.embedding_model = embeddings.model;
+    result.embeddings = embeddings.data.map((item) => ({ index: item.index, embedding: item.embedding }));
+    result.embedding_usage = embeddings.usage;
   }
 
   process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -46,6 +46,16 @@ def input_token_bound(request: router_pb2.GenerateRequest) -> int:
     return size
 
 
+def embed_input_bound(request: router_pb2.EmbedRequest) -> int:
+    """A text of N bytes is at most N tokens, token ids are their own count; each input may get a
+    model's begin and end markers."""
+    size = 0
+    for item in request.inputs:
+        size += TEMPLATE_TOKENS_PER_MESSAGE
+        size += len(item.text.encode()) if item.WhichOneof("input") == "text" else len(item.tokens.ids)
+    return size
+
+
 def worst_case_cost(price: PriceEntry | None, input_tokens: int, output_tokens: int) -> int:
     """Every input token at the dearest input-side price (a cache write can cost more than plain
     input), every output token generated: never less than what the request can really cost."""
@@ -70,3 +80,9 @@ def usage_tokens(usage: router_pb2.Usage) -> TokenCounts:
         input=usage.input_tokens, cached_input=usage.cached_input_tokens,
         cache_write=usage.cache_write_tokens, output=usage.output_tokens,
     )
+
+
+def reserve_for_embedding(request: router_pb2.EmbedRequest, price: PriceEntry | None) -> Reservation:
+    """The worst case of an embedding: its input bound, and no output."""
+    input_tokens = embed_input_bound(request)
+    return Reservation(input_tokens, 0, worst_case_cost(price, input_tokens, 0))

@@ -10,6 +10,7 @@ from services.common.errors import TollgateError
 from services.common.events.catalog import ModelEntry
 from services.edge.admitted import AdmittedStream
 from services.edge.auth import presented_key
+from services.edge.capabilities import check_generates
 from services.edge.catalog_view import deprecation_headers
 from services.edge.content import check_image_input
 from services.edge.convert import (
@@ -60,6 +61,7 @@ async def count_tokens(request: Request) -> Response:
         key = deps.key_index.authenticate(presented_key(request.headers))
         parsed = parse_count_tokens_request(await read_body(request, deps.settings.max_body_bytes))
         model = deps.catalog_view.resolve(parsed.model, key)
+        check_generates(model, parsed.model)
         generate = to_generate_request(
             parsed, request.scope["state"]["request_id"], key.account_id, model.id, default_max_tokens=1
         )

@@ -2,7 +2,7 @@
 (405), or a bug (500) — in the API's own error format, like every other error.
 
 Starlette's defaults are plain-text bodies ("Not Found"), which the SDKs surface as an unreadable
-error: a client calling an endpoint this platform does not serve (``/v1/embeddings``, Anthropic's
+error: a client calling an endpoint this platform does not serve (``/v1/audio/speech``, Anthropic's
 ``/v1/messages/batches``) should read what went wrong the way the provider would have said it.
 The format follows the caller: Anthropic's for ``/v1/messages...`` or a request that carries
 ``anthropic-version`` (every Anthropic SDK does), OpenAI's otherwise. A 500 names the request id, so

@@ -37,6 +37,7 @@ from services.common.events.usage import Api as ApiName
 from services.edge.admission.reservation import Reservation, reserve_for
 from services.edge.admitted import Admitted, AdmittedStream
 from services.edge.auth import presented_key
+from services.edge.capabilities import check_generates
 from services.edge.catalog_view import deprecation_headers
 from services.edge.content import check_image_input
 from services.edge.convert import (
@@ -121,6 +122,7 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
         key = deps.key_index.authenticate(presented_key(request.headers))
         parsed = api.parse(await read_body(request, deps.settings.max_body_bytes))
         model = deps.catalog_view.resolve(parsed.model, key)
+        check_generates(model, parsed.model)
         limit = requested_max_tokens(parsed)
         if limit is not None and limit > model.max_output_tokens:
             raise InvalidRequest(

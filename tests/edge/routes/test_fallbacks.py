@@ -34,12 +34,12 @@ def _client() -> httpx.AsyncClient:
 
 async def test_an_unknown_url_is_openais_404_or_anthropics_by_the_caller() -> None:
     async with _client() as http:
-        openai = await http.post("/v1/embeddings", json={"input": "hi"})
+        openai = await http.post("/v1/audio/speech", json={"input": "hi"})
         anthropic = await http.post("/v1/messages/count_tokens", json={})
         by_header = await http.post("/v1/complete", headers={"anthropic-version": "2023-06-01"})
     assert openai.status_code == 404 and openai.headers["x-request-id"].startswith("req_")
     assert openai.json() == {"error": {
-        "message": "Unknown request URL: POST /v1/embeddings. Please check the URL for typos; docs/api.md "
+        "message": "Unknown request URL: POST /v1/audio/speech. Please check the URL for typos; docs/api.md "
                    "lists the endpoints this platform serves.",
         "type": "invalid_request_error", "param": None, "code": "unknown_url"}}
     assert anthropic.status_code == 404 and anthropic.json()["type"] == "error"
