@@ -18,6 +18,7 @@ import sys
 from array import array
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from services.common.errors import InvalidRequest
@@ -105,6 +106,11 @@ def _numbers(vector: bytes) -> list[float]:
     if not LITTLE_ENDIAN:
         values.byteswap()
     return values.tolist()
+
+
+def embeddings_json(model: str, reply: router_pb2.EmbedResponse, encoding: str) -> bytes:
+    """``build_embeddings`` as the response body."""
+    return orjson.dumps(build_embeddings(model, reply, encoding))
 
 
 def build_embeddings(model: str, reply: router_pb2.EmbedResponse, encoding: str) -> EmbeddingsResponse:

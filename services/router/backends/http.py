@@ -74,6 +74,7 @@ SHED = Counter(
 CONNECT_TIMEOUT = 5.0
 KEEPALIVE_SECONDS = 4.0  # below the 5 s idle timeout of uvicorn (vLLM) and Node servers
 ERROR_BODY_LIMIT = 64 * 1024
+LARGE_ANSWER_BYTES = 1024 * 1024
 
 
 ProviderHTTP = Pool  # what every provider backend shares
@@ -235,8 +236,12 @@ async def post_json(
                 raw = await response.read(limit)
     except (TransportError, TimeoutError) as exc:
         raise _transport_error(exc) from exc
-    try:
-        return orjson.loads(raw) if len(raw) <= limit else None
+    if len(raw) > limit:
+        return None
+    try:  # a large answer (embeddings) is parsed off the event loop, which other requests need meanwhile
+        if len(raw) > LARGE_ANSWER_BYTES:
+            return await asyncio.to_thread(orjson.loads, raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
 
