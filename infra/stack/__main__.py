@@ -72,6 +72,10 @@ for chunk in client.chat.completions.create(model='smollm2', max_tokens=24, stre
     print(chunk.choices[0].delta.content or '', end='', flush=True)
 print()"
 
+  curl -s {base}/v1/embeddings -H "Authorization: Bearer {key}" \\
+    -H "Content-Type: application/json" \\
+    -d '{{"model": "smollm2-135m-embed", "input": ["first text", "second text"]}}'
+
 Create your own account, plan and key (management API, admin key; docs/management-api.md):
 
   curl -s {base}/v1/manage/plans -H "Authorization: Bearer {platform.admin_key}" \
