@@ -31,6 +31,7 @@ from services.common.errors import InvalidRequest
 from services.edge.content import FlatTurn, image_url_problem
 from services.edge.end_user import end_user_id, prompt_cache_key_id
 from services.edge.finish import finish_error, response_id
+from services.edge.reasoning_details import answer_details, sent_back
 from services.edge.validation import openai_error
 from services.edge.wire import openai as w
 from services.edge.wire import openai_responses as r
@@ -241,6 +242,8 @@ def chat_to_generate(
             out.tool_call_id = msg.tool_call_id
         if isinstance(msg, w.AssistantMessage) and msg.tool_calls:
             tool_calls[str(i)] = [c.model_dump() for c in msg.tool_calls]
+        if isinstance(msg, w.AssistantMessage) and msg.reasoning_details:
+            out.thinking.extend(sent_back(msg.reasoning_details))
         messages.append(out)
     return router_pb2.GenerateRequest(
         request_id=request_id, account_id=account_id, model=model_id,
@@ -300,7 +303,7 @@ def build_chat_completion(
     calls = tool_calls(finish)
     reasoning = "".join(block.thinking for block in finish.thinking) or None
     message = r.ChatCompletionMessage(content=text if text or not calls else None, tool_calls=calls or None,
-                                      reasoning=reasoning)
+                                      reasoning=reasoning, reasoning_details=answer_details(finish.thinking))
     choice = r.ChatChoice(index=0, message=message, finish_reason=chat_finish_reason(finish.finish_reason))
     return r.ChatCompletion(id=response_id("chatcmpl-", request_id), created=created, model=model,
                             choices=[choice], usage=openai_usage(finish.usage))

@@ -27,6 +27,7 @@ from services.edge.convert_openai import (
     tool_calls,
 )
 from services.edge.finish import finish_error, response_id, unsent_arguments
+from services.edge.reasoning_details import piece_detail
 from tollgate.router.v1 import router_pb2
 
 _KEEP_ALIVE = sse.comment("keep-alive")
@@ -140,14 +141,15 @@ class OpenAIChatStream(_OpenAIStream):
         return out
 
     def thinking(self, pieces: Sequence[router_pb2.ThinkingDelta]) -> bytes:
-        """A reasoning model's reasoning, one chunk per piece, in the ``reasoning`` field of the delta
-        (the name OpenAI gives it for models that show it, vLLM's and OpenRouter's); the SDK keeps it
-        as an extra field of the delta."""
+        """A reasoning model's reasoning, one chunk per piece: its text in the ``reasoning`` field of
+        the delta (the name OpenAI gives it for models that show it, vLLM's and OpenRouter's), and the
+        piece of its block in ``reasoning_details`` (a signature, a redacted block: services/edge/
+        reasoning_details.py); the SDK keeps both as extra fields of the delta."""
         out = b"" if self.started else self.start()
         for piece in pieces:
-            if piece.thinking:
-                out += (self._head + b'[{"index":0,"delta":{"reasoning":' + orjson.dumps(piece.thinking)
-                        + self._delta_close + self._tail)
+            details = b'"reasoning_details":[' + orjson.dumps(piece_detail(piece)) + b"]"
+            text = b'"reasoning":' + orjson.dumps(piece.thinking) + b"," if piece.thinking else b""
+            out += self._head + b'[{"index":0,"delta":{' + text + details + self._delta_close + self._tail
         return out
 
     def _call_chunk(self, entry: dict[str, Any]) -> bytes:

@@ -117,3 +117,64 @@ async def test_a_reasoning_models_reasoning_reaches_the_openai_apis_clients(an: 
     assert [item.type for item in response.output] == ["reasoning", "message"]  # the Responses API's shape
     assert response.output[0].content and response.output[0].content[0].text == reasoning  # type: ignore[union-attr]
     assert response.output_text == "17 × 23 = 391."
+
+
+async def test_reasoning_effort_makes_a_claude_model_think_for_openai_clients(stack: Stack) -> None:
+    """A Chat Completions client's reasoning_effort on a Claude model: a thinking budget out of the
+    output limit (80 % for high), the thinking shown as reasoning and kept whole, signatures included,
+    as reasoning_details; streamed pieces join to the same blocks."""
+    model, marker = stack.model("an-thinking"), uuid.uuid4().hex
+    ask: Any = [{"role": "user", "content": f"GCD of 1071 and 462? {marker}"}]
+    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as oa:
+        whole = await oa.chat.completions.create(model=model, messages=ask, reasoning_effort="high")
+        stream = await oa.chat.completions.create(model=model, messages=ask, reasoning_effort="high", stream=True)
+        deltas = [c.choices[0].delta async for c in stream if c.choices]
+    message = whole.choices[0].message
+    extra = message.model_extra or {}
+    assert message.content == "The greatest common divisor of 1071 and 462 is **21**."
+    assert "So the GCD is 21." in extra["reasoning"]
+    text, redacted = extra["reasoning_details"]
+    assert text["type"] == "reasoning.text" and text["text"] == extra["reasoning"] and text["index"] == 0
+    assert text["signature"].startswith("EqQBCgIYAh") and text["format"] == "anthropic-claude-v1"
+    assert redacted["type"] == "reasoning.encrypted" and redacted["data"] and redacted["index"] == 1
+    pieces = [p for d in deltas for p in (d.model_extra or {}).get("reasoning_details") or []]
+    assert "".join(p.get("text", "") for p in pieces if p["index"] == 0) == text["text"]
+    assert [p["signature"] for p in pieces if "signature" in p] == [text["signature"]]
+    assert [p["data"] for p in pieces if p["type"] == "reasoning.encrypted"] == [redacted["data"]]
+    assert "".join((d.model_extra or {}).get("reasoning") or "" for d in deltas) == extra["reasoning"]
+    bodies = [r["body"] for r in stack.upstream.requests_for(f"thinking:{model}") if marker in str(r["body"])]
+    assert len(bodies) == 2
+    for body in bodies:
+        assert body["thinking"] == {"type": "enabled", "budget_tokens": 3276}  # 80 % of the model's 4,096
+        assert "reasoning_effort" not in body
+
+
+async def test_reasoning_details_sent_back_reach_claude_as_its_blocks(stack: Stack) -> None:
+    """The answer's message, sent back as the SDK returned it: its signed and redacted blocks go to
+    the provider ahead of its text, unchanged, as Anthropic requires in a tool loop."""
+    model, marker = stack.model("an-thinking"), uuid.uuid4().hex
+    first: Any = [{"role": "user", "content": f"GCD of 1071 and 462? {marker}"}]
+    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as oa:
+        answer = await oa.chat.completions.create(model=model, messages=first, reasoning_effort="low")
+        kept = answer.choices[0].message.model_dump(exclude_none=True)
+        again = [*first, kept, {"role": "user", "content": f"And of 462 and 147? {marker}-2"}]
+        await oa.chat.completions.create(model=model, messages=again, reasoning_effort="low")
+    details = kept["reasoning_details"]
+    sent = _sent(stack, f"{marker}-2")["messages"]
+    assert sent[1] == {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": details[0]["text"], "signature": details[0]["signature"]},
+        {"type": "redacted_thinking", "data": details[1]["data"]},
+        {"type": "text", "text": kept["content"]},
+    ]}
+
+
+async def test_sampling_a_thinking_claude_cannot_take_is_refused_before_forwarding(stack: Stack) -> None:
+    model = stack.model("an-thinking")
+    before = len(stack.upstream.requests_for(f"thinking:{model}"))
+    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as oa:
+        with pytest.raises(openai.BadRequestError) as refused:
+            await oa.chat.completions.create(model=model, reasoning_effort="medium", temperature=0.2,
+                                             messages=[{"role": "user", "content": "Hi"}])
+    assert refused.value.body["param"] == "temperature"  # type: ignore[index]
+    assert "thinking runs at temperature 1" in refused.value.message
+    assert len(stack.upstream.requests_for(f"thinking:{model}")) == before

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Tag, field_validator
 
 from services.edge.wire.base import (
     INT32_MAX,
@@ -116,6 +116,20 @@ class ToolCall(RequestModel):
     function: FunctionCall
 
 
+class ReasoningDetail(BaseModel):
+    """A block of an earlier answer's thinking, sent back as the client got it (``reasoning_details``,
+    services/edge/reasoning_details.py). Fields of OpenRouter's entries that Tollgate does not write
+    (``id``, ``format``, ``summary``) are ignored rather than refused: a client sends back what it got."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True, allow_inf_nan=False)
+
+    type: str
+    text: str | None = None
+    signature: str | None = None
+    data: str | None = None
+    index: Annotated[int, Field(ge=0, le=1024)] | None = None
+
+
 class AssistantMessage(RequestModel):
     role: Literal["assistant"]
     content: AssistantContent | None = None
@@ -124,6 +138,7 @@ class AssistantMessage(RequestModel):
     tool_calls: list[ToolCall] | None = None
     reasoning: str | None = None  # an earlier answer's reasoning, sent back: accepted, not sent on
     reasoning_content: str | None = None  # the same, by its older (DeepSeek) name
+    reasoning_details: list[ReasoningDetail] | None = None  # its thinking blocks: a Claude model's go back
     audio: dict[str, Any] | None = None  # a reference to an earlier audio answer: refused when set
     function_call: dict[str, Any] | None = None  # deprecated by OpenAI: refused when set
 

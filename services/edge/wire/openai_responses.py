@@ -6,7 +6,7 @@ speed; the tests hold those bytes against these models and against the official 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -54,6 +54,8 @@ class ChatCompletionMessage(ResponseModel):
     tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=lambda calls: calls is None)
     # a reasoning model's reasoning text, when its server gave it (vLLM's and OpenRouter's name)
     reasoning: str | None = Field(default=None, exclude_if=lambda text: text is None)
+    # the same as blocks, signatures kept (OpenRouter's field: services/edge/reasoning_details.py)
+    reasoning_details: list[dict[str, Any]] | None = Field(default=None, exclude_if=lambda d: d is None)
 
 
 class ChatChoice(ResponseModel):

@@ -25,7 +25,8 @@ Decisions worth knowing:
 - Text deltas are yielded as they come; a ``tool_use`` block's id, name and ``input_json_delta``
   fragments are passed on as they come too, and the call reaches the ``Outcome`` whole at the end (a
   call without input as ``{}``).
-- Extended thinking: the client's ``thinking`` goes out as it asked. The answer's thinking blocks are
+- Extended thinking: the client's ``thinking`` goes out as it asked; an OpenAI client's
+  ``reasoning_effort`` becomes a thinking budget (``anthropic_effort.py``). The answer's thinking blocks are
   passed on as they come (``thinking.ThinkingAssembler``), in their own deltas ahead of any text or
   call that came after them, and an earlier turn's blocks go back where the model wrote them, unchanged
   (Anthropic checks their signatures and their order).
@@ -51,6 +52,7 @@ from services.router.backends import (
     as_count,
 )
 from services.router.backends import provider_errors as pe
+from services.router.backends.anthropic_effort import EFFORT, thinking_for_effort
 from services.router.backends.anthropic_messages import to_messages
 from services.router.backends.http import (
     DEFAULT_TIMEOUTS,
@@ -133,7 +135,7 @@ class AnthropicBackend:
             raise UnsupportedByBackend("this model only supports chat requests, not raw completions",
                                        param="prompt")
         options = request.provider_options
-        unsupported = sorted(set(options) - TOOL_OPTIONS)
+        unsupported = sorted(set(options) - TOOL_OPTIONS - {EFFORT})
         if unsupported:
             raise UnsupportedByBackend(
                 f"'{unsupported[0]}' is not supported by this model", param=unsupported[0]
@@ -166,6 +168,8 @@ class AnthropicBackend:
                 body["thinking"]["budget_tokens"] = thinking.budget_tokens
             if thinking.display:
                 body["thinking"]["display"] = thinking.display
+        elif (effort := thinking_for_effort(request)) is not None:
+            body["thinking"] = effort
         return body
 
     async def count_tokens(self, request: GenerationRequest) -> int:
