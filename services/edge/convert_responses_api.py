@@ -34,6 +34,7 @@ from pydantic import Field, ValidationError
 from services.common.errors import InvalidRequest
 from services.edge.convert_openai import check_chat, tool_calls
 from services.edge.finish import finish_error, response_id
+from services.edge.reasoning_details import decoded_detail, encoded_block
 from services.edge.validation import openai_error
 from services.edge.wire import openai as chat
 from services.edge.wire import responses_api as w
@@ -123,6 +124,9 @@ def _as_chat(req: w.ResponsesRequest) -> tuple[dict[str, Any], list[str]]:
         messages.append({"role": "system", "content": req.instructions})
         origins.append("instructions")
     items = [w.MessageItem(role="user", content=req.input)] if isinstance(req.input, str) else req.input
+    # reasoning sent back: with the assistant turn it follows (one Response's items are one turn), else
+    # with the next one (the reasoning a turn opens with comes before it)
+    blocks: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         where = f"input[{i}]"
         if isinstance(item, w.MessageItem):
@@ -141,6 +145,12 @@ def _as_chat(req: w.ResponsesRequest) -> tuple[dict[str, Any], list[str]]:
                 p.text for p in item.output if isinstance(p, w.InputText | w.OutputText))
             messages.append({"role": "tool", "tool_call_id": item.call_id, "content": output})
             origins.append(where)
+        elif isinstance(item, w.ReasoningItem):
+            if (detail := decoded_detail((item.model_extra or {}).get("encrypted_content"))) is not None:
+                blocks.append(detail)
+        if blocks and messages and messages[-1]["role"] == "assistant":
+            messages[-1].setdefault("reasoning_details", []).extend(blocks)
+            blocks = []
     if not messages:
         raise InvalidRequest("Invalid 'input': it has no message or function call to answer.", param="input",
                              code="empty_array")
@@ -247,9 +257,20 @@ def reasoning_item_id(request_id: str, index: int) -> str:
     return response_id("rs_", request_id) + f"_{index}"
 
 
-def reasoning_item(request_id: str, index: int, text: str, status: str) -> w.OutputReasoning:
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
+
+
+def wants_blocks(req: w.ResponsesRequest) -> bool:
+    """The client asked for reasoning it can send back (``include``)."""
+    return ENCRYPTED_REASONING in (req.include or ())
+
+
+def reasoning_item(
+    request_id: str, index: int, block: router_pb2.ThinkingBlock, status: str, with_block: bool,
+) -> w.OutputReasoning:
+    encrypted = encoded_block(block.thinking, block.signature, block.redacted) if with_block else None
     return w.OutputReasoning(id=reasoning_item_id(request_id, index), status=status,
-                             content=[w.ReasoningText(text=text)])
+                             content=[w.ReasoningText(text=block.thinking)], encrypted_content=encrypted)
 
 
 def echoed(req: w.ResponsesRequest) -> dict[str, Any]:
@@ -272,12 +293,12 @@ def echoed(req: w.ResponsesRequest) -> dict[str, Any]:
 
 def in_order(
     request_id: str, thinking: Sequence[router_pb2.ThinkingBlock], message: list[w.OutputMessage],
-    calls: list[w.OutputFunctionCall], status: str,
+    calls: list[w.OutputFunctionCall], status: str, with_blocks: bool = False,
 ) -> list[w.OutputReasoning | w.OutputMessage | w.OutputFunctionCall]:
     """The output items in the order the model wrote them: reasoning before any text first, then the
     message, reasoning that came after some text, and each call followed by the reasoning after it (a
     message item is not cut by reasoning that came inside its text)."""
-    reasoning = [(block, reasoning_item(request_id, i, block.thinking, status))
+    reasoning = [(block, reasoning_item(request_id, i, block, status, with_blocks))
                  for i, block in enumerate(thinking)]
     output: list[w.OutputReasoning | w.OutputMessage | w.OutputFunctionCall] = [
         item for block, item in reasoning if not block.after_calls and not block.offset]
@@ -302,7 +323,7 @@ def build_response(
              for i, call in enumerate(tool_calls(finish))]
     message = [w.OutputMessage(id=message_id(request_id, 0), status=status,
                                content=[w.OutputTextPart(text=text)])] if text else []
-    output = in_order(request_id, finish.thinking, message, calls, status)
+    output = in_order(request_id, finish.thinking, message, calls, status, wants_blocks(req))
     return w.Response(
         id=response_id("resp_", request_id), created_at=created, status=status, model=model, output=output,
         usage=response_usage(finish.usage), incomplete_details=incomplete, **echoed(req),

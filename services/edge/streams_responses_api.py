@@ -34,8 +34,10 @@ from services.edge.convert_responses_api import (
     message_id,
     reasoning_item_id,
     response_usage,
+    wants_blocks,
 )
 from services.edge.finish import finish_error, response_id, unsent_arguments
+from services.edge.reasoning_details import encoded_block
 from services.edge.wire import responses_api as w
 from tollgate.router.v1 import router_pb2
 
@@ -50,6 +52,7 @@ class ResponsesStream:
         self.started = False
         self.done = False
         self._echo = echoed(req)
+        self._with_blocks = wants_blocks(req)
         self._created = created
         self._seq = 0
         self._output: list[dict[str, Any]] = []  # finished items, in order
@@ -63,6 +66,7 @@ class ResponsesStream:
         self._reasoning = ""  # the open reasoning item's id ("": none open)
         self._reasoning_block = -1  # ... the thinking block it shows
         self._reasoning_text: list[str] = []
+        self._reasoning_seal = ("", "")  # ... its signature, or its redacted data
 
     def _event(self, kind: str, fields: dict[str, Any]) -> bytes:
         payload = {"type": kind, "sequence_number": self._seq, **fields}
@@ -172,24 +176,25 @@ class ResponsesStream:
             "item_id": item["id"], "output_index": len(self._output), "delta": piece})
 
     def thinking(self, pieces: Sequence[router_pb2.ThinkingDelta]) -> bytes:
-        """A reasoning model's reasoning text (an OpenAI-compatible server's): a ``reasoning`` item per
-        block, its text as ``response.reasoning_text.delta`` events, as OpenAI streams a model's
-        reasoning text."""
+        """A model's reasoning: a ``reasoning`` item per thinking block, its text as
+        ``response.reasoning_text.delta`` events, as OpenAI streams a model's reasoning text. A block's
+        signature, or a redacted block, shows only in the item's ``encrypted_content`` (asked for)."""
         out = b"" if self.started else self.start()
         for piece in pieces:
-            if not piece.thinking:
-                continue
             if not self._reasoning or piece.index != self._reasoning_block:
                 out += self._close_open() + self._open_reasoning(piece.index)
-            self._reasoning_text.append(piece.thinking)
-            out += self._event("response.reasoning_text.delta", {
-                "item_id": self._reasoning, "output_index": len(self._output), "content_index": 0,
-                "delta": piece.thinking})
+            if piece.signature or piece.redacted:
+                self._reasoning_seal = (piece.signature, piece.redacted)
+            if piece.thinking:
+                self._reasoning_text.append(piece.thinking)
+                out += self._event("response.reasoning_text.delta", {
+                    "item_id": self._reasoning, "output_index": len(self._output), "content_index": 0,
+                    "delta": piece.thinking})
         return out
 
     def _open_reasoning(self, block: int) -> bytes:
         self._reasoning = reasoning_item_id(self.request_id, block)
-        self._reasoning_block, self._reasoning_text = block, []
+        self._reasoning_block, self._reasoning_text, self._reasoning_seal = block, [], ("", "")
         index = len(self._output)
         item = {"id": self._reasoning, "type": "reasoning", "status": "in_progress", "summary": [],
                 "content": []}
@@ -205,6 +210,8 @@ class ResponsesStream:
         where = {"item_id": item_id, "output_index": index, "content_index": 0}
         part = {"type": "reasoning_text", "text": text}
         item = {"id": item_id, "type": "reasoning", "status": status, "summary": [], "content": [part]}
+        if self._with_blocks and (encrypted := encoded_block(text, *self._reasoning_seal)) is not None:
+            item["encrypted_content"] = encrypted
         self._output.append(item)
         return (self._event("response.reasoning_text.done", {**where, "text": text})
                 + self._event("response.content_part.done", {**where, "part": part})

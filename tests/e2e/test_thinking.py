@@ -178,3 +178,32 @@ async def test_sampling_a_thinking_claude_cannot_take_is_refused_before_forwardi
     assert refused.value.body["param"] == "temperature"  # type: ignore[index]
     assert "thinking runs at temperature 1" in refused.value.message
     assert len(stack.upstream.requests_for(f"thinking:{model}")) == before
+
+
+async def test_a_responses_client_keeps_claudes_thinking_in_encrypted_content(stack: Stack) -> None:
+    """A stateless Responses client (store false, include reasoning.encrypted_content) gets each of a
+    Claude model's blocks whole in its reasoning item, streamed or not, and sending the output back
+    hands the provider the blocks unchanged, ahead of the text."""
+    model, marker = stack.model("an-thinking"), uuid.uuid4().hex
+    ask = f"GCD of 1071 and 462? {marker}"
+    include: Any = ["reasoning.encrypted_content"]
+    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as oa:
+        whole = await oa.responses.create(model=model, input=ask, reasoning={"effort": "low"}, store=False,
+                                          include=include)
+        async with oa.responses.stream(model=model, input=ask, reasoning={"effort": "low"}, include=include) as s:
+            streamed = await s.get_final_response()
+        plain = await oa.responses.create(model=model, input=ask, reasoning={"effort": "low"})
+        again: Any = [{"role": "user", "content": ask}, *[i.model_dump(exclude_none=True) for i in whole.output],
+                      {"role": "user", "content": f"And of 462 and 147? {marker}-2"}]
+        await oa.responses.create(model=model, input=again, reasoning={"effort": "low"}, include=include)
+    assert [i.type for i in whole.output] == ["reasoning", "reasoning", "message"]
+    sealed = [i.encrypted_content for i in whole.output if i.type == "reasoning"]
+    assert all(s and s.startswith("tg1.") for s in sealed)
+    assert [i.encrypted_content for i in streamed.output if i.type == "reasoning"] == sealed
+    assert [getattr(i, "encrypted_content", None) for i in plain.output] == [None, None, None]  # not asked for
+    thought = whole.output[0].content[0].text  # type: ignore[union-attr,index]
+    sent = _sent(stack, f"{marker}-2")["messages"][1]
+    assert sent["role"] == "assistant" and [b["type"] for b in sent["content"]] == [
+        "thinking", "redacted_thinking", "text"]
+    assert sent["content"][0]["thinking"] == thought and sent["content"][0]["signature"].startswith("EqQBCgIYAh")
+    assert sent["content"][2]["text"] == whole.output_text

@@ -9,6 +9,8 @@ from typing import Any
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from services.edge.convert_openai import build_chat_completion, chat_to_generate, parse_chat_request
+from services.edge.convert_responses_api import parse_responses_request
+from services.edge.reasoning_details import decoded_detail, encoded_block
 from services.edge.streams_openai import OpenAIChatStream
 from tollgate.router.v1 import router_pb2
 
@@ -71,3 +73,48 @@ def test_blocks_sent_back_go_to_the_router_joined_and_only_where_a_provider_take
     assert list(assistant.thinking) == [
         router_pb2.ThinkingBlock(thinking="Use Euclid.", signature="sig-1"), router_pb2.ThinkingBlock(redacted="opaque")]
     assert assistant.content == "21."
+
+
+def test_a_block_survives_encrypted_content_and_nothing_else_is_read_from_it() -> None:
+    signed = encoded_block("Use Euclid.", "sig-1", "")
+    redacted = encoded_block("", "", "opaque")
+    assert signed and redacted and encoded_block("unsigned musing", "", "") is None
+    assert decoded_detail(signed) == {"type": "reasoning.text", "text": "Use Euclid.", "signature": "sig-1"}
+    assert decoded_detail(redacted) == {"type": "reasoning.encrypted", "data": "opaque"}
+    for foreign in ("gAAAAABo-openai-encrypted", "tg1.not*base64", "tg1." + "W10=", None, 5):  # "W10=" is []
+        assert decoded_detail(foreign) is None
+
+
+def test_a_responses_tool_loop_sent_back_keeps_its_blocks_calls_and_results() -> None:
+    """Reasoning items go with the assistant turn after them (here one that only called a tool), and
+    every other item keeps its place: the call, then its result."""
+    sealed = encoded_block("Call gcd.", "sig-1", "")
+    body = {"model": "claude", "input": [
+        {"role": "user", "content": "GCD of 1071 and 462?"},
+        {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": sealed},
+        {"type": "reasoning", "id": "rs_2", "summary": [], "encrypted_content": "gAAAAB-openai-own"},
+        {"type": "function_call", "call_id": "toolu_1", "name": "gcd", "arguments": "{\"a\":1071,\"b\":462}"},
+        {"type": "function_call_output", "call_id": "toolu_1", "output": "21"},
+    ]}
+    chat = parse_responses_request(json.dumps(body).encode())
+    generate = chat_to_generate(chat, "req", "acct", "claude", default_max_tokens=64)
+    assert [m.role for m in generate.chat.messages] == ["user", "assistant", "tool"]
+    assistant, tool = generate.chat.messages[1], generate.chat.messages[2]
+    assert list(assistant.thinking) == [router_pb2.ThinkingBlock(thinking="Call gcd.", signature="sig-1")]
+    assert json.loads(generate.provider_options_json)["assistant_tool_calls"]["1"][0]["id"] == "toolu_1"
+    assert (tool.tool_call_id, tool.content) == ("toolu_1", "21")
+
+
+def test_reasoning_after_a_call_stays_with_its_turn_and_the_calls_result_stays_too() -> None:
+    sealed = encoded_block("Check it.", "sig-2", "")
+    body = {"model": "claude", "input": [
+        {"role": "user", "content": "GCD?"},
+        {"type": "function_call", "call_id": "toolu_1", "name": "gcd", "arguments": "{}"},
+        {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": sealed},
+        {"type": "function_call_output", "call_id": "toolu_1", "output": "21"},
+    ]}
+    generate = chat_to_generate(parse_responses_request(json.dumps(body).encode()), "req", "acct", "claude",
+                                default_max_tokens=64)
+    assert [m.role for m in generate.chat.messages] == ["user", "assistant", "tool"]
+    assert [b.signature for b in generate.chat.messages[1].thinking] == ["sig-2"]
+    assert generate.chat.messages[2].content == "21"

@@ -45,6 +45,7 @@ def request(effort: Any, max_tokens: int = 4096, *, turns: tuple[ChatTurn, ...] 
     ("low", 10000, 2000),
     ("low", 2000, 1024),  # at least Anthropic's least budget
     ("high", 64000, 32000),  # at most 32,000
+    ("xhigh", 10000, 9500),
     ("high", 1100, 1024),  # 1,024 even where that is more than 80 %
 ])
 def test_the_budget_is_a_share_of_the_output_limit(effort: str, max_tokens: int, budget: int) -> None:
@@ -59,7 +60,7 @@ def test_no_effort_is_no_thinking(effort: str) -> None:
 def test_an_unknown_effort_is_the_clients_error() -> None:
     with pytest.raises(InvalidRequest) as refused:
         thinking_for_effort(request("extreme"))
-    assert refused.value.param == "reasoning_effort" and "'low', 'medium' and 'high'" in refused.value.message
+    assert refused.value.param == "reasoning_effort" and "'high' and 'xhigh'" in refused.value.message
 
 
 @pytest.mark.parametrize(("sampling", "param"), [

@@ -108,8 +108,9 @@ class FunctionCallOutputItem(EchoedItem):
 
 
 class ReasoningItem(RequestModel):
-    """An earlier answer's reasoning (OpenAI's, possibly encrypted): accepted and not sent on, since the
-    backends here are reached through Chat Completions, which has no place for it."""
+    """An earlier answer's reasoning: a Claude block this platform wrote into ``encrypted_content`` goes
+    back to the provider with the assistant turn after it; anything else (OpenAI's own encrypted
+    reasoning, reasoning text) is accepted and not sent on, since no provider here can take it."""
 
     model_config = ConfigDict(extra="allow")
     type: Literal["reasoning"]
@@ -259,7 +260,7 @@ class ResponsesRequest(RequestModel):
     prompt_cache_key: str | None = None
     store: bool | None = None  # accepted: nothing is stored whatever it says (DESIGN promise 4)
     service_tier: str | None = None  # accepted and ignored: one tier here
-    include: list[str] | None = None  # accepted: nothing it names (encrypted reasoning, logprobs) is produced
+    include: list[str] | None = None  # "reasoning.encrypted_content" is served; the rest produce nothing
     truncation: Literal["auto", "disabled"] | None = None  # "auto" is refused: nothing is dropped to fit
     # refused when set: each needs state or machinery this platform does not have
     previous_response_id: str | None = None
@@ -303,14 +304,16 @@ class ReasoningText(ResponseModel):
 
 
 class OutputReasoning(ResponseModel):
-    """A reasoning model's reasoning text, as an OpenAI-compatible server gave it (no summary, nothing
-    encrypted: it is the model's own text)."""
+    """A model's reasoning text (no summary). A Claude model's signed or redacted block also travels
+    whole in ``encrypted_content`` when the request's ``include`` asks for it
+    (services/edge/reasoning_details.py), so a stateless client can send it back."""
 
     id: str
     type: Literal["reasoning"] = "reasoning"
     status: Literal["in_progress", "completed", "incomplete"]
     summary: list[Any] = Field(default_factory=list)
     content: list[ReasoningText]
+    encrypted_content: str | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class InputTokensDetails(ResponseModel):

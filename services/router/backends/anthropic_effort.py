@@ -2,9 +2,10 @@
 
 A Chat Completions or Responses client asks an OpenAI reasoning model to think harder with one word;
 Claude takes a token budget. The budget is a share of the request's output limit, as OpenRouter maps
-it (``high`` 80 %, ``medium`` 50 %, ``low`` 20 %), because the limit is what the client said it will
-pay for and OpenAI counts reasoning inside it too; it stays within Anthropic's bounds (at least 1,024,
-below ``max_tokens``) and at most 32,000, above which Anthropic advises batches. ``none`` and
+it (``high`` 80 %, ``medium`` 50 %, ``low`` 20 %; OpenAI's newer ``xhigh`` 95 %), because the limit
+is what the client said it will pay for and OpenAI counts reasoning inside it too; it stays within
+Anthropic's bounds (at least 1,024, below ``max_tokens``) and at most 32,000, above which Anthropic
+advises batches. ``none`` and
 ``minimal`` ask for no thinking, which is what Claude does without it.
 
 Thinking changes what else Anthropic accepts, so those refusals come here, before anything is sent
@@ -27,7 +28,7 @@ from services.router.backends import GenerationRequest
 from services.router.backends.tool_use import assistant_tool_calls
 
 EFFORT = "reasoning_effort"
-SHARES = {"low": 0.2, "medium": 0.5, "high": 0.8}
+SHARES = {"low": 0.2, "medium": 0.5, "high": 0.8, "xhigh": 0.95}
 NO_THINKING = frozenset({"none", "minimal"})
 MIN_BUDGET = 1024  # Anthropic's least budget_tokens
 MAX_BUDGET = 32000
@@ -47,7 +48,7 @@ def thinking_for_effort(request: GenerationRequest) -> dict[str, Any] | None:
     if not isinstance(effort, str) or effort not in SHARES.keys() | NO_THINKING:
         raise InvalidRequest(
             f"Invalid value for 'reasoning_effort': {effort!r}. Supported values are: 'none', 'minimal', "
-            "'low', 'medium' and 'high'.", param=EFFORT, code="invalid_value",
+            "'low', 'medium', 'high' and 'xhigh'.", param=EFFORT, code="invalid_value",
         )
     if effort in NO_THINKING or _tool_loop_without_thinking(request):
         return None
