@@ -1,7 +1,7 @@
 """OpenAI wire ⇄ router: parse a body, refuse what we cannot serve, build the GenerateRequest and the
 non-streamed responses. Streaming encoders: ``streams_openai``.
 
-Accepted but refused with a clear 400 (valid OpenAI, not served here yet): ``n`` ≠ 1, ``logprobs``,
+Accepted but refused with a clear 400 (valid OpenAI, not served here yet): ``n`` ≠ 1,
 audio and file parts, ``audio`` answers and the deprecated ``function_call``, ``modalities`` with
 audio; for completions also ``echo``, ``suffix``, ``logprobs``, ``best_of`` ≠ 1, token-array and batch
 prompts. Accepted and not sent on: ``store``, ``service_tier`` and ``metadata``. ``user`` /
@@ -79,10 +79,9 @@ def check_chat(req: w.ChatCompletionRequest) -> None:
     """The checks of a parsed chat request beyond its shape (shared with the Responses API, which
     becomes one)."""
     _check_common(req.n, req.stream, req.stream_options)
-    if req.logprobs:
-        raise _refuse("logprobs", "logprobs are not supported yet; omit 'logprobs' or set it to false.")
-    if req.top_logprobs:
-        raise _refuse("top_logprobs", "top_logprobs needs logprobs, which are not supported yet.")
+    if req.top_logprobs and not req.logprobs:
+        raise InvalidRequest("Invalid value for 'top_logprobs': 'logprobs' must be true when "
+                             "'top_logprobs' is set.", param="top_logprobs", code="invalid_value")
     if req.modalities and "audio" in req.modalities:
         raise _refuse("modalities", f"Audio output is not supported: {_TEXT_ONLY}.")
     if req.tool_choice not in (None, "none", "auto") and not req.tools:
@@ -220,6 +219,10 @@ def _options(req: w.ChatCompletionRequest, tool_calls: dict[str, Any]) -> str:
     for name in ("presence_penalty", "frequency_penalty", "logit_bias", "reasoning_effort", "verbosity"):
         if (value := getattr(req, name)) is not None:
             opts[name] = value
+    if req.logprobs:  # only OpenAI-compatible servers return them; other backends refuse the option
+        opts["logprobs"] = True
+        if req.top_logprobs:
+            opts["top_logprobs"] = req.top_logprobs
     if tool_calls:
         opts["assistant_tool_calls"] = tool_calls
     return orjson.dumps(opts).decode() if opts else ""
@@ -295,7 +298,7 @@ def completion_finish_reason(reason: str) -> r.CompletionFinishReason:
 
 
 def build_chat_completion(
-    request_id: str, model: str, created: int, text: str, finish: router_pb2.Finish
+    request_id: str, model: str, created: int, text: str, finish: router_pb2.Finish, logprobs_json: str = "",
 ) -> r.ChatCompletion:
     """The non-streamed answer; raises the Finish's error instead when generation failed."""
     if (error := finish_error(finish)) is not None:
@@ -304,7 +307,9 @@ def build_chat_completion(
     reasoning = "".join(block.thinking for block in finish.thinking) or None
     message = r.ChatCompletionMessage(content=text if text or not calls else None, tool_calls=calls or None,
                                       reasoning=reasoning, reasoning_details=answer_details(finish.thinking))
-    choice = r.ChatChoice(index=0, message=message, finish_reason=chat_finish_reason(finish.finish_reason))
+    logprobs = {"content": orjson.loads(logprobs_json), "refusal": None} if logprobs_json else None
+    choice = r.ChatChoice(index=0, message=message, finish_reason=chat_finish_reason(finish.finish_reason),
+                          logprobs=logprobs)
     return r.ChatCompletion(id=response_id("chatcmpl-", request_id), created=created, model=model,
                             choices=[choice], usage=openai_usage(finish.usage))
 

@@ -95,6 +95,9 @@ class AnthropicMessageStream:
     def _close_open(self) -> bytes:
         return _block_stop(self._open) if self._open >= 0 else b""
 
+    def logprobs(self, content_json: str) -> bytes:
+        return b""  # never asked for here: this API's requests cannot ask for them
+
     def thinking(self, pieces: Sequence[router_pb2.ThinkingDelta]) -> bytes:
         """A thinking block opens a block of its own (closing the one before), empty, as Anthropic
         opens one; its text follows as ``thinking_delta`` events and its signature as a

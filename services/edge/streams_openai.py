@@ -79,6 +79,9 @@ class _OpenAIStream:
     def thinking(self, pieces: Sequence[router_pb2.ThinkingDelta]) -> bytes:
         return b""  # only the Messages API asks for thinking, and OpenAI's APIs have no place for it
 
+    def logprobs(self, content_json: str) -> bytes:
+        return b""  # only Chat Completions asks for them (legacy completions' are refused)
+
     def finish(self, finish: router_pb2.Finish) -> bytes:
         """The end of the stream: clean (with usage when asked) or, for a failed Finish, an error event."""
         if (error := finish_error(finish)) is not None:
@@ -151,6 +154,12 @@ class OpenAIChatStream(_OpenAIStream):
             text = b'"reasoning":' + orjson.dumps(piece.thinking) + b"," if piece.thinking else b""
             out += self._head + b'[{"index":0,"delta":{' + text + details + self._delta_close + self._tail
         return out
+
+    def logprobs(self, content_json: str) -> bytes:
+        """The log probabilities of the tokens just written, in a chunk of their own (an empty delta),
+        as the router has them: the SDKs' stream helpers add each chunk's ``logprobs.content``."""
+        return (self._head + b'[{"index":0,"delta":{},"logprobs":{"content":' + content_json.encode()
+                + b',"refusal":null},"finish_reason":null}]' + self._tail)
 
     def _call_chunk(self, entry: dict[str, Any]) -> bytes:
         return (self._head + b'[{"index":0,"delta":{"tool_calls":[' + orjson.dumps(entry)

@@ -175,6 +175,9 @@ class ResponsesStream:
         return self._event("response.function_call_arguments.delta", {
             "item_id": item["id"], "output_index": len(self._output), "delta": piece})
 
+    def logprobs(self, content_json: str) -> bytes:
+        return b""  # never asked for here: this API's requests cannot ask for them
+
     def thinking(self, pieces: Sequence[router_pb2.ThinkingDelta]) -> bytes:
         """A model's reasoning: a ``reasoning`` item per thinking block, its text as
         ``response.reasoning_text.delta`` events, as OpenAI streams a model's reasoning text. A block's

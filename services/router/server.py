@@ -18,9 +18,10 @@ import collections
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import replace
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
+import orjson
 import structlog
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -211,13 +212,17 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                 o = served.outcome
                 calls = o.take_tool_deltas() if o.tool_deltas else []
                 thinking = o.take_thinking_deltas() if o.thinking_deltas else []
+                logprobs = o.take_logprobs() if o.logprobs else []
                 # a fragment or a piece of thinking is output too (cut-stream billing)
                 served.pieces += len(batch) + len(calls) + len(thinking)
                 if not request.accepts_tool_call_deltas:
                     calls = []  # the caller takes the calls whole from the Finish
-                    if not batch and not thinking and sent_any:
+                    if not batch and not thinking and not logprobs and sent_any:
                         continue
-                yield _delta(batch, calls, thinking, served, not sent_any, request.accepts_pieces)
+                message = _delta(batch, calls, thinking, served, not sent_any, request.accepts_pieces)
+                if logprobs:
+                    message.delta.logprobs_json = orjson.dumps(logprobs).decode()
+                yield message
                 sent_any = True
         except TollgateError as exc:
             if not sent_any:
@@ -231,6 +236,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         then with a Finish saying error. ``served`` is filled as the call goes (what a cancel reports)."""
         chain, generation = self._prepare(request)
         parts: list[str] = []
+        logprobs: list[dict[str, Any]] = []
         try:
             async for batch in self._run(chain, generation, served):
                 parts.extend(batch)
@@ -238,12 +244,17 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                 served.pieces += len(batch) + len(o.tool_deltas) + len(o.thinking_deltas)
                 o.tool_deltas.clear()  # the reply carries the calls and the thinking whole
                 o.thinking_deltas.clear()
+                if o.logprobs:
+                    logprobs += o.take_logprobs()
         except TollgateError as exc:
             if not parts:
                 raise
             failed = _failed(served, request.model, exc)
             return router_pb2.CompleteResponse(text="".join(parts), finish=failed)
-        return router_pb2.CompleteResponse(text="".join(parts), finish=_finish(served, request.model, None))
+        return router_pb2.CompleteResponse(
+            text="".join(parts), finish=_finish(served, request.model, None),
+            logprobs_json=orjson.dumps(logprobs).decode() if logprobs else "",
+        )
 
     def cancelled(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.Finish:
         """What a call cancelled by its caller used, once its generation has stopped: the output

@@ -112,7 +112,7 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
     await publish_key(producer, services, f"key_e2e_{tag}", secret)
     scenarios = [
         "ok", "ok-no-usage", "cut-mid-stream", "slow-stream", "server-error", "context-too-long", "rate-limited",
-        "tool-calls", "slow", "reasoning-text",
+        "tool-calls", "slow", "reasoning-text", "logprobs",
     ]
     for scenario in scenarios:
         await publish_provider_model(producer, f"oa-{scenario}-{tag}", "openai", upstream.openai_base_url, scenario)

@@ -109,6 +109,7 @@ CHAT_BAD: list[tuple[str, bytes, str | None, str]] = [
      "Missing required parameter"),
     ("metadata too long", chat(metadata={"k": "v" * 513}), "metadata", "values up to 512"),
     ("top_logprobs out of range", chat(top_logprobs=21), "top_logprobs", "<= 20"),
+    ("top_logprobs without logprobs", chat(top_logprobs=3), "top_logprobs", "'logprobs' must be true"),
     ("logit_bias out of range", chat(logit_bias={"42": 101}), "logit_bias.42", "<= 100"),
     ("huge integer in a tool schema", chat(tools=[{"type": "function", "function": {
         "name": "f", "parameters": {"maximum": 1}}}]).replace(b'"maximum":1', b'"maximum":1' + b"0" * 30),
@@ -145,8 +146,6 @@ def test_image_parts_become_images_of_the_user_message_where_they_were() -> None
 
 UNSUPPORTED_CHAT: list[tuple[str, bytes, str, str]] = [
     ("n above one", chat(n=2), "n", "only n=1"),
-    ("logprobs", chat(logprobs=True), "logprobs", "not supported"),
-    ("top_logprobs", chat(top_logprobs=3), "top_logprobs", "not supported"),
     ("audio part", chat(messages=[{"role": "user", "content": [
         {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}]),
      "messages[0].content[0]", "'input_audio' are not supported"),

@@ -36,7 +36,7 @@ MESSAGES = Api(
     flavor="anthropic",
     parse=parse_messages_request,
     stream=_stream,
-    build=lambda rid, model, text, finish, _req: build_message(rid, model, text, finish),
+    build=lambda rid, model, whole, _req: build_message(rid, model, whole.text, whole.finish),
     browser_opt_in=ANTHROPIC_BROWSER_HEADER,
 )
 COUNT_TIMEOUT_SECONDS = 30.0  # a count is one small request to the provider, never a generation

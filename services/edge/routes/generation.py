@@ -67,8 +67,8 @@ class Api:
     flavor: Flavor
     parse: Callable[[bytes], PublicRequest]
     stream: Callable[[str, str, PublicRequest], EventStream]
-    # request id, model, text, finish, the parsed request
-    build: Callable[[str, str, str, router_pb2.Finish, PublicRequest], BaseModel]
+    # request id, model, the router's whole answer, the parsed request
+    build: Callable[[str, str, router_pb2.CompleteResponse, PublicRequest], BaseModel]
     browser_opt_in: str | None = None  # a header a browser's request must set to "true" (Anthropic's rule)
 
 
@@ -89,6 +89,8 @@ async def _events(
                     out += b"".join(encoder.delta(piece) for piece in delta.pieces)
                 else:
                     out += encoder.delta(delta.text)
+                if delta.logprobs_json:  # the client asked for them (Chat Completions)
+                    out += encoder.logprobs(delta.logprobs_json)
                 yield out + encoder.tool_calls(delta.tool_calls) if delta.tool_calls else out
             elif message is QUIET:
                 yield encoder.keep_alive()
@@ -205,7 +207,7 @@ def _answer(
 ) -> Response:
     """The non-streamed body, or the error its Finish carries (generation failed part-way)."""
     try:
-        body = api.build(request_id, parsed.model, whole.text, whole.finish, parsed)
+        body = api.build(request_id, parsed.model, whole, parsed)
     except TollgateError as exc:
         admitted.fail(exc)
         return error_response(exc, api.flavor, headers)

@@ -34,14 +34,15 @@ CHAT = Api(
     flavor="openai",
     parse=parse_chat_request,
     stream=lambda rid, model, req: OpenAIChatStream(rid, model, include_usage=_include_usage(req)),
-    build=lambda rid, model, text, finish, _: build_chat_completion(rid, model, created_now(), text, finish),
+    build=lambda rid, model, whole, _: build_chat_completion(
+        rid, model, created_now(), whole.text, whole.finish, whole.logprobs_json),
 )
 COMPLETIONS = Api(
     name="openai.completions",
     flavor="openai",
     parse=parse_completion_request,
     stream=lambda rid, model, req: OpenAICompletionStream(rid, model, include_usage=_include_usage(req)),
-    build=lambda rid, model, text, finish, _: build_completion(rid, model, created_now(), text, finish),
+    build=lambda rid, model, whole, _: build_completion(rid, model, created_now(), whole.text, whole.finish),
 )
 
 
@@ -55,8 +56,8 @@ RESPONSES = Api(
     flavor="openai",
     parse=parse_responses_request,
     stream=lambda rid, model, req: ResponsesStream(rid, model, _responses_of(req), created=created_now()),
-    build=lambda rid, model, text, finish, req: build_response(
-        rid, model, created_now(), text, finish, _responses_of(req)),
+    build=lambda rid, model, whole, req: build_response(
+        rid, model, created_now(), whole.text, whole.finish, _responses_of(req)),
 )
 
 

@@ -61,7 +61,7 @@ class ChatCompletionMessage(ResponseModel):
 class ChatChoice(ResponseModel):
     index: int
     message: ChatCompletionMessage
-    logprobs: None = None
+    logprobs: dict[str, Any] | None = None  # {"content": [...], "refusal": null}, as the provider gave them
     finish_reason: ChatFinishReason
 
 

@@ -183,10 +183,16 @@ class Outcome:
     tool_deltas: list[ToolCallDelta] = field(default_factory=list)  # fragments not yet taken by the caller
     thinking: list[ThinkingBlock] = field(default_factory=list)  # whole, at the end (when asked for)
     thinking_deltas: list[ThinkingDelta] = field(default_factory=list)  # not yet taken by the caller
+    # logprobs.content entries of the tokens read since the last take (the client asked for logprobs)
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
 
     def take_tool_deltas(self) -> list[ToolCallDelta]:
         """The fragments that arrived since the last take (the caller streams them)."""
         taken, self.tool_deltas = self.tool_deltas, []
+        return taken
+
+    def take_logprobs(self) -> list[dict[str, Any]]:
+        taken, self.logprobs = self.logprobs, []
         return taken
 
     def take_thinking_deltas(self) -> list[ThinkingDelta]:

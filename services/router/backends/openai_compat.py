@@ -82,6 +82,7 @@ from services.router.backends.http import (
     sse_batches,
 )
 from services.router.backends.http_client import TransportError
+from services.router.backends.logprobs import content_entries
 from services.router.backends.sse import Event
 from services.router.backends.thinking import ThinkingAssembler
 from services.router.backends.tool_call_fragments import ToolCallAssembler
@@ -261,7 +262,8 @@ class OpenAICompatBackend:
         batches = sse_batches(self._client, url, orjson.dumps(body), headers, watch, secrets)
         # closed explicitly, so an early close reaches every generator down to the socket
         chat = request.messages is not None
-        reader = self._read(batches, outcome, chat, secrets, request.accepts_reasoning)
+        logprobs = chat and bool(request.provider_options.get("logprobs"))  # the client asked for them
+        reader = self._read(batches, outcome, chat, secrets, request.accepts_reasoning, logprobs)
         async with aclosing(reader) as texts:
             async for pieces in texts:
                 watch.answering()  # text or a tool call's piece: the shorter silence applies from here
@@ -269,7 +271,7 @@ class OpenAICompatBackend:
 
     async def _read(
         self, batches: AsyncGenerator[list[Event], None], outcome: Outcome, chat: bool,
-        secrets: tuple[str, ...], accepts_reasoning: bool = False,
+        secrets: tuple[str, ...], accepts_reasoning: bool = False, logprobs: bool = False,
     ) -> AsyncGenerator[list[str], None]:
         finish: str | None = None
         tool_calls = ToolCallAssembler(outcome)
@@ -314,9 +316,11 @@ class OpenAICompatBackend:
                             pieces.append(text)
                             if reasoning is not None:
                                 reasoning.after_text(text)
+                        if logprobs and choice.get("logprobs"):
+                            outcome.logprobs.extend(content_entries(choice["logprobs"]))
                         if choice.get("finish_reason"):
                             finish = str(choice["finish_reason"])
-                if pieces or outcome.tool_deltas or outcome.thinking_deltas:
+                if pieces or outcome.tool_deltas or outcome.thinking_deltas or outcome.logprobs:
                     yield pieces
                 if failure is not None:
                     raise failure
