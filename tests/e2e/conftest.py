@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
 from infra.stack.platform import Platform
@@ -89,6 +90,13 @@ async def usage_events(stack: Stack, request_ids: set[str], timeout: float = 30.
         if set(found) == request_ids or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.5)
+
+
+@pytest.fixture
+async def oa(stack: Stack) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official OpenAI SDK on this stack's key, without retries (a test sees each answer)."""
+    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as sdk:
+        yield sdk
 
 
 @pytest.fixture(scope="module")

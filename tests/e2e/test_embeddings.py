@@ -8,7 +8,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import numpy as np
@@ -26,24 +25,18 @@ def recorded(scenario: str) -> list[np.ndarray]:
     return [np.frombuffer(v, "<f4") for v in recorded_embeddings(scenario)]
 
 
-@pytest.fixture
-async def sdk(stack: Stack) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as client:
-        yield client
-
-
 def _sent(stack: Stack, model: str, marker: str) -> list[dict[str, object]]:
     return [r["body"] for r in stack.upstream.requests_for(model) if marker in json.dumps(r["body"])]
 
 
 async def test_the_sdks_default_and_float_answers_are_the_providers_vectors(
-    sdk: openai.AsyncOpenAI, stack: Stack
+    oa: openai.AsyncOpenAI, stack: Stack
 ) -> None:
     """The SDK asks for base64 by default and decodes it; asked for floats it reads numbers. Both are
     the provider's float32 vectors exactly, and the provider was asked for base64 both times."""
     model, marker = stack.model("oa-embed-ok"), uuid.uuid4().hex
-    default = await sdk.embeddings.create(model=model, input=f"hello {marker}")
-    floats = await sdk.embeddings.create(model=model, input=[f"hello {marker}"], encoding_format="float")
+    default = await oa.embeddings.create(model=model, input=f"hello {marker}")
+    floats = await oa.embeddings.create(model=model, input=[f"hello {marker}"], encoding_format="float")
     [expected] = recorded("ok")
     for answer in (default, floats):
         assert answer.model == model and len(answer.data) == 1 and answer.data[0].index == 0
@@ -54,26 +47,26 @@ async def test_the_sdks_default_and_float_answers_are_the_providers_vectors(
     assert all(s["encoding_format"] == "base64" for s in sent)
 
 
-async def test_several_inputs_token_ids_and_a_size_reach_the_provider(sdk: openai.AsyncOpenAI, stack: Stack) -> None:
+async def test_several_inputs_token_ids_and_a_size_reach_the_provider(oa: openai.AsyncOpenAI, stack: Stack) -> None:
     model = stack.model("oa-embed-two")
-    answer = await sdk.embeddings.create(model=model, input=[[9906, 1917], [15339]], dimensions=256)
+    answer = await oa.embeddings.create(model=model, input=[[9906, 1917], [15339]], dimensions=256)
     assert [np.array(d.embedding, "<f4").tobytes() for d in answer.data] == [v.tobytes() for v in recorded("two")]
     assert answer.usage.prompt_tokens == 13
     [sent] = [r["body"] for r in stack.upstream.requests_for(f"two:{model}") if r["body"]["input"] == [[9906, 1917], [15339]]]
     assert sent["dimensions"] == 256
 
 
-async def test_a_server_answering_numbers_is_passed_on_exactly(sdk: openai.AsyncOpenAI, stack: Stack) -> None:
-    answer = await sdk.embeddings.create(model=stack.model("oa-embed-floats"), input="x")
+async def test_a_server_answering_numbers_is_passed_on_exactly(oa: openai.AsyncOpenAI, stack: Stack) -> None:
+    answer = await oa.embeddings.create(model=stack.model("oa-embed-floats"), input="x")
     assert np.array(answer.data[0].embedding, "<f4").tobytes() == recorded("floats")[0].tobytes()
 
 
-async def test_the_self_hosted_model_embeds_on_triton(sdk: openai.AsyncOpenAI, stack: Stack) -> None:
+async def test_the_self_hosted_model_embeds_on_triton(oa: openai.AsyncOpenAI, stack: Stack) -> None:
     """A real forward pass: one unit vector per input of the model's hidden size, the same text the
     same vector in a batch or alone, tokens as the model counted them."""
     texts = ["The cat sat on the mat.", "Stock markets fell sharply today.", "The cat sat on the mat."]
-    batch = await sdk.embeddings.create(model=TRITON_EMBED, input=texts)
-    alone = await sdk.embeddings.create(model=TRITON_EMBED, input=texts[1], encoding_format="float")
+    batch = await oa.embeddings.create(model=TRITON_EMBED, input=texts)
+    alone = await oa.embeddings.create(model=TRITON_EMBED, input=texts[1], encoding_format="float")
     vectors = [np.array(d.embedding, "<f4") for d in batch.data]
     assert [v.shape for v in vectors] == [(TINY_HIDDEN,)] * 3
     assert all(abs(float(np.linalg.norm(v)) - 1.0) < 1e-5 for v in vectors)
@@ -96,25 +89,25 @@ async def test_an_embedding_is_metered_as_input_only(stack: Stack) -> None:
 
 
 async def test_the_wrong_kind_of_model_is_refused_before_anything_is_forwarded(
-    sdk: openai.AsyncOpenAI, stack: Stack
+    oa: openai.AsyncOpenAI, stack: Stack
 ) -> None:
     marker = uuid.uuid4().hex
     with pytest.raises(openai.BadRequestError) as chat_model:
-        await sdk.embeddings.create(model=stack.model("oa-ok"), input=marker)
+        await oa.embeddings.create(model=stack.model("oa-ok"), input=marker)
     assert chat_model.value.body["param"] == "model" and "does not serve embeddings" in chat_model.value.message
     with pytest.raises(openai.BadRequestError) as embed_model:
-        await sdk.chat.completions.create(model=stack.model("oa-embed-ok"), messages=[{"role": "user", "content": marker}])
+        await oa.chat.completions.create(model=stack.model("oa-embed-ok"), messages=[{"role": "user", "content": marker}])
     assert "is an embedding model" in embed_model.value.message
     assert not [r for r in stack.upstream.stats()["requests"] if marker in json.dumps(r["body"])]
 
 
-async def test_what_the_backend_cannot_do_is_a_400_naming_the_parameter(sdk: openai.AsyncOpenAI) -> None:
+async def test_what_the_backend_cannot_do_is_a_400_naming_the_parameter(oa: openai.AsyncOpenAI) -> None:
     """The self-hosted model has one size and takes text: a size, or token ids, is refused by name."""
     with pytest.raises(openai.BadRequestError) as sized:
-        await sdk.embeddings.create(model=TRITON_EMBED, input="x", dimensions=32)
+        await oa.embeddings.create(model=TRITON_EMBED, input="x", dimensions=32)
     assert sized.value.body["param"] == "dimensions"
     with pytest.raises(openai.BadRequestError) as tokens:
-        await sdk.embeddings.create(model=TRITON_EMBED, input=[[1, 2, 3]])
+        await oa.embeddings.create(model=TRITON_EMBED, input=[[1, 2, 3]])
     assert tokens.value.body["param"] == "input"
 
 

@@ -21,12 +21,6 @@ PNG_URL = f"data:image/png;base64,{PNG}"
 
 
 @pytest.fixture
-async def oa(stack: Stack) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as sdk:
-        yield sdk
-
-
-@pytest.fixture
 async def an(stack: Stack) -> AsyncIterator[anthropic.AsyncAnthropic]:
     async with anthropic.AsyncAnthropic(base_url=stack.base_url.removesuffix("/v1"), api_key=stack.key,
                                         max_retries=0) as sdk:

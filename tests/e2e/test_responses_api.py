@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -18,12 +17,6 @@ from tests.e2e.conftest import TRITON_MODEL, Stack, usage_events
 WEATHER_ARGS = {"location": "Paris, France", "unit": "celsius"}
 TOOL: Any = {"type": "function", "name": "get_weather", "description": "Current weather", "strict": False,
              "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}
-
-
-@pytest.fixture
-async def oa(stack: Stack) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as sdk:
-        yield sdk
 
 
 @pytest.mark.parametrize("model", ["oa-ok", "an-ok"])

@@ -3,10 +3,7 @@ OpenAI's fields; backends that have none refuse the request before sending anyth
 
 from __future__ import annotations
 
-import json
 import uuid
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,20 +14,9 @@ from services.router.backends.http import ProviderHTTP
 from services.router.backends.logprobs import content_entries
 from services.router.backends.openai_compat import OpenAICompatBackend
 from services.router.backends.triton import TritonBackend
-from tests.upstream.harness import UpstreamServer
+from tests.upstream.harness import UpstreamServer, recorded_logprobs
 
-FIXTURE = Path(__file__).parents[1] / "upstream" / "fixtures" / "openai" / "chat-logprobs.sse"
 ASKED = {"logprobs": True, "top_logprobs": 3}
-
-
-def recorded() -> list[dict[str, Any]]:
-    """Every chunk's logprobs.content entries, straight from the recording."""
-    entries: list[dict[str, Any]] = []
-    for line in FIXTURE.read_text().splitlines():
-        if line.startswith("data: {"):
-            for choice in json.loads(line.removeprefix("data: "))["choices"]:
-                entries += (choice.get("logprobs") or {}).get("content") or []
-    return entries
 
 
 def request(model: str) -> GenerationRequest:
@@ -48,7 +34,7 @@ async def test_the_servers_logprobs_come_with_their_text(upstream: UpstreamServe
         got += batch
         entries += taken
     assert got == ["Paris", "."]
-    assert entries == recorded() and len(entries) == 2
+    assert entries == recorded_logprobs("logprobs") and len(entries) == 2
     [sent] = upstream.requests_for(f"logprobs:{tag}")
     assert (sent["body"]["logprobs"], sent["body"]["top_logprobs"]) == (True, 3)
 

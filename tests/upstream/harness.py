@@ -31,6 +31,16 @@ START_TIMEOUT = 20.0
 OPENAI_FIXTURES = Path(__file__).parent / "fixtures" / "openai"
 
 
+def recorded_logprobs(scenario: str) -> list[dict[str, Any]]:
+    """Every chunk's ``logprobs.content`` entries of a chat stream fixture, straight from the recording."""
+    entries: list[dict[str, Any]] = []
+    for line in (OPENAI_FIXTURES / f"chat-{scenario}.sse").read_text().splitlines():
+        if line.startswith("data: {"):
+            for choice in json.loads(line.removeprefix("data: "))["choices"]:
+                entries += (choice.get("logprobs") or {}).get("content") or []
+    return entries
+
+
 def recorded_embeddings(scenario: str) -> list[bytes]:
     """The vectors an ``/v1/embeddings`` scenario answers, as little-endian float32 bytes, read
     straight from the recording (base64 or numbers, as it holds them)."""

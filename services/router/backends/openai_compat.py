@@ -2,8 +2,8 @@
 
 ``base_url`` is what the provider's docs give as the OpenAI SDK's ``base_url``, version prefix
 included (``https://api.openai.com/v1``, ``https://api.groq.com/openai/v1``), because compatible
-servers mount the API under different prefixes; we append ``/chat/completions``, ``/completions`` and
-``/models``.
+servers mount the API under different prefixes; we append ``/chat/completions``, ``/completions``,
+``/embeddings`` and ``/models``.
 
 Decisions worth knowing:
 
@@ -41,6 +41,9 @@ Decisions worth knowing:
   (``accepts_reasoning``: Chat Completions clients), one unsigned thinking block per run of reasoning,
   in a batch of its own when text or a call came before it in the same read. Otherwise it is dropped.
   It is output the provider counts in ``completion_tokens`` either way.
+- Log probabilities (``logprobs`` / ``top_logprobs``, provider options) go to the server as asked, and
+  each chunk's ``logprobs.content`` comes back with its text (``logprobs.content_entries``), only
+  when the client asked: a recorded or misbehaving server that sends them unasked sends them to no one.
 - ``content_filter`` maps to ``stop``: the ``Outcome`` vocabulary has no filter reason, and the
   provider ends such an answer cleanly.
 - Upstream response headers are never read back into anything we return: only text and usage leave.
