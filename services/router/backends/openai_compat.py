@@ -62,15 +62,12 @@ import orjson
 from services.common.errors import InvalidRequest, TollgateError, UnsupportedByBackend
 from services.router.backends import (
     COUNT_UNSUPPORTED,
-    ChatTurn,
     EmbeddingRequest,
     Embeddings,
     GenerationRequest,
     Outcome,
-    ThinkingBlock,
     as_count,
     refuse_thinking,
-    text_and_images,
 )
 from services.router.backends import provider_errors as pe
 from services.router.backends.embeddings import ANSWER_LIMIT_BYTES, read_answer
@@ -86,8 +83,9 @@ from services.router.backends.http import (
 )
 from services.router.backends.http_client import TransportError
 from services.router.backends.logprobs import content_entries
+from services.router.backends.openai_deltas import ReasoningRuns, add_tool_call_fragments
+from services.router.backends.openai_messages import openai_turn
 from services.router.backends.sse import Event
-from services.router.backends.thinking import ThinkingAssembler
 from services.router.backends.tool_call_fragments import ToolCallAssembler
 from services.router.backends.tool_use import (
     ASSISTANT_TOOL_CALLS,
@@ -212,7 +210,7 @@ class OpenAICompatBackend:
                     "take text only)", param="messages",
                 )
             calls = assistant_tool_calls(options)
-            body["messages"] = [_turn(t, calls.get(i)) for i, t in enumerate(request.messages)]
+            body["messages"] = [openai_turn(t, calls.get(i)) for i, t in enumerate(request.messages)]
             body[self._max_tokens_field] = sampling.max_tokens
         elif request.prompt is not None:
             path = "/completions"
@@ -278,7 +276,7 @@ class OpenAICompatBackend:
     ) -> AsyncGenerator[list[str], None]:
         finish: str | None = None
         tool_calls = ToolCallAssembler(outcome)
-        reasoning = _Reasoning(outcome, tool_calls) if chat and accepts_reasoning else None
+        reasoning = ReasoningRuns(outcome, tool_calls) if chat and accepts_reasoning else None
         done = False
         async with aclosing(batches):
             async for events in batches:
@@ -312,7 +310,7 @@ class OpenAICompatBackend:
                                     pieces = []
                                 reasoning.add(thought)
                             text = delta.get("content")
-                            _add_tool_call_fragments(delta.get("tool_calls"), tool_calls)
+                            add_tool_call_fragments(delta.get("tool_calls"), tool_calls)
                         else:
                             text = choice.get("text")
                         if isinstance(text, str) and text:
@@ -377,75 +375,3 @@ class OpenAICompatBackend:
 
     async def close(self) -> None:
         """Nothing to release: the HTTP client belongs to whoever built the backends."""
-
-
-def _turn(turn: ChatTurn, tool_calls: list[dict[str, Any]] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": turn.role, "content": _parts(turn) if turn.images else turn.content}
-    if tool_calls and turn.role == "assistant":
-        out["tool_calls"] = tool_calls
-        out["content"] = turn.content or None  # a turn that only calls tools has no content
-    if turn.name:
-        out["name"] = turn.name
-    if turn.tool_call_id:
-        out["tool_call_id"] = turn.tool_call_id
-    return out
-
-
-def _parts(turn: ChatTurn) -> list[dict[str, Any]]:
-    """A turn with images as OpenAI's content parts, in the client's order."""
-    return [
-        {"type": "text", "text": part} if isinstance(part, str) else {"type": "image_url", "image_url": (
-            {"url": part.url, "detail": part.detail} if part.detail else {"url": part.url}
-        )}
-        for part in text_and_images(turn)
-    ]
-
-
-def _add_tool_call_fragments(deltas: Any, calls: ToolCallAssembler) -> None:
-    """Each ``delta.tool_calls`` entry is a fragment of the call at its index (id and name first,
-    arguments in pieces)."""
-    if not isinstance(deltas, list):
-        return
-    for delta in deltas:
-        if not isinstance(delta, dict):
-            continue
-        function = delta.get("function")
-        function = function if isinstance(function, dict) else {}
-        name, arguments = function.get("name"), function.get("arguments")
-        calls.fragment(
-            as_count(delta.get("index")), call_id=str(delta.get("id") or ""),
-            name=str(name) if name else "", arguments=arguments if isinstance(arguments, str) else "",
-        )
-
-
-class _Reasoning:
-    """The answer's reasoning as thinking blocks: one per run of reasoning, placed after the text and
-    calls that came before it."""
-
-    def __init__(self, outcome: Outcome, calls: ToolCallAssembler) -> None:
-        self._thinking = ThinkingAssembler(outcome)
-        self._calls = calls
-        self._blocks = 0
-        self._open = False  # reasoning came last: more of it grows the same block
-        self._written = 0  # the answer's text so far, in code points
-        self._calls_seen = 0
-
-    def add(self, piece: str) -> None:
-        calls = self._calls.count()
-        if calls != self._calls_seen:
-            self._open, self._calls_seen = False, calls  # a call came between: a new run
-        if not piece:
-            return
-        if self._open:
-            self._thinking.text(self._blocks - 1, piece)
-            return
-        self._thinking.start(self._blocks, offset=self._written, after_calls=calls, thinking=piece)
-        self._blocks += 1
-        self._open = True
-
-    def after_text(self, text: str) -> None:
-        self._written += len(text)
-        self._open = False
-
-    def blocks(self) -> list[ThinkingBlock]:
-        return self._thinking.blocks()
