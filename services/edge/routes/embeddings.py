@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.common.errors import DependencyUnavailable, TollgateError
+from services.common.errors import TollgateError
 from services.common.events.catalog import ModelEntry
 from services.common.events.keys import KeyEventV1
 from services.common.events.usage import Api as ApiName
@@ -29,9 +29,8 @@ from services.edge.convert_embeddings import embeddings_json, parse_embeddings_r
 from services.edge.dependencies import EdgeDeps
 from services.edge.disconnect import DisconnectWatch
 from services.edge.request_events import request_event
-from services.edge.routes.generation import CLIENT_CLOSED_REQUEST
+from services.edge.routes.generation import CLIENT_CLOSED_REQUEST, admit, require_usage_recording
 from services.edge.routes.responses import error_response, read_body
-from services.edge.usage.record import RequestRecord
 from tollgate.router.v1 import router_pb2
 
 API: ApiName = "openai.embeddings"
@@ -66,24 +65,12 @@ async def embeddings(request: Request) -> Response:
         model = deps.catalog_view.resolve(parsed.model, key)
         check_embeds(model, parsed.model)
         embed = to_embed_request(parsed, inputs, request_id, key.account_id, model.id)
-        if not deps.usage.accepting:
-            raise DependencyUnavailable(
-                "Usage cannot be recorded right now, so no request is admitted; retry shortly.",
-                retry_after=5.0,
-            )
+        require_usage_recording(deps)
         price = deps.catalog_view.current_price(model.id)
         reservation = reserve_for_embedding(embed, price)
-        ticket = await deps.admission.admit(key, reservation, price, request_id)
-        admitted = Admitted(ticket, RequestRecord(
-            request_id=request_id, account_id=key.account_id, key_id=key.key_id, api=API,
-            model_requested=parsed.model, model_id=model.id, price_version=price.id if price else None,
-            streamed=False, edge_id=deps.settings.instance_id,
-        ), deps.admission, deps.usage)
+        admitted = await admit(deps, key, request_id, API, parsed.model, model, price, reservation, False,
+                               received_at)
         watch = DisconnectWatch(request.receive)
-        deps.request_events.emit(request_event(
-            request_id, API, key, parsed.model, False, received_at, deps.settings.instance_id,
-            reservation, None,
-        ))
         reply = await deps.router.embed(embed, deps.settings.router_timeout_seconds)
         watch.stop()
         admitted.observe_whole(_finish(reply))

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.common.errors import DependencyUnavailable, InvalidRequest, TollgateError, UpstreamError
-from services.common.events.catalog import ModelEntry
+from services.common.events.catalog import ModelEntry, PriceEntry
 from services.common.events.keys import KeyEventV1
 from services.common.events.usage import Api as ApiName
 from services.edge.admission.reservation import Reservation, reserve_for
@@ -108,6 +108,33 @@ async def _events(
             admitted.observe_stopped(account)
 
 
+def require_usage_recording(deps: EdgeDeps) -> None:
+    """No request is admitted while its usage cannot be recorded (the spool refuses more)."""
+    if not deps.usage.accepting:
+        raise DependencyUnavailable(
+            "Usage cannot be recorded right now, so no request is admitted; retry shortly.", retry_after=5.0,
+        )
+
+
+async def admit(
+    deps: EdgeDeps, key: KeyEventV1, request_id: str, api: ApiName, requested: str, model: ModelEntry,
+    price: PriceEntry | None, reservation: Reservation, streamed: bool, received_at: datetime,
+) -> Admitted:
+    """Take ``reservation`` from the key's limits (raising their refusal), then the request is
+    admitted: the ``Admitted`` that settles it and emits its usage, and its requests.v1 record. Shared
+    by every endpoint that generates or embeds."""
+    ticket = await deps.admission.admit(key, reservation, price, request_id)
+    admitted = Admitted(ticket, RequestRecord(
+        request_id=request_id, account_id=key.account_id, key_id=key.key_id, api=api,
+        model_requested=requested, model_id=model.id, price_version=price.id if price else None,
+        streamed=streamed, edge_id=deps.settings.instance_id,
+    ), deps.admission, deps.usage)
+    deps.request_events.emit(request_event(
+        request_id, api, key, requested, streamed, received_at, deps.settings.instance_id, reservation, None,
+    ))
+    return admitted
+
+
 async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | AdmittedStream:
     request_id: str = request.scope["state"]["request_id"]
     received_at = datetime.now(UTC)
@@ -135,24 +162,12 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
             parsed, request_id, key.account_id, model.id, default_max_tokens=model.max_output_tokens
         )
         check_image_input(generate, model)
-        if not deps.usage.accepting:
-            raise DependencyUnavailable(
-                "Usage cannot be recorded right now, so no request is admitted; retry shortly.",
-                retry_after=5.0,
-            )
+        require_usage_recording(deps)
         price = deps.catalog_view.current_price(model.id)
         reservation = reserve_for(generate, price)
-        ticket = await deps.admission.admit(key, reservation, price, request_id)
-        admitted = Admitted(ticket, RequestRecord(
-            request_id=request_id, account_id=key.account_id, key_id=key.key_id, api=api.name,
-            model_requested=parsed.model, model_id=model.id, price_version=price.id if price else None,
-            streamed=bool(parsed.stream), edge_id=deps.settings.instance_id,
-        ), deps.admission, deps.usage)
+        admitted = await admit(deps, key, request_id, api.name, parsed.model, model, price, reservation,
+                               bool(parsed.stream), received_at)
         watch = DisconnectWatch(request.receive)  # the body is read: what comes next is the disconnect
-        deps.request_events.emit(request_event(
-            request_id, api.name, key, parsed.model, bool(parsed.stream), received_at,
-            deps.settings.instance_id, reservation, None,
-        ))
         timeout = deps.settings.router_timeout_seconds
         if parsed.stream:
             call = await deps.router.stream(generate, timeout, deps.settings.stream_keepalive_seconds or None)
