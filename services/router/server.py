@@ -15,7 +15,6 @@ event). The error's code travels in the ``tollgate-error-code`` trailing metadat
 from __future__ import annotations
 
 import collections
-import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import replace
 from typing import Any, NoReturn, TypeVar
@@ -30,17 +29,11 @@ from prometheus_client import Counter
 from services.common.errors import InvalidRequest, NotFound, TollgateError, UnsupportedByBackend
 from services.common.frame_batcher import CHANNEL_OPTIONS
 from services.router.backend_pool import BackendPool
+from services.router.backend_requests import embedding_request, generation_request
 from services.router.backends import (
     COUNT_UNSUPPORTED,
-    CacheBreakpoint,
-    ChatTurn,
-    EmbeddingRequest,
     GenerationRequest,
-    Image,
     Outcome,
-    Sampling,
-    ThinkingBlock,
-    ThinkingConfig,
     ThinkingDelta,
     ToolCallDelta,
 )
@@ -75,73 +68,6 @@ SessionContext = grpc.aio.ServicerContext[router_pb2.EdgeFrames, router_pb2.Rout
 CountContext = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.CountTokensResponse]
 EmbedContext = grpc.aio.ServicerContext[router_pb2.EmbedRequest, router_pb2.EmbedResponse]
 R = TypeVar("R")
-
-
-def _sampling(params: router_pb2.SamplingParams) -> Sampling:
-    if params.max_tokens <= 0:
-        raise InvalidRequest("max_tokens must be a positive integer", param="max_tokens")
-    return Sampling(
-        max_tokens=params.max_tokens,
-        temperature=params.temperature if params.HasField("temperature") else None,
-        top_p=params.top_p if params.HasField("top_p") else None,
-        top_k=params.top_k if params.HasField("top_k") else None,
-        seed=params.seed if params.HasField("seed") else None,
-        stop=tuple(params.stop),
-    )
-
-
-def _generation(request: router_pb2.GenerateRequest, chat_template: str | None) -> GenerationRequest:
-    options: object = json.loads(request.provider_options_json) if request.provider_options_json else {}
-    if not isinstance(options, dict):
-        raise InvalidRequest("provider_options_json must be a JSON object")
-    chat = request.WhichOneof("input") == "chat"
-    return GenerationRequest(
-        request_id=request.request_id,
-        upstream_model=request.model,
-        sampling=_sampling(request.sampling),
-        messages=tuple(
-            ChatTurn(m.role, m.content, m.name, m.tool_call_id,
-                     tuple(CacheBreakpoint(b.offset, b.ttl) for b in m.cache_breakpoints), m.tool_failed,
-                     tuple(_image(i) for i in m.images), tuple(_thinking_block(b) for b in m.thinking))
-            for m in request.chat.messages
-        ) if chat else None,
-        prompt=None if chat else request.prompt,
-        provider_options=options,
-        chat_template=chat_template,
-        end_user=request.end_user or None,
-        prompt_cache_key=request.prompt_cache_key or None,
-        thinking=_thinking_config(request.thinking) if request.HasField("thinking") else None,
-        accepts_reasoning=request.accepts_reasoning,
-    )
-
-
-def _embedding(request: router_pb2.EmbedRequest) -> EmbeddingRequest:
-    if not request.inputs:
-        raise InvalidRequest("input must not be empty", param="input")
-    if request.dimensions < 0:
-        raise InvalidRequest("dimensions must be a positive integer", param="dimensions")
-    return EmbeddingRequest(
-        request_id=request.request_id,
-        upstream_model=request.model,
-        inputs=tuple(
-            i.text if i.WhichOneof("input") == "text" else tuple(i.tokens.ids) for i in request.inputs
-        ),
-        dimensions=request.dimensions or None,
-        end_user=request.end_user or None,
-    )
-
-
-def _thinking_config(config: router_pb2.ThinkingConfig) -> ThinkingConfig:
-    return ThinkingConfig(config.type, config.budget_tokens, config.display)
-
-
-def _thinking_block(block: router_pb2.ThinkingBlock) -> ThinkingBlock:
-    return ThinkingBlock(block.thinking, block.signature, block.redacted, block.offset, block.after_calls)
-
-
-def _image(part: router_pb2.ImagePart) -> Image:
-    cache = CacheBreakpoint(part.offset, part.cache_ttl) if part.cached else None
-    return Image(part.offset, part.url, part.detail, cache)
 
 
 async def _abort(
@@ -189,7 +115,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         structlog.contextvars.bind_contextvars(request_id=request.request_id)
         try:
             model = self._table.models.get(self._table.resolve(request.model))
-            generation = _generation(request, model.chat_template if model else None)
+            generation = generation_request(request, model.chat_template if model else None)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
         # a prompt cache key groups requests that share a prefix; else one end user's requests do
@@ -307,7 +233,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
     async def embed(self, request: router_pb2.EmbedRequest) -> router_pb2.EmbedResponse:
         """Embed's reply, from the first deployment of the chain that answers (``embed_with_fallback``)."""
         structlog.contextvars.bind_contextvars(request_id=request.request_id)
-        embedding = _embedding(request)
+        embedding = embedding_request(request)
         served = Served(Outcome())
         chain = self._chain(request.model, request.end_user)
         result = await embed_with_fallback(chain, embedding, self._breakers, served, self._in_flight)
