@@ -2,8 +2,9 @@
 
 Handlers import from here only: parse a body into a wire request (or a 400 in the API's own words),
 turn it into the router's ``GenerateRequest``, and turn the router's answer back into a wire response
-or an SSE stream. The work is done per API in ``convert_openai``, ``convert_anthropic``,
-``streams_openai`` and ``streams_anthropic``; this module only dispatches and re-exports.
+or an SSE stream. The work is done per API in ``convert_openai``, ``convert_completions``,
+``convert_anthropic``, ``streams_openai`` and ``streams_anthropic``; this module only dispatches and
+re-exports.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ from typing import Protocol
 
 from services.common.errors import TollgateError
 from services.edge.convert_anthropic import build_message, messages_to_generate, parse_messages_request
-from services.edge.convert_openai import (
-    build_chat_completion,
+from services.edge.convert_completions import (
     build_completion,
-    chat_to_generate,
     completion_to_generate,
-    parse_chat_request,
     parse_completion_request,
 )
+from services.edge.convert_openai import build_chat_completion, chat_to_generate, parse_chat_request
 from services.edge.convert_responses_api import ResponsesChat
 from services.edge.finish import finish_error
 from services.edge.streams_anthropic import AnthropicMessageStream

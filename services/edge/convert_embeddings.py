@@ -23,8 +23,8 @@ from pydantic import ValidationError
 
 from services.common.errors import InvalidRequest
 from services.edge.end_user import end_user_id
+from services.edge.token_ids import invalid_value, token_ids
 from services.edge.validation import openai_error
-from services.edge.wire.base import INT32_MAX
 from services.edge.wire.embeddings import EmbeddingItem, EmbeddingsRequest, EmbeddingsResponse
 from tollgate.router.v1 import router_pb2
 
@@ -42,26 +42,13 @@ def parse_embeddings_request(body: bytes) -> tuple[EmbeddingsRequest, list[route
     return req, embed_inputs(req.input)
 
 
-def _invalid(param: str, message: str) -> InvalidRequest:
-    return InvalidRequest(f"Invalid '{param}': {message}", param=param, code="invalid_value")
-
-
-def _is_token(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT32_MAX
-
-
 def _tokens(ids: list[Any], param: str) -> router_pb2.EmbedInput:
-    if not ids:
-        raise _invalid(param, "an array of token ids must not be empty.")
-    for index, value in enumerate(ids):
-        if not _is_token(value):
-            raise _invalid(f"{param}[{index}]", f"token ids are integers from 0 to {INT32_MAX}.")
-    return router_pb2.EmbedInput(tokens=router_pb2.TokenIds(ids=ids))
+    return router_pb2.EmbedInput(tokens=token_ids(ids, param))
 
 
 def _text(text: str, param: str) -> router_pb2.EmbedInput:
     if not text:
-        raise _invalid(param, "an input must not be an empty string.")
+        raise invalid_value(param, "an input must not be an empty string.")
     return router_pb2.EmbedInput(text=text)
 
 
@@ -70,9 +57,9 @@ def embed_inputs(value: str | list[Any]) -> list[router_pb2.EmbedInput]:
     if isinstance(value, str):
         return [_text(value, "input")]
     if not value:
-        raise _invalid("input", "it must not be an empty array.")
+        raise invalid_value("input", "it must not be an empty array.")
     if len(value) > MAX_INPUTS:
-        raise _invalid("input", f"an array holds at most {MAX_INPUTS} inputs; got {len(value)}.")
+        raise invalid_value("input", f"an array holds at most {MAX_INPUTS} inputs; got {len(value)}.")
     first = value[0]
     if isinstance(first, int) and not isinstance(first, bool):
         return [_tokens(value, "input")]  # one input, as token ids

@@ -3,10 +3,9 @@ non-streamed responses. Streaming encoders: ``streams_openai``.
 
 Accepted but refused with a clear 400 (valid OpenAI, not served here yet): ``n`` ≠ 1,
 audio and file parts, ``audio`` answers and the deprecated ``function_call``, ``modalities`` with
-audio; for completions also ``echo``, ``suffix``, ``logprobs``, ``best_of`` ≠ 1, token-array and batch
-prompts. Accepted and not sent on: ``store``, ``service_tier`` and ``metadata``. ``user`` /
-``safety_identifier`` and ``prompt_cache_key`` go on as per-account hashes (``end_user.py``), never as
-the client sent them.
+audio (legacy completions: ``convert_completions``). Accepted and not sent on: ``store``,
+``service_tier`` and ``metadata``. ``user`` / ``safety_identifier`` and ``prompt_cache_key`` go on as
+per-account hashes (``end_user.py``), never as the client sent them.
 
 Messages are flattened to text (text parts joined with a newline); ``developer`` becomes ``system``.
 An assistant message's ``reasoning`` / ``reasoning_content`` (a reasoning model's earlier reasoning,
@@ -54,22 +53,13 @@ def parse_chat_request(body: bytes) -> w.ChatCompletionRequest:
     return req
 
 
-def parse_completion_request(body: bytes) -> w.CompletionRequest:
-    try:
-        req = w.CompletionRequest.model_validate_json(body)
-    except ValidationError as exc:
-        raise openai_error(exc) from None
-    _check_completion(req)
-    return req
-
-
-def _refuse(param: str, message: str) -> InvalidRequest:
+def refuse(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(message, param=param, code="unsupported_value")
 
 
-def _check_common(n: int | None, stream: bool | None, stream_options: object) -> None:
+def check_common(n: int | None, stream: bool | None, stream_options: object) -> None:
     if n is not None and n != 1:
-        raise _refuse("n", "Invalid 'n': only n=1 is supported; send one request per choice.")
+        raise refuse("n", "Invalid 'n': only n=1 is supported; send one request per choice.")
     if stream_options is not None and not stream:
         raise InvalidRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                              param="stream_options", code="invalid_value")
@@ -78,12 +68,12 @@ def _check_common(n: int | None, stream: bool | None, stream_options: object) ->
 def check_chat(req: w.ChatCompletionRequest) -> None:
     """The checks of a parsed chat request beyond its shape (shared with the Responses API, which
     becomes one)."""
-    _check_common(req.n, req.stream, req.stream_options)
+    check_common(req.n, req.stream, req.stream_options)
     if req.top_logprobs and not req.logprobs:
         raise InvalidRequest("Invalid value for 'top_logprobs': 'logprobs' must be true when "
                              "'top_logprobs' is set.", param="top_logprobs", code="invalid_value")
     if req.modalities and "audio" in req.modalities:
-        raise _refuse("modalities", f"Audio output is not supported: {_TEXT_ONLY}.")
+        raise refuse("modalities", f"Audio output is not supported: {_TEXT_ONLY}.")
     if req.tool_choice not in (None, "none", "auto") and not req.tools:
         raise InvalidRequest("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
                              "are specified.", param="tool_choice", code="invalid_value")
@@ -93,14 +83,14 @@ def check_chat(req: w.ChatCompletionRequest) -> None:
     for i, msg in enumerate(req.messages):
         if isinstance(msg, w.AssistantMessage):
             if msg.audio is not None:
-                raise _refuse(f"messages[{i}].audio", f"Audio is not supported: {_TEXT_ONLY}.")
+                raise refuse(f"messages[{i}].audio", f"Audio is not supported: {_TEXT_ONLY}.")
             if msg.function_call is not None:
-                raise _refuse(f"messages[{i}].function_call",
+                raise refuse(f"messages[{i}].function_call",
                               "'function_call' is deprecated and not supported; use 'tool_calls'.")
         if isinstance(msg, w.UserMessage) and isinstance(msg.content, list):
             for j, part in enumerate(msg.content):
                 if isinstance(part, w.UnsupportedPart):
-                    raise _refuse(f"messages[{i}].content[{j}]",
+                    raise refuse(f"messages[{i}].content[{j}]",
                                   f"Content parts of type '{part.type}' are not supported: {_TEXT_ONLY}.")
                 if isinstance(part, w.ImageUrlPart) and (problem := image_url_problem(part.image_url.url)):
                     raise InvalidRequest(f"Invalid image in messages[{i}].content[{j}]: {problem}.",
@@ -146,26 +136,6 @@ def _check_answered(waiting: list[str], at: int | None) -> None:
         )
 
 
-def _check_completion(req: w.CompletionRequest) -> None:
-    _check_common(req.n, req.stream, req.stream_options)
-    if req.best_of is not None and req.best_of != 1:
-        raise _refuse("best_of", "Invalid 'best_of': only best_of=1 is supported.")
-    if req.echo:
-        raise _refuse("echo", "echo is not supported; omit 'echo' or set it to false.")
-    if req.suffix:
-        raise _refuse("suffix", "suffix (insertion) is not supported by the models served here.")
-    if req.logprobs is not None:
-        raise _refuse("logprobs", "logprobs are not supported yet; omit 'logprobs'.")
-    if isinstance(req.prompt, list) and (len(req.prompt) != 1 or not isinstance(req.prompt[0], str)):
-        if not req.prompt:
-            kind = "an empty array is"
-        elif not isinstance(req.prompt[0], str):
-            kind = "token arrays are"
-        else:
-            kind = "prompt batches are"
-        raise _refuse("prompt", f"Invalid 'prompt': {kind} not supported; send one string.")
-
-
 def _text(content: str | list[w.TextPart] | list[w.AssistantPart] | list[w.UserPart] | None) -> str:
     if content is None or isinstance(content, str):
         return content or ""
@@ -192,7 +162,7 @@ def _stop(stop: str | list[str] | None) -> list[str]:
     return [s for s in stops if s]  # an empty stop string would end every answer at once
 
 
-def _sampling(
+def sampling(
     max_tokens: int, req: w.ChatCompletionRequest | w.CompletionRequest
 ) -> router_pb2.SamplingParams:
     sampling = router_pb2.SamplingParams(max_tokens=max_tokens, stop=_stop(req.stop))
@@ -251,24 +221,10 @@ def chat_to_generate(
     return router_pb2.GenerateRequest(
         request_id=request_id, account_id=account_id, model=model_id,
         chat=router_pb2.ChatInput(messages=messages),
-        sampling=_sampling(req.effective_max_tokens or default_max_tokens, req),
+        sampling=sampling(req.effective_max_tokens or default_max_tokens, req),
         provider_options_json=_options(req, tool_calls),
         end_user=end_user_id(account_id, req.safety_identifier or req.user),  # the newer name first
         prompt_cache_key=prompt_cache_key_id(account_id, req.prompt_cache_key),
-    )
-
-
-def completion_to_generate(
-    req: w.CompletionRequest, request_id: str, account_id: str, model_id: str, *, default_max_tokens: int
-) -> router_pb2.GenerateRequest:
-    prompt = req.prompt if isinstance(req.prompt, str) else str(req.prompt[0])
-    opts = {k: v for k in ("presence_penalty", "frequency_penalty", "logit_bias")
-            if (v := getattr(req, k)) is not None}
-    return router_pb2.GenerateRequest(
-        request_id=request_id, account_id=account_id, model=model_id, prompt=prompt,
-        sampling=_sampling(req.max_tokens or default_max_tokens, req),
-        provider_options_json=orjson.dumps(opts).decode() if opts else "",
-        end_user=end_user_id(account_id, req.user),
     )
 
 
@@ -312,14 +268,3 @@ def build_chat_completion(
                           logprobs=logprobs)
     return r.ChatCompletion(id=response_id("chatcmpl-", request_id), created=created, model=model,
                             choices=[choice], usage=openai_usage(finish.usage))
-
-
-def build_completion(
-    request_id: str, model: str, created: int, text: str, finish: router_pb2.Finish
-) -> r.Completion:
-    if (error := finish_error(finish)) is not None:
-        raise error
-    reason = completion_finish_reason(finish.finish_reason)
-    choice = r.CompletionChoice(text=text, index=0, finish_reason=reason)
-    return r.Completion(id=response_id("cmpl-", request_id), created=created, model=model, choices=[choice],
-                        usage=openai_usage(finish.usage))

@@ -20,6 +20,7 @@ import orjson
 
 from services.common.errors import TollgateError
 from services.edge import sse
+from services.edge.convert_completions import legacy_logprobs
 from services.edge.convert_openai import (
     chat_finish_reason,
     completion_finish_reason,
@@ -80,7 +81,7 @@ class _OpenAIStream:
         return b""  # only the Messages API asks for thinking, and OpenAI's APIs have no place for it
 
     def logprobs(self, content_json: str) -> bytes:
-        return b""  # only Chat Completions asks for them (legacy completions' are refused)
+        return b""  # only Chat Completions and legacy completions ask for them
 
     def finish(self, finish: router_pb2.Finish) -> bytes:
         """The end of the stream: clean (with usage when asked) or, for a failed Finish, an error event."""
@@ -204,6 +205,14 @@ class OpenAICompletionStream(_OpenAIStream):
         if not text:
             return b""
         return self._delta_head + orjson.dumps(text) + self._delta_tail
+
+    def logprobs(self, content_json: str) -> bytes:
+        """The log probabilities of the tokens just written, in the legacy format, in a chunk of their
+        own (empty text): clients join each chunk's lists, as they join its text."""
+        self.started = True
+        legacy = orjson.dumps(legacy_logprobs(content_json))
+        return (self._head + b'[{"text":"","index":0,"logprobs":' + legacy + b',"finish_reason":null}]'
+                + self._tail)
 
     def _final_choice(self, reason: str) -> bytes:
         return (b'[{"text":"","index":0,"logprobs":null,"finish_reason":"'

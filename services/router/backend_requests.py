@@ -38,7 +38,8 @@ def generation_request(request: router_pb2.GenerateRequest, chat_template: str |
     options: object = json.loads(request.provider_options_json) if request.provider_options_json else {}
     if not isinstance(options, dict):
         raise InvalidRequest("provider_options_json must be a JSON object")
-    chat = request.WhichOneof("input") == "chat"
+    given = request.WhichOneof("input")
+    chat = given == "chat"
     return GenerationRequest(
         request_id=request.request_id,
         upstream_model=request.model,
@@ -49,7 +50,8 @@ def generation_request(request: router_pb2.GenerateRequest, chat_template: str |
                      tuple(_image(i) for i in m.images), tuple(_thinking_block(b) for b in m.thinking))
             for m in request.chat.messages
         ) if chat else None,
-        prompt=None if chat else request.prompt,
+        prompt=request.prompt if given in ("prompt", None) else None,
+        prompt_tokens=tuple(request.prompt_tokens.ids) if given == "prompt_tokens" else None,
         provider_options=options,
         chat_template=chat_template,
         end_user=request.end_user or None,

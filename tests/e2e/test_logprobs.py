@@ -1,6 +1,7 @@
-"""Chat Completions' logprobs through the official OpenAI SDK: an OpenAI-compatible provider's, whole
-and streamed alike (the SDK's stream helper rebuilds them), and refused by name, with nothing
-forwarded, where no deployment of the model can give them."""
+"""Log probabilities through the official OpenAI SDK: Chat Completions' and legacy completions' (with
+``echo`` and token-id prompts, as evaluation harnesses score a text), an OpenAI-compatible provider's,
+whole and streamed alike, billed as the provider counted; refused by name, with nothing forwarded,
+where no deployment of the model can give them."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 import openai
 import pytest
 
-from tests.e2e.conftest import TRITON_MODEL, Stack
-from tests.upstream.harness import recorded_logprobs
+from tests.e2e.conftest import TRITON_MODEL, Stack, usage_events
+from tests.upstream.harness import recorded_completion_logprobs, recorded_logprobs
 
 ASK: Any = [{"role": "user", "content": "Capital of France? One word."}]
 
@@ -47,3 +48,56 @@ async def test_a_model_without_logprobs_refuses_them_by_name(oa: openai.AsyncOpe
                                               messages=[{"role": "user", "content": marker}])
         assert refused.value.body["param"] == "logprobs"  # type: ignore[index]
     assert not [r for r in stack.upstream.stats()["requests"] if marker in str(r["body"])]
+
+
+PROMPT_IDS = [791, 6864, 315, 9822, 374]  # "The capital of France is", as token ids
+
+
+def _joined(parts: list[Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for logprobs in parts:
+        for name in out:
+            out[name] += getattr(logprobs, name) or []
+    return out
+
+
+async def test_a_completion_scores_its_prompt_as_evaluation_harnesses_ask(oa: openai.AsyncOpenAI, stack: Stack) -> None:
+    """lm-evaluation-harness's loglikelihood request: the prompt as token ids, echoed, with each token's
+    log probability; the same whole and streamed, and billed what the provider counted."""
+    model, seed = stack.model("oa-logprobs"), uuid.uuid4().int % 2**31
+    ask: Any = {"model": model, "prompt": PROMPT_IDS, "echo": True, "logprobs": 2, "max_tokens": 2,
+                "temperature": 0, "seed": seed}
+    raw = await oa.completions.with_raw_response.create(**ask)
+    whole = raw.parse()
+    streamed = [chunk async for chunk in await oa.completions.create(**ask, stream=True)]
+    text, recorded = recorded_completion_logprobs("logprobs")
+    logprobs = whole.choices[0].logprobs
+    assert whole.choices[0].text == text == "The capital of France is Paris."
+    assert _joined([logprobs]) == recorded and recorded["token_logprobs"][0] is None
+    assert "".join(c.choices[0].text for c in streamed if c.choices) == text
+    assert _joined([c.choices[0].logprobs for c in streamed if c.choices and c.choices[0].logprobs]) == recorded
+    sent = [r["body"] for r in stack.upstream.stats()["requests"] if r["body"].get("seed") == seed]
+    assert len(sent) == 2 and all((b["prompt"], b["echo"], b["logprobs"]) == (PROMPT_IDS, True, 2) for b in sent)
+    request_id = raw.headers["x-request-id"]
+    [event] = (await usage_events(stack, {request_id}))[request_id]
+    assert (event.tokens.input, event.tokens.output) == (5, 2)  # the provider's counts: the echo is not output
+    plain = await oa.completions.create(model=model, prompt="The capital of France is", max_tokens=2)
+    assert plain.choices[0].logprobs is None  # not asked for, not given
+
+
+async def test_a_model_that_reads_text_refuses_token_ids_echo_and_logprobs_by_name(
+    oa: openai.AsyncOpenAI, stack: Stack
+) -> None:
+    """Refused by the router before anything is sent (tests/router/test_logprobs.py shows Triton's
+    refusal needs no server), so the client gets a 400 naming what the model cannot take."""
+    asks: list[tuple[str, dict[str, Any], str]] = [
+        (TRITON_MODEL, {"prompt": PROMPT_IDS}, "prompt"),
+        (TRITON_MODEL, {"prompt": "Hi", "echo": True}, "echo"),
+        (TRITON_MODEL, {"prompt": "Hi", "logprobs": 1}, "logprobs"),
+        (stack.model("an-ok"), {"prompt": [[1, 2]]}, "prompt"),  # Anthropic's API: chats only
+    ]
+    for model, ask, param in asks:
+        with pytest.raises(openai.BadRequestError) as refused:
+            await oa.completions.create(model=model, max_tokens=2, **ask)
+        assert refused.value.body["param"] == param  # type: ignore[index]
+        assert refused.value.body["type"] == "invalid_request_error"  # type: ignore[index]

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.common.errors import InvalidRequest, Overloaded, TollgateError, UpstreamError, UpstreamTimeout
+from services.edge.admission.reservation import input_token_bound
 from services.edge.convert import (
     build_chat_completion,
     build_completion,
@@ -124,6 +125,19 @@ def test_completion_request_becomes_generate_request() -> None:
     assert gen.WhichOneof("input") == "prompt" and gen.prompt == "Once upon a time"
     assert gen.sampling == pb.SamplingParams(max_tokens=9, temperature=0, seed=3, stop=["\n"])
     assert options(gen) == {"presence_penalty": 1}
+
+
+@pytest.mark.parametrize("prompt", [[791, 6864, 315], [[791, 6864, 315]]], ids=["ids", "one array of ids"])
+def test_a_token_id_prompt_goes_as_ids_with_echo_and_logprobs(prompt: list[Any]) -> None:
+    req = parse_completion_request(orjson.dumps({"model": "m", "prompt": prompt, "max_tokens": 1,
+                                                 "echo": True, "logprobs": 0}))
+    gen = convert(req)
+    assert gen.WhichOneof("input") == "prompt_tokens" and list(gen.prompt_tokens.ids) == [791, 6864, 315]
+    assert options(gen) == {"echo": True, "logprobs": 0}  # 0 is asked for: the chosen tokens' own
+    assert input_token_bound(gen) == input_token_bound(pb.GenerateRequest(
+        provider_options_json=gen.provider_options_json)) + 3  # token ids are their own count
+    plain = convert(parse_completion_request(orjson.dumps({"model": "m", "prompt": "hi", "echo": False})))
+    assert options(plain) == {} and plain.prompt == "hi"
 
 
 def test_anthropic_request_becomes_generate_request() -> None:
@@ -277,6 +291,21 @@ def test_built_completion_validates_with_the_openai_sdk() -> None:
     sdk = openai.types.Completion.model_validate(orjson.loads(built.model_dump_json()))
     assert sdk.id == "cmpl-0123abcd" and sdk.choices[0].text == " there"
     assert sdk.choices[0].finish_reason == "length"
+
+
+def test_a_completions_logprobs_are_the_legacy_lists_the_sdk_reads() -> None:
+    entries = [{"token": "The", "logprob": None, "top_logprobs": None, "text_offset": 0},
+               {"token": " cat", "logprob": -2.5, "top_logprobs": {" cat": -2.5, " dog": -1.0}, "text_offset": 3}]
+    built = build_completion("req_0123abcd", "model-1", 1, "The cat", finish("length"), orjson.dumps(entries).decode())
+    # an echoed prompt's first token has no logprob: null, as OpenAI and vLLM send it (the SDK's type says
+    # float, and its client reads answers without validating them)
+    assert orjson.loads(built.model_dump_json())["choices"][0]["logprobs"] == {
+        "tokens": ["The", " cat"], "token_logprobs": [None, -2.5], "top_logprobs": [None, {" cat": -2.5, " dog": -1.0}],
+        "text_offset": [0, 3]}
+    generated = build_completion("req_1", "m", 1, " cat", finish("length"), orjson.dumps(entries[1:]).decode())
+    sdk = openai.types.Completion.model_validate(orjson.loads(generated.model_dump_json()))
+    assert sdk.choices[0].logprobs is not None and sdk.choices[0].logprobs.top_logprobs == [{" cat": -2.5, " dog": -1.0}]
+    assert build_completion("req_1", "m", 1, "x", finish("stop")).choices[0].logprobs is None
 
 
 @pytest.mark.parametrize(("reason", "expected"), [("stop", "end_turn"), ("length", "max_tokens"),

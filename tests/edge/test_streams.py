@@ -145,6 +145,22 @@ def test_every_completion_chunk_validates_and_the_sdk_reads_the_stream() -> None
     assert parts[-1].usage is not None and parts[-1].usage.completion_tokens == 6
 
 
+def test_a_completions_logprobs_stream_in_chunks_of_their_own_the_sdk_reads() -> None:
+    stream = OpenAICompletionStream("req_ab12", "model-1", include_usage=False, created=5)
+    first = [{"token": "Hi", "logprob": None, "top_logprobs": None, "text_offset": 0}]
+    second = [{"token": "!", "logprob": -0.5, "top_logprobs": {"!": -0.5}, "text_offset": 2}]
+    body = (stream.logprobs(orjson.dumps(first).decode()) + stream.delta("Hi")
+            + stream.delta("!") + stream.logprobs(orjson.dumps(second).decode())
+            + stream.finish(pb.Finish(finish_reason="stop", usage=USAGE)))
+    with serving(body) as http:
+        parts = list(openai_client(http).completions.create(model="model-1", prompt="p", stream=True))
+    assert "".join(p.choices[0].text for p in parts) == "Hi!"
+    joined = [lp for p in parts if (lp := p.choices[0].logprobs) is not None]
+    assert [t for lp in joined for t in lp.tokens or []] == ["Hi", "!"]
+    assert [o for lp in joined for o in lp.text_offset or []] == [0, 2]
+    assert [t for lp in joined for t in lp.top_logprobs or []] == [None, {"!": -0.5}]
+
+
 def test_every_anthropic_event_validates_with_the_sdk_type() -> None:
     stream = AnthropicMessageStream("req_ab12", "model-1", input_tokens=9)
     evs = events(run(stream, TEXT, CLEAN))

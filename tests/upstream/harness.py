@@ -41,6 +41,19 @@ def recorded_logprobs(scenario: str) -> list[dict[str, Any]]:
     return entries
 
 
+def recorded_completion_logprobs(scenario: str) -> tuple[str, dict[str, list[Any]]]:
+    """A legacy completion stream fixture's text and its chunks' ``logprobs`` lists joined, straight
+    from the recording: what a whole answer from it holds."""
+    text, joined = "", {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for line in (OPENAI_FIXTURES / f"completion-{scenario}.sse").read_text().splitlines():
+        if line.startswith("data: {"):
+            for choice in json.loads(line.removeprefix("data: "))["choices"]:
+                text += choice["text"]
+                for name, values in (choice.get("logprobs") or {}).items():
+                    joined[name] += values
+    return text, joined
+
+
 def recorded_embeddings(scenario: str) -> list[bytes]:
     """The vectors an ``/v1/embeddings`` scenario answers, as little-endian float32 bytes, read
     straight from the recording (base64 or numbers, as it holds them)."""

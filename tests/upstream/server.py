@@ -74,9 +74,11 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
         **_COMMON,
         "ok-no-usage": Scenario("ok-no-usage"),
         "reasoning": Scenario("reasoning"),
-        "reasoning-text": Scenario("reasoning-text"),
-        # logprobs: true, top_logprobs: 3 (written from OpenAI's chunk format): "Paris." in two chunks
-        "logprobs": Scenario("logprobs"),  # vLLM with a reasoning parser: `reasoning`, then content
+        "reasoning-text": Scenario("reasoning-text"),  # vLLM's reasoning parser: `reasoning`, then content
+        # chat: logprobs: true, top_logprobs: 3 (written from OpenAI's chunk format), "Paris." in two
+        # chunks; completion: echo: true, logprobs: 2 (written from vLLM's), the prompt with its
+        # tokens' logprobs (the first null), then " Paris." in two chunks
+        "logprobs": Scenario("logprobs"),
         "tool-calls": Scenario("tool-calls"),
         "tool-calls-no-id": Scenario("tool-calls", without_call_ids=True),
         "cut-mid-stream": Scenario("ok", cut_after=4),  # the role chunk, then 3 content chunks

@@ -41,6 +41,8 @@ def input_token_bound(request: router_pb2.GenerateRequest) -> int:
         for message in request.chat.messages:
             size += TEMPLATE_TOKENS_PER_MESSAGE + len(message.content.encode()) + len(message.name.encode())
             size += TOKENS_PER_IMAGE * len(message.images)
+    elif request.WhichOneof("input") == "prompt_tokens":
+        size += len(request.prompt_tokens.ids)  # token ids are their own count
     else:
         size += len(request.prompt.encode())
     return size

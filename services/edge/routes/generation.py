@@ -89,7 +89,7 @@ async def _events(
                     out += b"".join(encoder.delta(piece) for piece in delta.pieces)
                 else:
                     out += encoder.delta(delta.text)
-                if delta.logprobs_json:  # the client asked for them (Chat Completions)
+                if delta.logprobs_json:  # the client asked for them (Chat Completions, legacy completions)
                     out += encoder.logprobs(delta.logprobs_json)
                 yield out + encoder.tool_calls(delta.tool_calls) if delta.tool_calls else out
             elif message is QUIET:

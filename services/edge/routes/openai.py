@@ -42,7 +42,8 @@ COMPLETIONS = Api(
     flavor="openai",
     parse=parse_completion_request,
     stream=lambda rid, model, req: OpenAICompletionStream(rid, model, include_usage=_include_usage(req)),
-    build=lambda rid, model, whole, _: build_completion(rid, model, created_now(), whole.text, whole.finish),
+    build=lambda rid, model, whole, _: build_completion(
+        rid, model, created_now(), whole.text, whole.finish, whole.logprobs_json),
 )
 
 

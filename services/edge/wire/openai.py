@@ -271,12 +271,13 @@ class ChatCompletionRequest(RequestModel):
 
 Prompt = Annotated[
     Annotated[str, Tag("<string>")] | Annotated[list[Any], Tag("<array>")],
-    by_kind("a string or an array of strings"),
+    by_kind("a string, an array of strings, or an array of token ids"),
 ]
 
 
 class CompletionRequest(RequestModel):
-    """``POST /v1/completions`` (legacy). Prompt arrays: the parse step takes one string only."""
+    """``POST /v1/completions`` (legacy). Prompt arrays: the parse step takes one prompt only (a string
+    or token ids, ``convert_completions.prompt_input``)."""
 
     model: Annotated[str, Field(min_length=1, max_length=256)]
     prompt: Prompt
@@ -291,7 +292,7 @@ class CompletionRequest(RequestModel):
     stream_options: StreamOptions | None = None
     echo: bool | None = None
     suffix: str | None = None
-    logprobs: int | None = None
+    logprobs: Annotated[int, Field(ge=0, le=20)] | None = None  # alternatives per token (OpenAI allows 5)
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
     logit_bias: dict[str, Annotated[int, Field(ge=-100, le=100)]] | None = None

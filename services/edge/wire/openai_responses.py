@@ -120,7 +120,8 @@ class CompletionChoice(ResponseModel):
 
     text: str
     index: int
-    logprobs: None = None
+    # the legacy format's {tokens, token_logprobs, top_logprobs, text_offset}, when the client asked
+    logprobs: dict[str, list[Any]] | None = None
     finish_reason: CompletionFinishReason | None
 
 

@@ -116,13 +116,15 @@ def text_and_images(turn: ChatTurn) -> list[str | Image]:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """What one backend attempt needs; exactly one of ``messages`` and ``prompt`` is set."""
+    """What one backend attempt needs; exactly one of ``messages``, ``prompt`` and ``prompt_tokens``
+    (a completion prompt as token ids) is set."""
 
     request_id: str
     upstream_model: str
     sampling: Sampling
     messages: tuple[ChatTurn, ...] | None = None
     prompt: str | None = None
+    prompt_tokens: tuple[int, ...] | None = None
     provider_options: Mapping[str, Any] = field(default_factory=dict)  # tools, response_format, ...
     chat_template: str | None = None  # the catalog model's template, for backends that take a prompt
     end_user: str | None = None  # hashed end-user id for providers' abuse attribution (edge's end_user.py)
@@ -183,7 +185,8 @@ class Outcome:
     tool_deltas: list[ToolCallDelta] = field(default_factory=list)  # fragments not yet taken by the caller
     thinking: list[ThinkingBlock] = field(default_factory=list)  # whole, at the end (when asked for)
     thinking_deltas: list[ThinkingDelta] = field(default_factory=list)  # not yet taken by the caller
-    # logprobs.content entries of the tokens read since the last take (the client asked for logprobs)
+    # log probability entries of the tokens read since the last take (the client asked for logprobs):
+    # a chat's logprobs.content entries, or a completion's per-token entries (backends/logprobs.py)
     logprobs: list[dict[str, Any]] = field(default_factory=list)
 
     def take_tool_deltas(self) -> list[ToolCallDelta]:

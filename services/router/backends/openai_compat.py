@@ -42,8 +42,11 @@ Decisions worth knowing:
   in a batch of its own when text or a call came before it in the same read. Otherwise it is dropped.
   It is output the provider counts in ``completion_tokens`` either way.
 - Log probabilities (``logprobs`` / ``top_logprobs``, provider options) go to the server as asked, and
-  each chunk's ``logprobs.content`` comes back with its text (``logprobs.content_entries``), only
-  when the client asked: a recorded or misbehaving server that sends them unasked sends them to no one.
+  each chunk's ``logprobs.content`` comes back with its text (``logprobs.content_entries``; a legacy
+  completion's four lists, ``completion_entries``), only when the client asked: a recorded or
+  misbehaving server that sends them unasked sends them to no one. A completion's ``echo`` goes on as
+  asked too (the server writes the prompt in front of the answer), and a prompt of token ids goes as
+  the array it is.
 - ``content_filter`` maps to ``stop``: the ``Outcome`` vocabulary has no filter reason, and the
   provider ends such an answer cleanly.
 - Upstream response headers are never read back into anything we return: only text and usage leave.
@@ -82,7 +85,7 @@ from services.router.backends.http import (
     sse_batches,
 )
 from services.router.backends.http_client import TransportError
-from services.router.backends.logprobs import content_entries
+from services.router.backends.logprobs import completion_entries, content_entries
 from services.router.backends.openai_deltas import ReasoningRuns, add_tool_call_fragments
 from services.router.backends.openai_messages import openai_turn
 from services.router.backends.sse import Event
@@ -212,9 +215,9 @@ class OpenAICompatBackend:
             calls = assistant_tool_calls(options)
             body["messages"] = [openai_turn(t, calls.get(i)) for i, t in enumerate(request.messages)]
             body[self._max_tokens_field] = sampling.max_tokens
-        elif request.prompt is not None:
+        elif request.prompt is not None or request.prompt_tokens is not None:
             path = "/completions"
-            body["prompt"] = request.prompt
+            body["prompt"] = request.prompt if request.prompt_tokens is None else list(request.prompt_tokens)
             body["max_tokens"] = sampling.max_tokens  # the legacy endpoint knows no other name
         else:
             raise InvalidRequest("a request needs messages or a prompt")
@@ -263,7 +266,9 @@ class OpenAICompatBackend:
         batches = sse_batches(self._client, url, orjson.dumps(body), headers, watch, secrets)
         # closed explicitly, so an early close reaches every generator down to the socket
         chat = request.messages is not None
-        logprobs = chat and bool(request.provider_options.get("logprobs"))  # the client asked for them
+        # the client asked for them: a chat says true, a completion how many alternatives (0 included)
+        asked = request.provider_options.get("logprobs")
+        logprobs = bool(asked) if chat else asked is not None and asked is not False
         reader = self._read(batches, outcome, chat, secrets, request.accepts_reasoning, logprobs)
         async with aclosing(reader) as texts:
             async for pieces in texts:
@@ -318,7 +323,8 @@ class OpenAICompatBackend:
                             if reasoning is not None:
                                 reasoning.after_text(text)
                         if logprobs and choice.get("logprobs"):
-                            outcome.logprobs.extend(content_entries(choice["logprobs"]))
+                            read = content_entries if chat else completion_entries
+                            outcome.logprobs.extend(read(choice["logprobs"]))
                         if choice.get("finish_reason"):
                             finish = str(choice["finish_reason"])
                 if pieces or outcome.tool_deltas or outcome.thinking_deltas or outcome.logprobs:

@@ -76,6 +76,11 @@ def _prompt(request: GenerationRequest) -> str:
             f"parameters not supported by this self-hosted model: {names}",
             param=_public_name(min(request.provider_options)),
         )
+    if request.prompt_tokens is not None:
+        raise UnsupportedByBackend(
+            "a prompt of token ids is not supported by this self-hosted model (its tokenizer reads text): "
+            "send the prompt as a string", param="prompt",
+        )
     if request.messages is None:
         return request.prompt or ""
     _refuse_tool_results(request.messages)
