@@ -17,10 +17,13 @@ it (else opens one) as a tool call; a ``function_call_output`` becomes a ``tool`
 ``text.format`` → ``response_format``, ``text.verbosity`` → ``verbosity``, ``reasoning.effort`` →
 ``reasoning_effort``, function tools and ``tool_choice`` to their chat shapes.
 
+``include: ["message.output_text.logprobs"]`` or ``top_logprobs`` → ``logprobs`` (and
+``top_logprobs``): the chat's entries are the output text's ``logprobs`` as they are (the same fields).
+
 Refused with a 400 naming the parameter (valid, not served here): ``previous_response_id`` and
 ``conversation`` (nothing is stored), ``background``, ``prompt`` (stored prompts), ``max_tool_calls``,
-``top_logprobs``, ``truncation: "auto"``, server tools and a ``tool_choice`` of one, file inputs and
-images by ``file_id``, item references and other items of server tools.
+``truncation: "auto"``, server tools and a ``tool_choice`` of one, file inputs and images by
+``file_id``, item references and other items of server tools.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from pydantic import Field, ValidationError
 
 from services.common.errors import InvalidRequest
@@ -85,8 +89,6 @@ def _check(req: w.ResponsesRequest) -> None:
         raise _refuse("prompt", f"Stored prompts are not supported. {_NOT_STORED}")
     if req.max_tool_calls is not None:
         raise _refuse("max_tool_calls", "'max_tool_calls' is not supported: only function tools are served.")
-    if req.top_logprobs:
-        raise _refuse("top_logprobs", "logprobs are not supported yet; omit 'top_logprobs'.")
     if req.truncation == "auto":
         raise _refuse("truncation", "truncation 'auto' is not supported: nothing is dropped to fit; omit it.")
     if req.stream_options is not None and not req.stream:
@@ -174,6 +176,10 @@ def _as_chat(req: w.ResponsesRequest) -> tuple[dict[str, Any], list[str]]:
             fields["verbosity"] = req.text.verbosity
     if req.reasoning is not None and req.reasoning.effort is not None:
         fields["reasoning_effort"] = req.reasoning.effort
+    if wants_logprobs(req):
+        fields["logprobs"] = True
+        if req.top_logprobs:
+            fields["top_logprobs"] = req.top_logprobs
     return fields, origins
 
 
@@ -204,6 +210,18 @@ def _response_format(fmt: chat.TextFormat | chat.JsonObjectFormat | w.JsonSchema
         schema = fmt.model_dump(exclude={"type"}, exclude_none=True, by_alias=True)
         return {"type": "json_schema", "json_schema": schema}
     return {"type": fmt.type}
+
+
+# the chat parameters a Responses request's own become (``_as_chat``), by the name the client used
+_CLIENT_PARAMS = {"messages": "input", "max_completion_tokens": "max_output_tokens",
+                  "response_format": "text.format", "verbosity": "text.verbosity",
+                  "reasoning_effort": "reasoning.effort", "logprobs": "include"}
+
+
+def responses_param(param: str) -> str:
+    """The Responses name of a parameter a backend refused by its chat name (``reasoning_effort`` is
+    the client's ``reasoning.effort``); names the two APIs share stay as they are."""
+    return _CLIENT_PARAMS.get(param, param)
 
 
 def _named_by_input(exc: InvalidRequest, origins: list[str]) -> InvalidRequest:
@@ -258,11 +276,18 @@ def reasoning_item_id(request_id: str, index: int) -> str:
 
 
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
+OUTPUT_LOGPROBS = "message.output_text.logprobs"
 
 
 def wants_blocks(req: w.ResponsesRequest) -> bool:
     """The client asked for reasoning it can send back (``include``)."""
     return ENCRYPTED_REASONING in (req.include or ())
+
+
+def wants_logprobs(req: w.ResponsesRequest) -> bool:
+    """The client asked for its output text's log probabilities: by ``include``, or by asking how many
+    alternatives it wants (which means nothing without them)."""
+    return OUTPUT_LOGPROBS in (req.include or ()) or req.top_logprobs is not None
 
 
 def reasoning_item(
@@ -280,7 +305,7 @@ def echoed(req: w.ResponsesRequest) -> dict[str, Any]:
         "metadata": req.metadata or {}, "temperature": req.temperature, "top_p": req.top_p,
         "parallel_tool_calls": True if req.parallel_tool_calls is None else req.parallel_tool_calls,
         "tools": [t.model_dump(exclude_none=True) for t in req.tools or [] if isinstance(t, w.FunctionTool)],
-        "user": req.user,
+        "user": req.user, "top_logprobs": req.top_logprobs,
     }
     choice = req.tool_choice
     out["tool_choice"] = choice.model_dump() if isinstance(choice, w.NamedFunction) else choice or "auto"
@@ -311,7 +336,8 @@ def in_order(
 
 
 def build_response(
-    request_id: str, model: str, created: int, text: str, finish: router_pb2.Finish, req: w.ResponsesRequest
+    request_id: str, model: str, created: int, text: str, finish: router_pb2.Finish, req: w.ResponsesRequest,
+    logprobs_json: str = "",
 ) -> w.Response:
     """The non-streamed Response; raises the Finish's error instead when generation failed."""
     if (error := finish_error(finish)) is not None:
@@ -321,8 +347,8 @@ def build_response(
     calls = [w.OutputFunctionCall(id=call_item_id(request_id, i), status="completed", call_id=call.id,
                                   name=call.function.name, arguments=call.function.arguments)
              for i, call in enumerate(tool_calls(finish))]
-    message = [w.OutputMessage(id=message_id(request_id, 0), status=status,
-                               content=[w.OutputTextPart(text=text)])] if text else []
+    part = w.OutputTextPart(text=text, logprobs=orjson.loads(logprobs_json) if logprobs_json else [])
+    message = [w.OutputMessage(id=message_id(request_id, 0), status=status, content=[part])] if text else []
     output = in_order(request_id, finish.thinking, message, calls, status, wants_blocks(req))
     return w.Response(
         id=response_id("resp_", request_id), created_at=created, status=status, model=model, output=output,

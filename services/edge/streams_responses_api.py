@@ -58,6 +58,7 @@ class ResponsesStream:
         self._output: list[dict[str, Any]] = []  # finished items, in order
         self._message = ""  # the open message item's id ("": no message open)
         self._text: list[str] = []  # ... and its text so far
+        self._logprobs: list[Any] = []  # ... and its tokens' log probabilities so far (when asked)
         self._delta_head = b""  # the open message's delta event up to its sequence number
         self._delta_mid = b""  # ... and from after it up to the text
         self._call: int | None = None  # the call index whose item is open
@@ -106,7 +107,7 @@ class ResponsesStream:
         item_id = message_id(self.request_id, self._messages)
         self._messages += 1
         index = len(self._output)
-        self._message, self._text = item_id, []
+        self._message, self._text, self._logprobs = item_id, [], []
         self._delta_head = b'{"type":"response.output_text.delta","sequence_number":'
         self._delta_mid = (b',"item_id":' + orjson.dumps(item_id) + b',"output_index":' + str(index).encode()
                            + b',"content_index":0,"delta":')
@@ -116,15 +117,15 @@ class ResponsesStream:
             "item_id": item_id, "output_index": index, "content_index": 0, "part": _text_part("")})
 
     def _close_message(self, status: str) -> bytes:
-        text, item_id = "".join(self._text), self._message
-        self._message, self._text = "", []
+        text, item_id, logprobs = "".join(self._text), self._message, self._logprobs
+        self._message, self._text, self._logprobs = "", [], []
         index = len(self._output)
         where = {"item_id": item_id, "output_index": index, "content_index": 0}
-        item = {"id": item_id, "type": "message", "status": status, "role": "assistant",
-                "content": [_text_part(text)]}
+        part = _text_part(text, logprobs)
+        item = {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": [part]}
         self._output.append(item)
-        return (self._event("response.output_text.done", {**where, "text": text, "logprobs": []})
-                + self._event("response.content_part.done", {**where, "part": _text_part(text)})
+        return (self._event("response.output_text.done", {**where, "text": text, "logprobs": logprobs})
+                + self._event("response.content_part.done", {**where, "part": part})
                 + self._event("response.output_item.done", {"output_index": index, "item": item}))
 
     def _close_call(self) -> bytes:
@@ -176,7 +177,17 @@ class ResponsesStream:
             "item_id": item["id"], "output_index": len(self._output), "delta": piece})
 
     def logprobs(self, content_json: str) -> bytes:
-        return b""  # never asked for here: this API's requests cannot ask for them
+        """The log probabilities of the text just written (asked for by ``include``): kept for the
+        message's closing events and the final Response, and sent now in a ``response.output_text.delta``
+        of their own with an empty ``delta``, the one event that carries them while the text streams."""
+        out = b"" if self.started else self.start()
+        if not self._message:
+            out += self._open_message()
+        self._logprobs += orjson.loads(content_json)
+        seq = self._seq
+        self._seq += 1
+        head = _DELTA_EVENT + self._delta_head + str(seq).encode() + self._delta_mid
+        return out + head + b'"","logprobs":' + content_json.encode() + b"}\n\n"
 
     def thinking(self, pieces: Sequence[router_pb2.ThinkingDelta]) -> bytes:
         """A model's reasoning: a ``reasoning`` item per thinking block, its text as
@@ -262,5 +273,5 @@ class ResponsesStream:
                                      "param": body.get("param"), "error": body})
 
 
-def _text_part(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def _text_part(text: str, logprobs: list[Any] | None = None) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}

@@ -1,5 +1,6 @@
-"""Log probabilities through the official OpenAI SDK: Chat Completions' and legacy completions' (with
-``echo`` and token-id prompts, as evaluation harnesses score a text), an OpenAI-compatible provider's,
+"""Log probabilities through the official OpenAI SDK: Chat Completions', the Responses API's and legacy
+completions' (with ``echo`` and token-id prompts, as evaluation harnesses score a text), an
+OpenAI-compatible provider's,
 whole and streamed alike, billed as the provider counted; refused by name, with nothing forwarded,
 where no deployment of the model can give them."""
 
@@ -101,3 +102,43 @@ async def test_a_model_that_reads_text_refuses_token_ids_echo_and_logprobs_by_na
             await oa.completions.create(model=model, max_tokens=2, **ask)
         assert refused.value.body["param"] == param  # type: ignore[index]
         assert refused.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+
+
+async def test_the_responses_api_gives_the_output_texts_logprobs_when_included(
+    oa: openai.AsyncOpenAI, stack: Stack
+) -> None:
+    model = stack.model("oa-logprobs")
+    include: Any = ["message.output_text.logprobs"]
+    whole = await oa.responses.create(model=model, input="Capital of France?", include=include, top_logprobs=3)
+    async with oa.responses.stream(model=model, input="Capital of France?", include=include,
+                                   top_logprobs=3) as stream:
+        deltas = [e async for e in stream if e.type == "response.output_text.delta"]
+        final = await stream.get_final_response()
+    expected = recorded_logprobs("logprobs")
+    for response in (whole, final):
+        [message] = response.output
+        assert message.type == "message" and message.content[0].type == "output_text"
+        assert [e.model_dump() for e in message.content[0].logprobs or []] == expected
+        assert response.output_text == "Paris." and response.top_logprobs == 3
+    assert [lp.token for e in deltas for lp in e.logprobs] == ["Paris", "."]
+    sent = stack.upstream.requests_for(f"logprobs:{model}")[-2:]
+    assert all((b["body"]["logprobs"], b["body"]["top_logprobs"]) == (True, 3) for b in sent)
+
+
+async def test_a_backends_refusal_names_the_responses_parameter_the_client_sent(
+    oa: openai.AsyncOpenAI, stack: Stack
+) -> None:
+    before = len(stack.upstream.requests_for(f"ok:{stack.model('an-ok')}"))
+    for model in (TRITON_MODEL, stack.model("an-ok")):
+        with pytest.raises(openai.BadRequestError) as refused:
+            await oa.responses.create(model=model, input="Hi", include=["message.output_text.logprobs"])
+        assert refused.value.param == "include"  # the client's name, not the chat's ("logprobs")
+    assert len(stack.upstream.requests_for(f"ok:{stack.model('an-ok')}")) == before
+    others: list[tuple[dict[str, Any], str]] = [  # every backend refusal is named as the client wrote it
+        ({"reasoning": {"effort": "low"}}, "reasoning.effort"), ({"text": {"verbosity": "low"}}, "text.verbosity"),
+        ({"text": {"format": {"type": "json_object"}}}, "text.format"),
+    ]
+    for fields, param in others:
+        with pytest.raises(openai.BadRequestError) as refused:
+            await oa.responses.create(model=TRITON_MODEL, input="Hi in JSON", **fields)
+        assert refused.value.param == param

@@ -78,6 +78,7 @@ def test_a_conversation_becomes_the_chat_it_means() -> None:
     ({"conversation": "conv_1"}, "conversation"),
     ({"background": True}, "background"),
     ({"truncation": "auto"}, "truncation"),
+    ({"top_logprobs": 21}, "top_logprobs"),
     ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
     ({"tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "file_search"}}, "tool_choice"),
     ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]"),
@@ -210,3 +211,45 @@ def test_a_reasoning_models_reasoning_is_a_reasoning_item_whole_and_streamed() -
         assert first.type == "reasoning" and first.content and first.content[0].text == "Need weather."
         assert last.type == "reasoning" and last.content and last.content[0].text == "Then answer."
     assert [i.id for i in final.output] == [i.id for i in whole.output]
+
+
+ENTRIES = [{"token": "Par", "logprob": -0.25, "bytes": [80, 97, 114],
+            "top_logprobs": [{"token": "Par", "logprob": -0.25, "bytes": [80, 97, 114]}]},
+           {"token": "is", "logprob": -0.5, "bytes": [105, 115], "top_logprobs": []}]
+
+
+@pytest.mark.parametrize(("fields", "asked"), [
+    ({"include": ["message.output_text.logprobs"]}, {"logprobs": True}),
+    ({"include": ["message.output_text.logprobs"], "top_logprobs": 3}, {"logprobs": True, "top_logprobs": 3}),
+    ({"top_logprobs": 2}, {"logprobs": True, "top_logprobs": 2}),  # asking how many alternatives asks for them
+    ({"include": ["reasoning.encrypted_content"]}, {}),
+])
+def test_logprobs_are_asked_for_by_include_or_top_logprobs(fields: dict[str, Any], asked: dict[str, Any]) -> None:
+    options = orjson.loads(generate(**fields).provider_options_json or "{}")
+    assert {k: v for k, v in options.items() if k in ("logprobs", "top_logprobs")} == asked
+
+
+def test_the_output_texts_logprobs_whole_and_streamed_are_the_routers_entries() -> None:
+    req = parse(include=["message.output_text.logprobs"], top_logprobs=1)
+    finish = pb.Finish(finish_reason="stop", usage=USAGE)
+    whole = rt.Response.model_validate(build_response(
+        "req_ab12", "m", 1, "Paris", finish, req.responses, orjson.dumps(ENTRIES).decode()).model_dump())
+    assert whole.top_logprobs == 1
+    [message] = whole.output
+    assert message.type == "message" and message.content[0].type == "output_text"
+    assert [lp.model_dump() for lp in message.content[0].logprobs or []] == ENTRIES
+    stream = ResponsesStream("req_ab12", "m", req.responses, created=1)
+    body = stream.delta("Par") + stream.logprobs(orjson.dumps(ENTRIES[:1]).decode())
+    body += stream.delta("is") + stream.logprobs(orjson.dumps(ENTRIES[1:]).decode()) + stream.finish(finish)
+    for _, data in events(body):
+        STREAM_EVENT.validate_python(orjson.loads(data))
+    with serving(body) as http, openai.OpenAI(api_key="k", base_url="http://edge/v1", http_client=http,
+                                              max_retries=0) as client, client.responses.stream(
+            model="m", input="hi") as sdk_stream:
+        deltas = [e for e in sdk_stream if e.type == "response.output_text.delta"]
+        done = sdk_stream.get_final_response()
+    assert "".join(e.delta for e in deltas) == "Paris"
+    assert [lp.token for e in deltas for lp in e.logprobs] == ["Par", "is"]
+    [streamed] = done.output
+    assert streamed.type == "message" and streamed.content[0].type == "output_text"
+    assert [lp.model_dump() for lp in streamed.content[0].logprobs or []] == ENTRIES

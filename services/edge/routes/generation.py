@@ -70,6 +70,13 @@ class Api:
     # request id, model, the router's whole answer, the parsed request
     build: Callable[[str, str, router_pb2.CompleteResponse, PublicRequest], BaseModel]
     browser_opt_in: str | None = None  # a header a browser's request must set to "true" (Anthropic's rule)
+    # the client's name for a parameter the router named (an API translated at the door names its own)
+    client_param: Callable[[str], str] | None = None
+
+    def for_client(self, exc: TollgateError) -> TollgateError:
+        if self.client_param is not None and exc.param:
+            exc.param = self.client_param(exc.param)
+        return exc
 
 
 async def _events(
@@ -190,10 +197,10 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
                 bool(parsed.stream) if parsed else False, received_at, deps.settings.instance_id,
                 reservation, exc,
             ))
-            return error_response(exc, api.flavor, going)
+            return error_response(api.for_client(exc), api.flavor, going)
         admitted.fail(exc)
         admitted.close()
-        return error_response(exc, api.flavor, {**admitted.ticket.headers, **going})
+        return error_response(api.for_client(exc), api.flavor, {**admitted.ticket.headers, **going})
     except BaseException as exc:  # client gone, shutdown or a bug: never keep a lease, always record usage
         absorbed = watch is not None and isinstance(exc, asyncio.CancelledError) and watch.absorb()
         if watch is not None:
@@ -225,7 +232,7 @@ def _answer(
         body = api.build(request_id, parsed.model, whole, parsed)
     except TollgateError as exc:
         admitted.fail(exc)
-        return error_response(exc, api.flavor, headers)
+        return error_response(api.for_client(exc), api.flavor, headers)
     finally:
         admitted.close()
     return model_response(body, headers)

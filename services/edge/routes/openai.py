@@ -16,7 +16,12 @@ from services.edge.convert import (
     parse_chat_request,
     parse_completion_request,
 )
-from services.edge.convert_responses_api import ResponsesChat, build_response, parse_responses_request
+from services.edge.convert_responses_api import (
+    ResponsesChat,
+    build_response,
+    parse_responses_request,
+    responses_param,
+)
 from services.edge.dependencies import EdgeDeps
 from services.edge.routes.generation import Api, created_now, serve
 from services.edge.streams_responses_api import ResponsesStream
@@ -58,7 +63,8 @@ RESPONSES = Api(
     parse=parse_responses_request,
     stream=lambda rid, model, req: ResponsesStream(rid, model, _responses_of(req), created=created_now()),
     build=lambda rid, model, whole, req: build_response(
-        rid, model, created_now(), whole.text, whole.finish, _responses_of(req)),
+        rid, model, created_now(), whole.text, whole.finish, _responses_of(req), whole.logprobs_json),
+    client_param=responses_param,
 )
 
 

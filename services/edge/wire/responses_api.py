@@ -260,7 +260,10 @@ class ResponsesRequest(RequestModel):
     prompt_cache_key: str | None = None
     store: bool | None = None  # accepted: nothing is stored whatever it says (DESIGN promise 4)
     service_tier: str | None = None  # accepted and ignored: one tier here
-    include: list[str] | None = None  # "reasoning.encrypted_content" is served; the rest produce nothing
+    # served: "reasoning.encrypted_content" and "message.output_text.logprobs"; the rest produce nothing
+    include: list[str] | None = None
+    # alternatives per token in the answer's logprobs (asking for them, as the include entry does)
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     truncation: Literal["auto", "disabled"] | None = None  # "auto" is refused: nothing is dropped to fit
     # refused when set: each needs state or machinery this platform does not have
     previous_response_id: str | None = None
@@ -268,7 +271,6 @@ class ResponsesRequest(RequestModel):
     background: bool | None = None
     prompt: JsonObject | None = None
     max_tool_calls: int | None = None
-    top_logprobs: int | None = None
 
 
 # --- the response ---------------------------------------------------------------------------------
@@ -368,4 +370,5 @@ class Response(ResponseModel):
     previous_response_id: None = None
     store: bool = False  # nothing is stored here, whatever the request said
     truncation: Literal["disabled"] = "disabled"
+    top_logprobs: int | None = None
     user: str | None = None
