@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from services.common.errors import TollgateError
-from services.edge.convert_anthropic import build_message, messages_to_generate, parse_messages_request
+from services.edge.anthropic_answer import build_message
+from services.edge.convert_anthropic import messages_to_generate, parse_messages_request
 from services.edge.convert_completions import (
     build_completion,
     completion_to_generate,

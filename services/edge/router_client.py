@@ -30,7 +30,8 @@ import grpc
 
 from services.common.errors import DependencyUnavailable
 from services.edge.router_errors import from_rpc_error
-from services.edge.router_session import QUIET, RouterSession
+from services.edge.router_session import RouterSession
+from services.edge.session_call import QUIET
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
 
 R = TypeVar("R")

@@ -6,17 +6,9 @@ pays that per *message*, and a message carries every frame that was ready while 
 being written (``FrameBatcher``): under load, many requests' starts, deltas and answers per message
 (docs/benchmarks.md has the measurements).
 
-What each call keeps from the one-call RPCs:
-- its errors: a ``CallError`` frame is the status and trailers an RPC would have ended with;
-- its deadline: a timer here ends the call with a timeout and cancels it at the router;
-- cancellation: ``cancel()`` sends a cancel frame, which cancels the backend generation; ``stop()``
-  does the same and then waits (at most ``ACCOUNT_WAIT_SECONDS``) for the router's account of what
-  the generation used until it stopped, which a cancelled RPC could never send back;
-- keep-alives: a stream started with ``quiet_after`` gives ``QUIET`` when the handler has waited that
-  long with nothing to read (one timer per call, re-armed once per interval: nothing per frame but a
-  clock read);
-- a dead router: the stream failing fails every call on it as a dropped RPC would (503 before the
-  first byte, an error event after it); the next call opens a new session.
+Each call keeps what the one-call RPCs gave it (its errors, deadline, cancellation, keep-alives:
+``session_call.SessionCall``), and a dead router fails every call on the stream as a dropped RPC
+would (503 before the first byte, an error event after it); the next call opens a new session.
 
 A router from before Session answers it UNIMPLEMENTED; the edge then uses the one-call RPCs and
 tries the session again a minute later, so a rolling upgrade works in either order. A router that is
@@ -31,16 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
-from collections.abc import AsyncIterator
 
 import grpc
 import structlog
 from prometheus_client import Counter
 
-from services.common.errors import DependencyUnavailable, TollgateError, UpstreamTimeout
+from services.common.errors import DependencyUnavailable
 from services.common.frame_batcher import FrameBatcher
-from services.edge.router_errors import UNAVAILABLE_MESSAGE, from_call_error
+from services.edge.router_errors import UNAVAILABLE_MESSAGE
+from services.edge.session_call import SessionCall
 from tollgate.router.v1 import router_pb2, router_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -56,172 +47,8 @@ _SENT_MESSAGES, _SENT_FRAMES = MESSAGES.labels("to_router"), FRAMES.labels("to_r
 _READ_MESSAGES, _READ_FRAMES = MESSAGES.labels("from_router"), FRAMES.labels("from_router")
 
 SessionStream = grpc.aio.StreamStreamCall[router_pb2.EdgeFrames, router_pb2.RouterFrames]
-QUIET = router_pb2.GenerateResponse()
-"""Not a message: "nothing came for ``quiet_after`` seconds" (the call goes on). Compared by identity."""
-_QUIET_FRAME = router_pb2.RouterFrame()
 OPEN_TIMEOUT_SECONDS = 10.0
 LEGACY_RETRY_SECONDS = 60.0
-# How long a stopped call waits for the router's account. A router stops a generation within
-# milliseconds (it closes the provider's connection, or cancels the Triton call); a router from before
-# the account never sends one, and the call then settles on what the edge saw (the last delta's count).
-ACCOUNT_WAIT_SECONDS = 2.0
-
-
-class SessionCall:
-    """One call: ``first()`` then ``rest()`` for a stream, ``whole()`` for a non-stream answer."""
-
-    def __init__(
-        self, stream: _Stream, call_id: int, timeout: float, quiet_after: float | None = None
-    ) -> None:
-        self._stream = stream
-        self.call_id = call_id
-        self._frames: deque[router_pb2.RouterFrame] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._failure: TollgateError | None = None
-        self.ended = False
-        # set once a cancel is sent: the router's account of the stopped call (None: no account)
-        self._account: asyncio.Future[router_pb2.Finish | None] | None = None
-        self._loop = loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(timeout, self._expire, timeout)
-        self._heard_at = loop.time()
-        self._quiet = False
-        self._watch: asyncio.TimerHandle | None = None
-        if quiet_after is not None:
-            self._watch = loop.call_later(quiet_after, self._watch_quiet, quiet_after)
-
-    # --- fed by the session ---
-
-    def deliver(self, frame: router_pb2.RouterFrame) -> None:
-        if self._account is not None:  # stopped: only the call's last frame matters now
-            if _ends_call(frame):
-                self._settle(_account_in(frame))
-            return
-        self._frames.append(frame)
-        self._heard_at = self._loop.time()
-        if _ends_call(frame):
-            self._end()
-        self._wake()
-
-    def fail(self, exc: TollgateError) -> None:
-        if self.ended:
-            return
-        self._failure = exc
-        self._end()
-        self._wake()
-
-    def lost(self, exc: TollgateError) -> None:
-        """The stream is gone: the call fails, and no account of a stopped call will come."""
-        self.fail(exc)
-        self._settle(None)
-
-    def _end(self) -> None:
-        self.ended = True
-        self._timer.cancel()
-        if self._watch is not None:
-            self._watch.cancel()
-        if self._account is None:  # a stopped call stays until its account comes
-            self._stream.forget(self.call_id)
-
-    def _send_cancel(self) -> None:
-        """Tell the router to stop the call; its answer (or nothing, in time) settles ``_account``."""
-        self._account = self._loop.create_future()
-        if self._stream.cancel(self.call_id):
-            self._loop.call_later(ACCOUNT_WAIT_SECONDS, self._settle, None)
-        else:
-            self._settle(None)
-
-    def _settle(self, account: router_pb2.Finish | None) -> None:
-        if self._account is not None and not self._account.done():
-            self._account.set_result(account)
-            self._stream.forget(self.call_id)
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def _watch_quiet(self, interval: float) -> None:
-        """Wake a handler that has waited ``interval`` with nothing heard; a handler busy elsewhere
-        (writing to a slow client) is not sending nothing, so it is left alone."""
-        now = self._loop.time()
-        if now - self._heard_at >= interval * 0.999:  # timers may fire a hair early
-            if self._waiter is not None and not self._waiter.done():
-                self._quiet = True
-                self._wake()
-            self._heard_at = now  # the keep-alive it sends is heard too: the next one an interval on
-        self._watch = self._loop.call_at(self._heard_at + interval, self._watch_quiet, interval)
-
-    def _expire(self, timeout: float) -> None:
-        if not self.ended:
-            self._send_cancel()
-            self.fail(UpstreamTimeout(f"The model did not finish within {timeout:g} seconds."))
-
-    # --- read by the request handler ---
-
-    async def _next(self) -> router_pb2.RouterFrame | None:
-        while not self._frames:
-            if self._failure is not None:
-                raise self._failure
-            if self.ended:
-                return None
-            if self._quiet:
-                self._quiet = False
-                return _QUIET_FRAME
-            self._waiter = self._loop.create_future()
-            await self._waiter
-        frame = self._frames.popleft()
-        if frame.WhichOneof("frame") == "error":
-            raise from_call_error(frame.error)
-        return frame
-
-    async def first(self) -> router_pb2.GenerateResponse:
-        frame = await self._next()
-        if frame is _QUIET_FRAME:
-            return QUIET
-        if frame is None or not frame.HasField("event"):
-            raise DependencyUnavailable("The model router ended the call without an answer.")
-        return frame.event
-
-    async def rest(self) -> AsyncIterator[router_pb2.GenerateResponse]:
-        while (frame := await self._next()) is not None:
-            yield QUIET if frame is _QUIET_FRAME else frame.event
-
-    async def whole(self) -> router_pb2.CompleteResponse:
-        frame = await self._next()
-        if frame is None or not frame.HasField("whole"):
-            raise DependencyUnavailable("The model router ended the call without an answer.")
-        return frame.whole
-
-    def cancel(self) -> None:
-        """Stop the call (and the generation behind it); nothing to do once it has ended."""
-        if not self.ended:
-            self._send_cancel()
-            self.fail(DependencyUnavailable("The call was cancelled."))
-
-    async def stop(self) -> router_pb2.Finish | None:
-        """Cancel the call if it is still running, and return the router's account of it: what its
-        generation used until it stopped (a Finish saying cancelled), or the Finish it ended with if it
-        ended meanwhile. None when there is none: the call had ended before, the account did not come
-        within ``ACCOUNT_WAIT_SECONDS``, or the stream was lost."""
-        self.cancel()
-        if self._account is None:
-            return None
-        return await asyncio.shield(self._account)
-
-
-def _ends_call(frame: router_pb2.RouterFrame) -> bool:
-    return frame.WhichOneof("frame") != "event" or frame.event.WhichOneof("event") == "finish"
-
-
-def _account_in(frame: router_pb2.RouterFrame) -> router_pb2.Finish | None:
-    """What a call's last frame says it used: an error (before any text) used nothing it can say."""
-    kind = frame.WhichOneof("frame")
-    if kind == "cancelled":
-        return frame.cancelled
-    if kind == "whole":
-        return frame.whole.finish
-    if kind == "event":
-        return frame.event.finish
-    return None
 
 
 class _Stream:

@@ -24,7 +24,7 @@ import orjson
 
 from services.common.errors import TollgateError, UpstreamError
 from services.edge import sse
-from services.edge.convert_anthropic import anthropic_usage, stop_reason, stop_sequence, tool_uses
+from services.edge.anthropic_answer import anthropic_usage, stop_reason, stop_sequence, tool_uses
 from services.edge.finish import finish_error, response_id, unsent_arguments
 from services.edge.wire.anthropic_responses import ToolUseBlock
 from tollgate.router.v1 import router_pb2

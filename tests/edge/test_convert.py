@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from services.common.errors import InvalidRequest, Overloaded, TollgateError, UpstreamError, UpstreamTimeout
 from services.edge.admission.reservation import input_token_bound
+from services.edge.anthropic_answer import stop_reason
 from services.edge.convert import (
     build_chat_completion,
     build_completion,
@@ -27,7 +28,6 @@ from services.edge.convert import (
     requested_max_tokens,
     to_generate_request,
 )
-from services.edge.convert_anthropic import stop_reason
 from services.edge.convert_openai import chat_finish_reason, completion_finish_reason
 from services.edge.end_user import end_user_id, prompt_cache_key_id
 from services.edge.finish import response_id

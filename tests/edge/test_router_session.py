@@ -18,10 +18,11 @@ from services.common.errors import (
     RateLimited,
     UpstreamTimeout,
 )
-from services.edge import router_session
+from services.edge import session_call
 from services.edge.dependencies import router_channel_options
 from services.edge.router_client import RouterClient
-from services.edge.router_session import FRAMES, MESSAGES, QUIET
+from services.edge.router_session import FRAMES, MESSAGES
+from services.edge.session_call import QUIET
 from services.router.backends import Outcome
 from services.router.fallback import Served
 from services.router.session import CallSession
@@ -251,7 +252,7 @@ async def test_a_stopped_call_whose_account_does_not_come_settles_on_what_the_ed
 ) -> None:
     """A router from before the account, or one too slow to stop: the wait is bounded, and the call
     is forgotten all the same."""
-    monkeypatch.setattr(router_session, "ACCOUNT_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(session_call, "ACCOUNT_WAIT_SECONDS", 0.2)
     router = _Router(hears_cancels=False)
     server, port = await _serve(router)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

@@ -12,8 +12,9 @@ import pydantic
 import pytest
 
 from services.common.errors import InvalidRequest
+from services.edge.anthropic_answer import build_message
 from services.edge.convert import to_generate_request
-from services.edge.convert_anthropic import build_message, messages_to_generate, parse_messages_request
+from services.edge.convert_anthropic import messages_to_generate, parse_messages_request
 from services.edge.convert_openai import build_chat_completion, parse_chat_request
 from services.edge.convert_responses_api import parse_responses_request
 from services.edge.streams_anthropic import AnthropicMessageStream

@@ -52,8 +52,8 @@ from services.edge.dependencies import EdgeDeps
 from services.edge.disconnect import DisconnectWatch
 from services.edge.request_events import request_event
 from services.edge.router_client import StreamCall
-from services.edge.router_session import QUIET
 from services.edge.routes.responses import Flavor, error_response, model_response, read_body
+from services.edge.session_call import QUIET
 from services.edge.usage.record import RequestRecord
 from tollgate.router.v1 import router_pb2
 
