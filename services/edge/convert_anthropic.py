@@ -13,7 +13,9 @@ blocks of earlier assistant turns travel beside the text like images, placed by 
 number of tool calls before them), so the provider gets them back unchanged and in order.
 Consecutive turns of one role are merged into one, as Anthropic documents, so backends whose chat
 templates demand strict alternation still get it. ``metadata.user_id`` and ``service_tier`` are
-accepted and not sent on.
+accepted and not sent on. Structured outputs (``output_config.format``, a JSON schema) travel as
+OpenAI's ``response_format`` of type ``json_schema``, which the router's Anthropic adapter turns back
+into ``output_config`` and OpenAI-compatible servers take as it is; Triton refuses it.
 
 Prompt caching survives the flattening: each ``cache_control`` becomes a ``CacheBreakpoint`` at the
 offset where its block ends in the turn's joined text (a tool result's, or a tool call's, at the end of
@@ -299,7 +301,18 @@ def _options(req: w.MessagesRequest, tool_calls: dict[str, Any]) -> str:
                 opts["parallel_tool_calls"] = False
     if tool_calls:
         opts["assistant_tool_calls"] = tool_calls
+    if req.output_config is not None and req.output_config.format is not None:
+        # OpenAI's vocabulary, as for tools: strict, since Anthropic's structured outputs constrain the
+        # answer to the schema and an OpenAI-compatible server does that only when told to
+        opts["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": "output", "schema": req.output_config.format.schema_, "strict": True}}
     return orjson.dumps(opts).decode() if opts else ""
+
+
+def messages_param(param: str) -> str:
+    """The Messages name of a parameter a backend refused by the router's (OpenAI) name: structured
+    outputs travel as ``response_format``; the other names the two vocabularies share."""
+    return "output_config.format" if param == "response_format" else param
 
 
 def messages_to_generate(

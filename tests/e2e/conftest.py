@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -99,6 +100,14 @@ async def oa(stack: Stack) -> AsyncIterator[openai.AsyncOpenAI]:
         yield sdk
 
 
+@pytest.fixture
+async def claude(stack: Stack) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    """The official Anthropic SDK on this stack's key (its base URL without ``/v1``), without retries."""
+    async with anthropic.AsyncAnthropic(base_url=stack.base_url.removesuffix("/v1"), api_key=stack.key,
+                                        max_retries=0) as sdk:
+        yield sdk
+
+
 @pytest.fixture(scope="module")
 def services(platform: Platform) -> Iterator[Platform]:
     for name in ("router", "edge"):
@@ -144,7 +153,7 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
     for scenario in ["ok", "two", "floats", "slow"]:  # embedding models (the upstream's /v1/embeddings answers)
         await publish_provider_model(producer, f"oa-embed-{scenario}-{tag}", "openai", upstream.openai_base_url,
                                      scenario, capabilities=("embeddings",), max_output_tokens=1)
-    for scenario in ["ok", "overloaded", "tool-use", "stop-sequence", "rate-limited", "slow-stream"]:
+    for scenario in ["ok", "overloaded", "tool-use", "stop-sequence", "rate-limited", "slow-stream", "structured"]:
         await publish_provider_model(producer, f"an-{scenario}-{tag}", "anthropic", upstream.anthropic_base_url, scenario)
     await publish_provider_model(  # room for a thinking budget (at least 1,024) and an answer after it
         producer, f"an-thinking-{tag}", "anthropic", upstream.anthropic_base_url, "thinking", max_output_tokens=4096,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import anthropic
 import httpx
@@ -13,15 +12,8 @@ import pytest
 from tests.e2e.conftest import TRITON_MODEL, Stack
 
 
-@pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    base = stack.base_url.removesuffix("/v1")
-    async with anthropic.AsyncAnthropic(base_url=base, api_key=stack.key, max_retries=0) as sdk:
-        yield sdk
-
-
-async def test_messages_non_stream_on_triton(client: anthropic.AsyncAnthropic) -> None:
-    message = await client.messages.create(
+async def test_messages_non_stream_on_triton(claude: anthropic.AsyncAnthropic) -> None:
+    message = await claude.messages.create(
         model=TRITON_MODEL, max_tokens=6, system="Be brief.", messages=[{"role": "user", "content": "Hi"}]
     )
     assert message.type == "message" and message.role == "assistant"
@@ -29,8 +21,8 @@ async def test_messages_non_stream_on_triton(client: anthropic.AsyncAnthropic) -
     assert 0 < message.usage.output_tokens <= 6 and message.usage.input_tokens > 0
 
 
-async def test_messages_stream_on_triton(client: anthropic.AsyncAnthropic) -> None:
-    async with client.messages.stream(
+async def test_messages_stream_on_triton(claude: anthropic.AsyncAnthropic) -> None:
+    async with claude.messages.stream(
         model="smollm2", max_tokens=5, messages=[{"role": "user", "content": "Count"}]
     ) as stream:
         text = "".join([t async for t in stream.text_stream])
@@ -39,11 +31,11 @@ async def test_messages_stream_on_triton(client: anthropic.AsyncAnthropic) -> No
     assert final.usage.output_tokens == 5 and final.stop_reason == "max_tokens"
 
 
-async def test_messages_through_an_anthropic_provider(client: anthropic.AsyncAnthropic, stack: Stack) -> None:
-    message = await client.messages.create(
+async def test_messages_through_an_anthropic_provider(claude: anthropic.AsyncAnthropic, stack: Stack) -> None:
+    message = await claude.messages.create(
         model=stack.model("an-ok"), max_tokens=100, messages=[{"role": "user", "content": "Hello"}]
     )
-    async with client.messages.stream(
+    async with claude.messages.stream(
         model=stack.model("an-ok"), max_tokens=100, messages=[{"role": "user", "content": "Hello"}]
     ) as stream:
         final = await stream.get_final_message()
@@ -52,20 +44,20 @@ async def test_messages_through_an_anthropic_provider(client: anthropic.AsyncAnt
     assert message.usage.output_tokens > 0
 
 
-async def test_overloaded_provider_is_529_style_overloaded_error(client: anthropic.AsyncAnthropic, stack: Stack) -> None:
+async def test_overloaded_provider_is_529_style_overloaded_error(claude: anthropic.AsyncAnthropic, stack: Stack) -> None:
     with pytest.raises(anthropic.APIStatusError) as err:
-        await client.messages.create(model=stack.model("an-overloaded"), max_tokens=10, messages=[{"role": "user", "content": "Hi"}])
+        await claude.messages.create(model=stack.model("an-overloaded"), max_tokens=10, messages=[{"role": "user", "content": "Hi"}])
     assert err.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
 
 
 async def test_prompt_cache_breakpoints_reach_an_anthropic_provider_where_the_client_put_them(
-    client: anthropic.AsyncAnthropic, stack: Stack
+    claude: anthropic.AsyncAnthropic, stack: Stack
 ) -> None:
     """A document cached apart from the question after it: the provider must see the same blocks and
     breakpoints, or the cache never hits and the customer pays full input price on every call."""
     marker = uuid.uuid4().hex
     document = f"A long reference document {marker}."
-    await client.messages.create(
+    await claude.messages.create(
         model=stack.model("an-ok"), max_tokens=50,
         system=[{"type": "text", "text": "Answer from the document.",
                  "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
@@ -85,54 +77,54 @@ async def test_prompt_cache_breakpoints_reach_an_anthropic_provider_where_the_cl
 
 
 async def test_the_stop_sequence_that_ended_the_answer_reaches_the_client(
-    client: anthropic.AsyncAnthropic, stack: Stack
+    claude: anthropic.AsyncAnthropic, stack: Stack
 ) -> None:
     model, stops = stack.model("an-stop-sequence"), ["\n\nHuman:"]
-    message = await client.messages.create(model=model, max_tokens=100, stop_sequences=stops,
+    message = await claude.messages.create(model=model, max_tokens=100, stop_sequences=stops,
                                            messages=[{"role": "user", "content": "Hello"}])
     assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "\n\nHuman:")
-    async with client.messages.stream(model=model, max_tokens=100, stop_sequences=stops,
+    async with claude.messages.stream(model=model, max_tokens=100, stop_sequences=stops,
                                       messages=[{"role": "user", "content": "Hello"}]) as stream:
         final = await stream.get_final_message()
     assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "\n\nHuman:")
 
 
 async def test_the_sdk_pages_through_the_model_list_in_anthropics_format(
-    client: anthropic.AsyncAnthropic, stack: Stack
+    claude: anthropic.AsyncAnthropic, stack: Stack
 ) -> None:
     """The same ids as OpenAI's list (models and aliases the key may call), newest first, three a page:
     the SDK follows after_id forwards and before_id backwards through every page."""
     async with httpx.AsyncClient() as http:
         reply = await http.get(f"{stack.base_url}/models", headers={"authorization": f"Bearer {stack.key}"})
     openai_ids = {m["id"] for m in reply.json()["data"]}
-    first = await client.models.list(limit=3)
+    first = await claude.models.list(limit=3)
     assert len(first.data) == 3 and first.has_more and first.last_id == first.data[-1].id
-    listed = [m async for m in await client.models.list(limit=3)]
+    listed = [m async for m in await claude.models.list(limit=3)]
     ids = [m.id for m in listed]
     assert len(ids) == len(set(ids)) == len(openai_ids) and set(ids) == openai_ids
     assert [m.created_at for m in listed] == sorted((m.created_at for m in listed), reverse=True)
-    backwards = [m.id async for m in await client.models.list(limit=3, before_id=ids[-1])]
+    backwards = [m.id async for m in await claude.models.list(limit=3, before_id=ids[-1])]
     assert sorted(backwards) == sorted(ids[:-1])
     old = next(m for m in listed if m.id == stack.model("old"))
     assert (old.type, old.lifecycle, old.max_tokens, old.max_input_tokens) == ("model", "deprecated", 1024, 8192)
     assert old.retires_at is not None and old.display_name == stack.model("old")
     assert stack.model("gone") not in ids  # retired: listed only when asked for
-    retired = [m async for m in await client.models.list(lifecycle=["retired"], limit=1000)]
+    retired = [m async for m in await claude.models.list(lifecycle=["retired"], limit=1000)]
     assert stack.model("gone") in {m.id for m in retired} and {m.lifecycle for m in retired} == {"retired"}
 
 
-async def test_retrieve_a_model_and_errors_in_anthropics_format(client: anthropic.AsyncAnthropic, stack: Stack) -> None:
-    one = await client.models.retrieve(TRITON_MODEL)
+async def test_retrieve_a_model_and_errors_in_anthropics_format(claude: anthropic.AsyncAnthropic, stack: Stack) -> None:
+    one = await claude.models.retrieve(TRITON_MODEL)
     assert (one.id, one.lifecycle, one.created_at.year >= 2026) == (TRITON_MODEL, "active", True)
-    gone = await client.models.retrieve(stack.model("gone"))  # kept by name, as Anthropic keeps retired models
+    gone = await claude.models.retrieve(stack.model("gone"))  # kept by name, as Anthropic keeps retired models
     assert gone.lifecycle == "retired" and gone.retires_at is not None
     with pytest.raises(anthropic.NotFoundError):
-        await client.models.retrieve("no-such-model")
+        await claude.models.retrieve("no-such-model")
     with pytest.raises(anthropic.BadRequestError) as bad_cursor:
-        await client.models.list(after_id="no-such-model")
+        await claude.models.list(after_id="no-such-model")
     assert "after_id" in bad_cursor.value.message
     with pytest.raises(anthropic.BadRequestError):
-        await client.models.list(limit=0)
+        await claude.models.list(limit=0)
     base = stack.base_url.removesuffix("/v1")
     async with anthropic.AsyncAnthropic(base_url=base, api_key="tg-not-a-key", max_retries=0) as stranger:
         with pytest.raises(anthropic.AuthenticationError):
@@ -144,13 +136,13 @@ WEATHER_TOOL = {"name": "get_weather", "description": "Current weather",
 
 
 async def test_the_sdk_counts_tokens_through_an_anthropic_provider(
-    client: anthropic.AsyncAnthropic, stack: Stack
+    claude: anthropic.AsyncAnthropic, stack: Stack
 ) -> None:
     """``messages.count_tokens`` gets the provider's count; what reached the provider is the prompt
     side of the request in Anthropic's shape, under the deployment's model name."""
     model = stack.model("an-ok")
     before = stack.upstream.model_stats(f"ok:{model}")
-    counted = await client.messages.count_tokens(
+    counted = await claude.messages.count_tokens(
         model=model, system="Be brief.", messages=[{"role": "user", "content": "Weather in Paris?"}],
         tools=[WEATHER_TOOL],  # type: ignore[list-item]
     )
@@ -164,25 +156,25 @@ async def test_the_sdk_counts_tokens_through_an_anthropic_provider(
 
 
 async def test_the_sdk_counts_tokens_on_triton_as_a_generation_of_the_same_prompt_does(
-    client: anthropic.AsyncAnthropic
+    claude: anthropic.AsyncAnthropic
 ) -> None:
     """Counted by the preprocessing model beside the ensemble (tokenization only), with the chat
     template applied as for a generation: the count is the input_tokens a generation reports."""
     system, messages = "Be brief.", [{"role": "user", "content": "Tell me about the sea, in one line."}]
-    counted = await client.messages.count_tokens(
+    counted = await claude.messages.count_tokens(
         model=TRITON_MODEL, system=system, messages=messages  # type: ignore[arg-type]
     )
-    generated = await client.messages.create(
+    generated = await claude.messages.create(
         model=TRITON_MODEL, system=system, messages=messages, max_tokens=1  # type: ignore[arg-type]
     )
     assert counted.input_tokens == generated.usage.input_tokens > 10
 
 
 async def test_the_sdk_counts_tokens_on_a_vllm_server_with_its_tokenize(
-    client: anthropic.AsyncAnthropic, stack: Stack
+    claude: anthropic.AsyncAnthropic, stack: Stack
 ) -> None:
     model = stack.model("oa-tokenize")
-    counted = await client.messages.count_tokens(
+    counted = await claude.messages.count_tokens(
         model=model, system="Be brief.", messages=[{"role": "user", "content": "Hi"}]  # type: ignore[arg-type]
     )
     assert counted.input_tokens == 36  # the recorded answer of vLLM's /tokenize
@@ -192,25 +184,25 @@ async def test_the_sdk_counts_tokens_on_a_vllm_server_with_its_tokenize(
 
 
 async def test_counting_tokens_refused_and_failing_in_anthropics_format(
-    client: anthropic.AsyncAnthropic, stack: Stack
+    claude: anthropic.AsyncAnthropic, stack: Stack
 ) -> None:
     hi = [{"role": "user", "content": "Hi"}]
     with pytest.raises(anthropic.BadRequestError) as cannot:  # an OpenAI-compatible deployment cannot count
-        await client.messages.count_tokens(model=stack.model("oa-ok"), messages=hi)  # type: ignore[arg-type]
+        await claude.messages.count_tokens(model=stack.model("oa-ok"), messages=hi)  # type: ignore[arg-type]
     assert cannot.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     assert "Counting tokens is not supported for this model" in cannot.value.message
     with pytest.raises(anthropic.NotFoundError):
-        await client.messages.count_tokens(model="no-such-model", messages=hi)  # type: ignore[arg-type]
+        await claude.messages.count_tokens(model="no-such-model", messages=hi)  # type: ignore[arg-type]
     with pytest.raises(anthropic.BadRequestError) as generating:  # count_tokens takes no max_tokens
-        await client.messages.count_tokens(
+        await claude.messages.count_tokens(
             model=stack.model("an-ok"), messages=hi, extra_body={"max_tokens": 5}  # type: ignore[arg-type]
         )
     assert "max_tokens" in generating.value.message
     with pytest.raises(anthropic.BadRequestError) as empty:
-        await client.messages.count_tokens(model=stack.model("an-ok"), messages=[])
+        await claude.messages.count_tokens(model=stack.model("an-ok"), messages=[])
     assert "messages" in empty.value.message
     with pytest.raises(anthropic.RateLimitError) as limited:  # the provider's 429, in our words
-        await client.messages.count_tokens(model=stack.model("an-rate-limited"), messages=hi)  # type: ignore[arg-type]
+        await claude.messages.count_tokens(model=stack.model("an-rate-limited"), messages=hi)  # type: ignore[arg-type]
     assert limited.value.response.headers.get("retry-after") == "3"
     base = stack.base_url.removesuffix("/v1")
     async with anthropic.AsyncAnthropic(base_url=base, api_key="sk-wrong", max_retries=0) as stranger:

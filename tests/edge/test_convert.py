@@ -187,6 +187,20 @@ def test_anthropic_tool_choice_maps_to_openai_vocabulary(choice: str, expected: 
     assert options(convert(req))["tool_choice"] == expected
 
 
+def test_an_anthropic_output_format_travels_as_a_strict_json_schema() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    req = parse_messages_request(orjson.dumps({
+        "model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}],
+        "output_config": {"format": {"type": "json_schema", "schema": schema}},
+    }))
+    assert options(convert(req))["response_format"] == {
+        "type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": True}}
+    for config in ({"effort": "low"}, {"format": {"type": "json_object"}}, {"format": {"type": "json_schema"}}):
+        with pytest.raises(InvalidRequest):
+            parse_messages_request(orjson.dumps({"model": "m", "max_tokens": 1, "output_config": config,
+                                                 "messages": [{"role": "user", "content": "x"}]}))
+
+
 def test_cache_breakpoints_survive_the_flattening_as_offsets() -> None:
     """Each cache_control becomes an offset where its block ends in the turn's joined text (code
     points: 'Dé' is 2); a tool result's and a tool call's at the end of their turn."""

@@ -291,8 +291,28 @@ async def test_tool_choice_maps_to_anthropics_names(upstream, http, key, tag, ch
     assert seen["body"].get("tool_choice") == expected
 
 
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+          "additionalProperties": False}
+
+
+@pytest.mark.parametrize(("response_format", "expected"), [
+    ({"type": "json_schema", "json_schema": {"name": "place", "schema": SCHEMA, "strict": True}},
+     {"format": {"type": "json_schema", "schema": SCHEMA}}),
+    ({"type": "text"}, None),
+])
+async def test_a_json_schema_response_format_goes_as_structured_outputs(
+    upstream, http, key, tag, response_format, expected
+) -> None:
+    request = replace(chat(f"ok:{tag}"), provider_options={"response_format": response_format})
+    _, error = await drain(backend(upstream, http).generate(request, Outcome()))
+    assert error is None
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["body"].get("output_config") == expected and "response_format" not in seen["body"]
+
+
 @pytest.mark.parametrize(("options", "param"), [
     ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format"),
     ({"presence_penalty": 0.5}, "presence_penalty"),
     ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0]"),
     ({"tools": [WEATHER], "tool_choice": "sometimes"}, "tool_choice"),

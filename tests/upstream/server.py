@@ -98,6 +98,9 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
         "tool-use": Scenario("tool-use"),
         "stop-sequence": Scenario("stop-sequence"),  # ended by one of the request's stop_sequences
         "refusal": Scenario("refusal"),  # the model declined (stop_reason "refusal")
+        # structured outputs (output_config.format, written from Anthropic's stream format): the JSON
+        # answer in three text deltas, split inside its keys and values
+        "structured": Scenario("structured"),
         # extended thinking: a thinking block (signed), a redacted one, then the text
         "thinking": Scenario("thinking"),
         "thinking-one-write": Scenario("thinking", one_write=True),  # all of it in one network read

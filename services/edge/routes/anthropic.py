@@ -20,7 +20,7 @@ from services.edge.convert import (
     parse_messages_request,
     to_generate_request,
 )
-from services.edge.convert_anthropic import asks_for_thinking, parse_count_tokens_request
+from services.edge.convert_anthropic import asks_for_thinking, messages_param, parse_count_tokens_request
 from services.edge.cors import ANTHROPIC_BROWSER_HEADER, check_browser_opt_in
 from services.edge.dependencies import EdgeDeps
 from services.edge.routes.generation import Api, serve
@@ -38,6 +38,7 @@ MESSAGES = Api(
     stream=_stream,
     build=lambda rid, model, whole, _req: build_message(rid, model, whole.text, whole.finish),
     browser_opt_in=ANTHROPIC_BROWSER_HEADER,
+    client_param=messages_param,
 )
 COUNT_TIMEOUT_SECONDS = 30.0  # a count is one small request to the provider, never a generation
 
@@ -69,5 +70,7 @@ async def count_tokens(request: Request) -> Response:
         await deps.count_limit.take(key)
         counted = await deps.router.count_tokens(generate, COUNT_TIMEOUT_SECONDS)
     except TollgateError as exc:
-        return error_response(exc, "anthropic", deprecation_headers(model) if model is not None else None)
+        return error_response(
+            MESSAGES.for_client(exc), "anthropic", deprecation_headers(model) if model is not None else None
+        )
     return json_response({"input_tokens": counted.input_tokens}, headers=deprecation_headers(model))

@@ -21,6 +21,7 @@ account of the stopped call; what the edge had seen where no account comes).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
@@ -74,8 +75,12 @@ class Api:
     client_param: Callable[[str], str] | None = None
 
     def for_client(self, exc: TollgateError) -> TollgateError:
-        if self.client_param is not None and exc.param:
-            exc.param = self.client_param(exc.param)
+        """``exc`` naming the parameter as the client sent it, in its ``param`` and in its message
+        (Anthropic's error format has only the message)."""
+        if self.client_param is None or not exc.param or (named := self.client_param(exc.param)) == exc.param:
+            return exc
+        exc.message = re.sub(rf"(?<![\w.]){re.escape(exc.param)}(?![\w.])", named, exc.message)
+        exc.param = named
         return exc
 
 

@@ -193,6 +193,19 @@ class Metadata(RequestModel):
     user_id: Annotated[str, Field(max_length=256)] | None = None
 
 
+class JsonOutputFormat(RequestModel):
+    """Structured outputs: the answer is JSON that follows ``schema`` (``output_config.format``)."""
+
+    type: Literal["json_schema"]
+    schema_: JsonObject = Field(alias="schema")
+
+
+class OutputConfig(RequestModel):
+    """``output_config``: only ``format`` is served (``effort`` is refused as an unknown field)."""
+
+    format: JsonOutputFormat | None = None
+
+
 class MessagesRequest(RequestModel):
     """``POST /v1/messages``. What the parse step refuses beyond the spec: see ``convert_anthropic``."""
 
@@ -210,6 +223,7 @@ class MessagesRequest(RequestModel):
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
     service_tier: Literal["auto", "standard_only"] | None = None  # accepted and ignored: one tier here
+    output_config: OutputConfig | None = None
 
 
 class CountTokensRequest(RequestModel):
@@ -222,3 +236,4 @@ class CountTokensRequest(RequestModel):
     tools: list[AnyTool] | None = None
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
+    output_config: OutputConfig | None = None

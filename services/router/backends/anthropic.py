@@ -11,8 +11,9 @@ Decisions worth knowing:
   requires user and assistant to alternate while OpenAI-shaped input does not.
 - Tools are translated from the router's (OpenAI) vocabulary (``tool_use.py``): function tools
   become ``input_schema`` tools, an earlier assistant turn's calls become its ``tool_use`` blocks, and
-  a ``tool`` turn becomes a user turn's ``tool_result`` block. Other OpenAI-only options
-  (``response_format``, penalties, ``logit_bias``, ...) have no Anthropic equivalent and are refused
+  a ``tool`` turn becomes a user turn's ``tool_result`` block. ``response_format`` with a JSON
+  schema becomes structured outputs (``anthropic_output.py``). Other OpenAI-only options
+  (``json_object``, penalties, ``logit_bias``, ...) have no Anthropic equivalent and are refused
   with a 400 naming them, before anything is sent.
 - Raw completions (``prompt``) are refused: Anthropic retired its text-completion API, and wrapping a
   prompt as a chat turn would silently change what the client asked for.
@@ -54,6 +55,7 @@ from services.router.backends import (
 from services.router.backends import provider_errors as pe
 from services.router.backends.anthropic_effort import EFFORT, thinking_for_effort
 from services.router.backends.anthropic_messages import to_messages
+from services.router.backends.anthropic_output import RESPONSE_FORMAT, output_config
 from services.router.backends.http import (
     DEFAULT_TIMEOUTS,
     ProviderHTTP,
@@ -71,7 +73,9 @@ from services.router.backends.tool_use import TOOL_OPTIONS, anthropic_tools, ass
 
 READY_TIMEOUT = 2.0
 # what Anthropic's count_tokens takes of a Messages request (the rest is about generating)
-COUNTED_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
+COUNTED_FIELDS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"}
+)
 
 _FINISH = {
     "end_turn": "stop",
@@ -135,7 +139,7 @@ class AnthropicBackend:
             raise UnsupportedByBackend("this model only supports chat requests, not raw completions",
                                        param="prompt")
         options = request.provider_options
-        unsupported = sorted(set(options) - TOOL_OPTIONS - {EFFORT})
+        unsupported = sorted(set(options) - TOOL_OPTIONS - {EFFORT, RESPONSE_FORMAT})
         if unsupported:
             raise UnsupportedByBackend(
                 f"'{unsupported[0]}' is not supported by this model", param=unsupported[0]
@@ -170,6 +174,8 @@ class AnthropicBackend:
                 body["thinking"]["display"] = thinking.display
         elif (effort := thinking_for_effort(request)) is not None:
             body["thinking"] = effort
+        if (config := output_config(options)) is not None:
+            body["output_config"] = config
         return body
 
     async def count_tokens(self, request: GenerationRequest) -> int:
