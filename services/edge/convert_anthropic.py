@@ -20,6 +20,7 @@ into ``output_config`` and OpenAI-compatible servers take as it is; Triton refus
 Prompt caching survives the flattening: each ``cache_control`` becomes a ``CacheBreakpoint`` at the
 offset where its block ends in the turn's joined text (a tool result's, or a tool call's, at the end of
 its turn), and a tool's rides on the tool; the router's Anthropic adapter splits the text there again.
+A top-level ``cache_control`` (automatic caching) is a breakpoint on the last block of the last turn.
 
 Tool use is carried, not dropped: ``provider_options_json`` uses the OpenAI vocabulary for both front
 doors (one thing for the router's adapters to translate): ``tools`` become function tools,
@@ -315,10 +316,26 @@ def messages_param(param: str) -> str:
     return "output_config.format" if param == "response_format" else param
 
 
+def _cache_last_block(messages: list[router_pb2.ChatMessage], control: w.CacheControl) -> None:
+    """The request's top-level ``cache_control`` (automatic caching), as Anthropic applies it: a
+    breakpoint on the last cacheable block, the end of the last turn (an image, when the turn ends with
+    one), unless the client marked that block itself."""
+    last = messages[-1]
+    end = len(last.content)
+    if last.images and last.images[-1].offset == end:
+        image = last.images[-1]
+        if not image.cached:
+            image.cached, image.cache_ttl = True, control.ttl or ""
+    elif not any(mark.offset == end for mark in last.cache_breakpoints):
+        last.cache_breakpoints.append(_breakpoint(end, control))
+
+
 def messages_to_generate(
     req: w.MessagesRequest, request_id: str, account_id: str, model_id: str
 ) -> router_pb2.GenerateRequest:
     messages, tool_calls = _turns(req)
+    if req.cache_control is not None:
+        _cache_last_block(messages, req.cache_control)
     sampling = router_pb2.SamplingParams(
         max_tokens=req.max_tokens, stop=[s for s in req.stop_sequences or [] if s]
     )

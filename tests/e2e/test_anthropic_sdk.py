@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import anthropic
 import httpx
@@ -74,6 +75,26 @@ async def test_prompt_cache_breakpoints_reach_an_anthropic_provider_where_the_cl
         {"type": "text", "text": document, "cache_control": {"type": "ephemeral"}},
         {"type": "text", "text": "\nWhat does it say?"},
     ]}]
+
+
+async def test_automatic_caching_reaches_an_anthropic_provider_on_the_last_block(
+    claude: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
+    """A top-level cache_control: the provider sees it where Anthropic would put it, the last block;
+    a model elsewhere answers as if it were not there (caching is the provider's saving, not a need)."""
+    marker = uuid.uuid4().hex
+    ask: Any = [{"role": "user", "content": f"A long document {marker}."},
+                {"role": "assistant", "content": "Read."}, {"role": "user", "content": "Summarise it."}]
+    await claude.messages.create(model=stack.model("an-ok"), max_tokens=50, messages=ask,
+                                 cache_control={"type": "ephemeral"})
+    [sent] = [r["body"] for r in stack.upstream.requests_for(f"ok:{stack.model('an-ok')}")
+              if marker in json.dumps(r["body"])]
+    assert sent["messages"][-1] == {"role": "user", "content": [
+        {"type": "text", "text": "Summarise it.", "cache_control": {"type": "ephemeral"}}]}
+    assert all("cache_control" not in json.dumps(m) for m in sent["messages"][:-1])
+    elsewhere = await claude.messages.create(model=TRITON_MODEL, max_tokens=3, messages=ask,
+                                             cache_control={"type": "ephemeral"})
+    assert elsewhere.usage.output_tokens > 0
 
 
 async def test_the_stop_sequence_that_ended_the_answer_reaches_the_client(

@@ -228,6 +228,31 @@ def test_cache_breakpoints_survive_the_flattening_as_offsets() -> None:
     assert not plain.chat.messages[0].cache_breakpoints
 
 
+def test_a_top_level_cache_control_marks_the_last_block_once() -> None:
+    """Automatic caching: the end of the last turn (its last image, when it ends with one), unless the
+    client marked that block itself."""
+    def last_turn(content: Any, **fields: Any) -> pb.ChatMessage:
+        answer = [{"type": "text", "text": "b"}, {"type": "tool_use", "id": "t1", "name": "t", "input": {}}]
+        return convert(parse_messages_request(orjson.dumps({
+            "model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "a"},
+                                                        {"role": "assistant", "content": answer},
+                                                        {"role": "user", "content": content}], **fields,
+        }))).chat.messages[-1]
+    auto = {"cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": "42"}
+    assert [(b.offset, b.ttl) for b in last_turn([result, {"type": "text", "text": "Question?"}], **auto)
+            .cache_breakpoints] == [(9, "1h")]
+    marked = last_turn([result, {"type": "text", "text": "Q", "cache_control": {"type": "ephemeral"}}], **auto)
+    assert [(b.offset, b.ttl) for b in marked.cache_breakpoints] == [(1, "")]  # the client's own, kept
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    ends_with_image = last_turn([result, {"type": "text", "text": "Look:"}, image], **auto)
+    assert not ends_with_image.cache_breakpoints
+    assert (ends_with_image.images[0].cached, ends_with_image.images[0].cache_ttl) == (True, "1h")
+    only_result = last_turn([result], **auto)
+    assert only_result.role == "tool" and [b.offset for b in only_result.cache_breakpoints] == [2]
+    assert not last_turn([result]).cache_breakpoints  # none asked, none added
+
+
 def test_a_failed_tool_result_keeps_its_flag() -> None:
     req = parse_messages_request(orjson.dumps({"model": "m", "max_tokens": 1, "messages": [
         {"role": "user", "content": "x"},

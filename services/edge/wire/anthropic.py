@@ -224,6 +224,7 @@ class MessagesRequest(RequestModel):
     thinking: Thinking | None = None
     service_tier: Literal["auto", "standard_only"] | None = None  # accepted and ignored: one tier here
     output_config: OutputConfig | None = None
+    cache_control: CacheControl | None = None  # automatic caching: a breakpoint on the last block
 
 
 class CountTokensRequest(RequestModel):
@@ -237,3 +238,4 @@ class CountTokensRequest(RequestModel):
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
     output_config: OutputConfig | None = None
+    cache_control: CacheControl | None = None
