@@ -71,10 +71,10 @@ migrate: proto
 	$(PY) -m services.metering migrate
 
 lint: venv
-	$(VENV)/bin/ruff check services infra tests
+	$(VENV)/bin/ruff check services infra tests bench
 
 typecheck: proto
-	$(VENV)/bin/mypy services infra
+	$(VENV)/bin/mypy services infra bench
 
 pytest: proto assets node-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -69,7 +69,7 @@ class _Bare(router_pb2_grpc.RouterServiceServicer):
     async def whole(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.CompleteResponse:
         return router_pb2.CompleteResponse(text="".join(PIECES), finish=FINISH)
 
-    def cancelled(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.Finish:
+    async def cancelled(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.Finish:
         return router_pb2.Finish(finish_reason="cancelled")
 
     async def Generate(  # noqa: N802 - gRPC method name

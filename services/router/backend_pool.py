@@ -24,12 +24,12 @@ log = structlog.get_logger(__name__)
 def openai_features(entry: DeploymentEntry) -> tuple[DeploymentFeature, ...]:
     """The catalog's list when it gives one; else what the endpoint says: OpenAI's own API takes
     max_completion_tokens (its reasoning models refuse max_tokens), routes its cache by
-    prompt_cache_key and fetches image URLs on its side, while other servers are assumed to take
-    OpenAI's common subset only."""
+    prompt_cache_key, fetches image URLs on its side and counts input tokens, while other servers are
+    assumed to take OpenAI's common subset only."""
     if entry.features is not None:
         return entry.features
     if is_openai_api(entry.endpoint):
-        return ("max_completion_tokens", "prompt_cache_key", "image_urls")
+        return ("max_completion_tokens", "prompt_cache_key", "image_urls", "input_tokens")
     return ()
 
 
@@ -71,6 +71,7 @@ class BackendPool:
                 send_prompt_cache_key="prompt_cache_key" in features,
                 continuous_usage="continuous_usage" in features,
                 tokenize="tokenize" in features,
+                input_tokens="input_tokens" in features,
                 image_urls="image_urls" in features,
             )
         return AnthropicBackend(entry.endpoint, entry.credentials_env, self._http, self._timeouts)

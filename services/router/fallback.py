@@ -18,7 +18,7 @@ is the answer only when no deployment took the request and none failed trying.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 import structlog
@@ -57,11 +57,19 @@ class Served:
     provider: str = ""
     attempts: int = 0
     pieces: int = 0  # text pieces and tool-call fragments passed on: the output count of last resort
+    # the serving attempt's prompt as its backend counts it (count_tokens), for a call cancelled
+    # before the backend said how long the prompt was
+    count_prompt: Callable[[], Awaitable[int]] | None = None
 
     def output_so_far(self) -> int:
         """Output tokens until now: the backend's running count where it keeps one (Triton), else one
         per piece (a chunk of an OpenAI-compatible or Anthropic stream is about a token)."""
         return max(self.outcome.output_tokens, self.pieces)
+
+
+def _prompt_counter(backend: Backend, attempt: GenerationRequest) -> Callable[[], Awaitable[int]]:
+    """The attempt's prompt count, asked only if a cancel needs it."""
+    return lambda: backend.count_tokens(attempt)
 
 
 def retryable(exc: BaseException) -> bool:
@@ -162,10 +170,12 @@ async def generate_with_fallback(
                 await stream.aclose()
                 served.deployment_id, served.provider = deployment.id, deployment.provider
                 served.outcome = outcome  # what this attempt's backend said before the cancel
+                served.count_prompt = _prompt_counter(deployment.backend, attempt)
                 raise
             # Committed: from here on there is no other deployment for this request.
             served.deployment_id, served.provider = deployment.id, deployment.provider
             served.outcome = outcome
+            served.count_prompt = _prompt_counter(deployment.backend, attempt)
             try:
                 if first is not None:
                     yield first

@@ -14,6 +14,7 @@ event). The error's code travels in the ``tollgate-error-code`` trailing metadat
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import replace
@@ -62,6 +63,15 @@ INPUT_UNKNOWN = Counter(
     "its first response): their input is billed as zero",
     ["deployment"],
 )
+PROMPT_COUNTED = Counter(
+    "tollgate_router_cancelled_input_counted_total",
+    "calls cancelled before their deployment said the prompt's tokens, whose prompt the deployment then "
+    "counted (count_tokens) so that it is billed",
+    ["deployment"],
+)
+# Counting a cut call's prompt must end before the edge stops waiting for the call's account
+# (services/edge/session_call.py, ACCOUNT_WAIT_SECONDS = 2).
+CANCELLED_COUNT_SECONDS = 1.5
 Context = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.GenerateResponse]
 CompleteContext = grpc.aio.ServicerContext[router_pb2.GenerateRequest, router_pb2.CompleteResponse]
 SessionContext = grpc.aio.ServicerContext[router_pb2.EdgeFrames, router_pb2.RouterFrames]
@@ -94,6 +104,26 @@ async def _reply_or_abort(
         return await reply
     except TollgateError as exc:
         await _abort(context, exc)
+
+
+async def _count_cut_prompt(served: Served) -> int:
+    """The prompt's tokens of a call cancelled before its backend said them, as its deployment counts
+    them; 0 when it cannot (no way to count, a failure, no answer in time)."""
+    if served.count_prompt is not None:
+        try:
+            async with asyncio.timeout(CANCELLED_COUNT_SECONDS):
+                tokens = await served.count_prompt()
+        except UnsupportedByBackend:
+            pass  # this deployment has no way to count: the metric below says how often that costs
+        except (TollgateError, TimeoutError) as exc:
+            log.warning("cancelled_prompt_count_failed", deployment=served.deployment_id,
+                        error=getattr(exc, "code", None) or type(exc).__name__)
+        else:
+            PROMPT_COUNTED.labels(served.deployment_id).inc()
+            return tokens
+    if served.deployment_id:
+        INPUT_UNKNOWN.labels(served.deployment_id).inc()
+    return 0
 
 
 class RouterService(router_pb2_grpc.RouterServiceServicer):
@@ -182,21 +212,23 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             logprobs_json=orjson.dumps(logprobs).decode() if logprobs else "",
         )
 
-    def cancelled(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.Finish:
+    async def cancelled(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.Finish:
         """What a call cancelled by its caller used, once its generation has stopped: the output
         counted until then, and the prompt's tokens if the backend had said them. An OpenAI-compatible
-        server says them only in its last chunk (unless it has ``continuous_usage``), so a call it was
-        answering when cancelled has an unknown prompt, billed as zero: counted, so an operator sees
-        how much of a deployment's traffic that is."""
+        server says them only in its last chunk (unless it has ``continuous_usage``), so for a call it
+        was answering when cancelled the deployment is asked to count the prompt (``count_tokens``:
+        vLLM's ``/tokenize``, OpenAI's input-token count), within ``CANCELLED_COUNT_SECONDS`` so the
+        account reaches the edge before it stops waiting. A prompt no one could count is billed as
+        zero, and counted, so an operator sees how much of a deployment's traffic that is."""
         o = served.outcome
-        prompt_unknown = o.input_tokens == 0 and o.cached_input_tokens == 0 and not o.usage_reported
-        if served.deployment_id and prompt_unknown:
-            INPUT_UNKNOWN.labels(served.deployment_id).inc()
+        input_tokens = o.input_tokens
+        if o.input_tokens == 0 and o.cached_input_tokens == 0 and not o.usage_reported:
+            input_tokens = await _count_cut_prompt(served)
         output = served.output_so_far()
         return router_pb2.Finish(
             finish_reason="cancelled",
             usage=router_pb2.Usage(
-                input_tokens=o.input_tokens, cached_input_tokens=o.cached_input_tokens,
+                input_tokens=input_tokens, cached_input_tokens=o.cached_input_tokens,
                 cache_write_tokens=o.cache_write_tokens, output_tokens=output,
                 reasoning_tokens=min(o.reasoning_tokens, output),
             ),

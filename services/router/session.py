@@ -39,7 +39,7 @@ class Calls(Protocol):
         self, request: router_pb2.GenerateRequest, served: Served
     ) -> router_pb2.CompleteResponse: ...
 
-    def cancelled(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.Finish: ...
+    async def cancelled(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.Finish: ...
 
 
 def call_error(exc: TollgateError) -> router_pb2.CallError:
@@ -118,11 +118,11 @@ class CallSession:
             if call_id not in self._cancelling:
                 raise  # the session is ending: nobody is left to tell
             # the generation has stopped (cancelling it closed the backend call on the way out)
-            cancelled = self._calls.cancelled(start.request, served)
-            self._out.put(router_pb2.RouterFrame(call_id=call_id, cancelled=cancelled))
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()  # the cancel was asked for and is answered: the task ends normally
+            cancelled = await self._calls.cancelled(start.request, served)
+            self._out.put(router_pb2.RouterFrame(call_id=call_id, cancelled=cancelled))
         except TollgateError as exc:  # only before the first message, as in Generate and Complete
             self._out.put(router_pb2.RouterFrame(call_id=call_id, error=call_error(exc)))
         except Exception as exc:  # a bug (cancellation is not an Exception): this call fails, the rest go on

@@ -150,6 +150,9 @@ async def stack(services: Platform, upstream: UpstreamServer) -> AsyncIterator[S
     await publish_provider_model(  # a vLLM server whose /tokenize counts tokens
         producer, f"oa-tokenize-{tag}", "openai", upstream.openai_base_url, "ok", features=("tokenize",),
     )
+    for feature in ("tokenize", "input_tokens"):  # slow streams from servers that can count a cut prompt
+        await publish_provider_model(producer, f"oa-slow-stream-{feature}-{tag}", "openai", upstream.openai_base_url,
+                                     "slow-stream", features=(feature,))
     for scenario in ["ok", "two", "floats", "slow"]:  # embedding models (the upstream's /v1/embeddings answers)
         await publish_provider_model(producer, f"oa-embed-{scenario}-{tag}", "openai", upstream.openai_base_url,
                                      scenario, capabilities=("embeddings",), max_output_tokens=1)

@@ -78,22 +78,26 @@ async def test_a_client_that_leaves_mid_stream_is_billed_for_what_was_generated(
     assert received <= event.tokens.output < 200
 
 
-async def test_a_cut_stream_is_billed_its_prompt_where_the_server_reports_usage_on_every_chunk(
-    stack: Stack
-) -> None:
+async def test_a_cut_stream_is_billed_its_prompt_where_the_server_says_or_counts_it(stack: Stack) -> None:
     """OpenAI-compatible servers report usage in the final chunk, which a stream the client leaves
-    never reaches: its prompt cannot be billed. A deployment with continuous_usage (vLLM) says the
-    prompt's tokens with the first chunk."""
+    never reaches. A deployment with continuous_usage (vLLM) says the prompt's tokens with the first
+    chunk; one that can count (vLLM's /tokenize, OpenAI's /responses/input_tokens) is asked to once
+    the stream is stopped; a server that can do neither leaves the prompt unbilled."""
+    models = ("oa-slow-stream", "oa-continuous-usage-slow", "oa-slow-stream-tokenize", "oa-slow-stream-input_tokens")
     request_ids = {
-        model: (await _leave_after(stack, {"model": stack.model(model), "messages": HI}, 3))[0]
-        for model in ("oa-slow-stream", "oa-continuous-usage-slow")
+        model: (await _leave_after(stack, {"model": stack.model(model), "messages": HI}, 3))[0] for model in models
     }
     events = await usage_events(stack, set(request_ids.values()))
-    [plain] = events[request_ids["oa-slow-stream"]]
-    [continuous] = events[request_ids["oa-continuous-usage-slow"]]
-    assert plain.status == continuous.status == "client_disconnected"
-    assert plain.tokens.input == 0  # never said
-    assert continuous.tokens.input == 2006 and continuous.tokens.output >= 3
+    by_model = {model: events[request_id] for model, request_id in request_ids.items()}
+    assert all(len(found) == 1 and found[0].status == "client_disconnected" for found in by_model.values())
+    inputs = {model: found[0].tokens.input for model, found in by_model.items()}
+    assert inputs == {"oa-slow-stream": 0,  # never said, and no way to count
+                      "oa-continuous-usage-slow": 2006,  # said with the first chunk
+                      "oa-slow-stream-tokenize": 36, "oa-slow-stream-input_tokens": 41}  # the recorded counts
+    assert all(found[0].tokens.output >= 3 for found in by_model.values())
+    counted = [r for r in stack.upstream.stats()["requests"]
+               if r["path"] in ("/tokenize", "/v1/responses/input_tokens") and r["model"].startswith("slow-stream:")]
+    assert len(counted) == 2 and all(r["body"].get("messages") or r["body"].get("input") for r in counted)
 
 
 async def _leave_non_stream(stack: Stack, body: dict[str, object], after: float) -> list[UsageEventV1]:

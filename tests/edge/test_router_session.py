@@ -95,7 +95,7 @@ class _Router(router_pb2_grpc.RouterServiceServicer):
         self.answered += 1
         return router_pb2.CompleteResponse(text=request.request_id, finish=_finish(request.request_id))
 
-    def cancelled(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.Finish:
+    async def cancelled(self, request: router_pb2.GenerateRequest, served: Served) -> router_pb2.Finish:
         """The account of a cancelled call: who it was (the request id) and what it used, scripted."""
         return router_pb2.Finish(
             finish_reason="cancelled", deployment_id=request.request_id,

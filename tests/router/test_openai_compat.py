@@ -379,6 +379,44 @@ async def test_a_server_with_vllms_tokenize_counts_the_chat_as_it_would_render_i
     }
 
 
+async def test_openais_own_api_counts_the_chat_as_a_responses_input(upstream, http, key, tag) -> None:
+    """OpenAI has no chat counter: the same conversation goes to /responses/input_tokens as items."""
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    turns = (ChatTurn("system", "Be brief."), ChatTurn("user", "Weather?"), ChatTurn("assistant", "Checking."),
+             ChatTurn("tool", "18C", tool_call_id="call_1"))
+    calls = {"2": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]}
+    request = replace(chat(f"ok:{tag}"), messages=turns, provider_options={
+        "tools": tools, "tool_choice": "auto", "assistant_tool_calls": calls, "reasoning_effort": "low"})
+    assert await backend(upstream, http, input_tokens=True).count_tokens(request) == 41  # the recorded count
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["path"] == "/v1/responses/input_tokens" and seen["auth"]
+    assert seen["body"] == {
+        "model": f"ok:{tag}", "input": [
+            {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": "Checking."},
+            {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "18C"},
+        ],
+        "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}],
+        "tool_choice": "auto", "reasoning": {"effort": "low"},
+    }
+
+
+async def test_a_completion_prompt_is_counted_by_tokenize_and_token_ids_by_themselves(
+    upstream, http, key, tag
+) -> None:
+    prompt = GenerationRequest(request_id="req-1", upstream_model=f"ok:{tag}", sampling=Sampling(max_tokens=4),
+                               prompt="Once upon a time")
+    assert await backend(upstream, http, tokenize=True).count_tokens(prompt) == 36
+    [seen] = upstream.requests_for(f"ok:{tag}")
+    assert seen["body"] == {"model": f"ok:{tag}", "prompt": "Once upon a time", "add_special_tokens": True}
+    ids = replace(prompt, prompt=None, prompt_tokens=(1, 2, 3))
+    assert await backend(upstream, http).count_tokens(ids) == 3  # no server asked
+    with pytest.raises(UnsupportedByBackend):  # OpenAI's counter takes Responses input, not a prompt
+        await backend(upstream, http, input_tokens=True).count_tokens(prompt)
+    assert len(upstream.requests_for(f"ok:{tag}")) == 1
+
+
 async def test_cut_mid_stream_raises_after_some_deltas(upstream, http, key, tag) -> None:
     outcome = Outcome()
     got, error = await drain(backend(upstream, http).generate(chat(f"cut-mid-stream:{tag}"), outcome))

@@ -110,12 +110,17 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
         "cut-mid-stream": Scenario("ok", cut_after=6),
     },
 }
+# endpoints that count a request's prompt: a scenario without an answer of its own (a recorded error)
+# gets the "ok" count
+COUNTS = ("tokenize", "input-tokens")
 ENDPOINTS = {
     "/v1/chat/completions": ("openai", "chat"),
     "/v1/completions": ("openai", "completion"),
     "/v1/messages": ("anthropic", "messages"),
     "/v1/messages/count_tokens": ("anthropic", "count-tokens"),  # a JSON answer, not a stream
     "/tokenize": ("openai", "tokenize"),  # vLLM's, at the server's root; a JSON answer
+    # OpenAI's count of a Responses input (written from its answer format); a JSON answer
+    "/v1/responses/input_tokens": ("openai", "input-tokens"),
     "/v1/embeddings": ("openai", "embeddings"),  # a JSON answer
 }
 
@@ -252,6 +257,8 @@ def build_app(fixtures: dict[str, Any] | None = None) -> Starlette:
         })
         scenario = SCENARIOS[provider].get(model.split(":", 1)[0], Scenario("model-not-found"))
         answer = data.get(f"{provider}/{kind}-{scenario.fixture}")
+        if answer is None and kind in COUNTS and f"{provider}/{scenario.fixture}" not in data:
+            answer = data.get(f"{provider}/{kind}-ok")  # a count does not depend on how the answer streams
         stream = answer if isinstance(answer, list) else None  # .sse; a .json is a whole recorded answer
         if stream is not None and scenario.without_call_ids:
             stream = [_CALL_ID.sub(b"", event) for event in stream]

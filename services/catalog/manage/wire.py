@@ -175,10 +175,12 @@ class DeploymentPut(WireModel):
         description="openai deployments: what the server takes beyond OpenAI's common subset — top_k; "
                     "max_completion_tokens (the token limit's name); prompt_cache_key; continuous_usage "
                     "(usage on every chunk, vLLM: a stream the client cuts is billed its prompt); "
-                    "tokenize (vLLM's /tokenize: /v1/messages/count_tokens counts on this server); "
-                    "image_urls (image URLs are sent for the server to fetch; else only inline images). "
+                    "tokenize (vLLM's /tokenize: /v1/messages/count_tokens counts on this server, and "
+                    "a stream the client cuts is billed its prompt); "
+                    "image_urls (image URLs are sent for the server to fetch; else only inline images); "
+                    "input_tokens (OpenAI's /responses/input_tokens counts as tokenize does). "
                     "null: decided by the endpoint (OpenAI's own API: max_completion_tokens, "
-                    "prompt_cache_key and image_urls; any other server: none)",
+                    "prompt_cache_key, image_urls and input_tokens; any other server: none)",
     )
 
     @model_validator(mode="after")

@@ -41,11 +41,12 @@ class ModelEntry(Event):
 # top_k sent (vLLM, SGLang, llama.cpp, Together); the token limit as max_completion_tokens (OpenAI's
 # own API); prompt_cache_key sent (OpenAI's own API); usage on every chunk (vLLM's
 # stream_options.continuous_usage_stats), so a stream the client cuts is billed its prompt; vLLM's
-# /tokenize, which counts a chat's tokens for /v1/messages/count_tokens; image URLs sent for the server
-# to fetch (without it, only inline images: a self-hosted server fetches from inside the operator's
-# network).
+# /tokenize, which counts a chat's tokens for /v1/messages/count_tokens and a cut stream's prompt; image
+# URLs sent for the server to fetch (without it, only inline images: a self-hosted server fetches from
+# inside the operator's network); OpenAI's /responses/input_tokens, which counts the same (its own API).
 DeploymentFeature = Literal[
-    "top_k", "max_completion_tokens", "prompt_cache_key", "continuous_usage", "tokenize", "image_urls"
+    "top_k", "max_completion_tokens", "prompt_cache_key", "continuous_usage", "tokenize", "image_urls",
+    "input_tokens",
 ]
 DEPLOYMENT_FEATURES: tuple[DeploymentFeature, ...] = get_args(DeploymentFeature)
 

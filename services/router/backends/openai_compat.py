@@ -87,6 +87,7 @@ from services.router.backends.http import (
 from services.router.backends.http_client import TransportError
 from services.router.backends.logprobs import completion_entries, content_entries
 from services.router.backends.openai_deltas import ReasoningRuns, add_tool_call_fragments
+from services.router.backends.openai_input_count import responses_count_body
 from services.router.backends.openai_messages import openai_turn
 from services.router.backends.sse import Event
 from services.router.backends.tool_call_fragments import ToolCallAssembler
@@ -147,6 +148,7 @@ class OpenAICompatBackend:
         send_prompt_cache_key: bool = False,
         continuous_usage: bool = False,
         tokenize: bool = False,
+        input_tokens: bool = False,
         image_urls: bool = False,
     ) -> None:
         """``timeouts`` bound the provider's silences (before the first output, and between reads
@@ -164,6 +166,7 @@ class OpenAICompatBackend:
         self._send_prompt_cache_key = send_prompt_cache_key
         self._usage = {"include_usage": True} | ({"continuous_usage_stats": True} if continuous_usage else {})
         self._tokenize = tokenize
+        self._input_tokens = input_tokens
         self._image_urls = image_urls
 
     def _api_key(self) -> str | None:
@@ -342,20 +345,34 @@ class OpenAICompatBackend:
         outcome.finish_reason = _FINISH.get(finish or "stop", "stop")
 
     async def count_tokens(self, request: GenerationRequest) -> int:
-        """vLLM's ``POST /tokenize`` (at the server's root, beside ``/v1``) for a deployment with the
-        ``tokenize`` feature: the chat as the completion would send it (messages, tools), templated
-        with the generation prompt, as the server renders it for a generation. OpenAI's API has no
-        endpoint that counts a chat: without the feature the router asks the model's next deployment."""
-        if not self._tokenize or request.messages is None:
+        """The prompt's tokens as the server counts them, where it can:
+
+        - a prompt of token ids is its own count;
+        - ``tokenize`` (vLLM): ``POST /tokenize`` at the server's root, beside ``/v1``: the chat as
+          the completion would send it (messages, tools), templated with the generation prompt as the
+          server renders it for a generation, or a completion's prompt with its special tokens;
+        - ``input_tokens`` (OpenAI's own API): ``POST /responses/input_tokens`` with the chat as a
+          Responses input (``openai_input_count``); Chat Completions has no counting endpoint.
+
+        Otherwise ``UnsupportedByBackend``: the router asks the model's next deployment."""
+        if request.prompt_tokens is not None:
+            return len(request.prompt_tokens)
+        chat = request.messages is not None
+        if not self._tokenize and not (self._input_tokens and chat):
             raise UnsupportedByBackend(COUNT_UNSUPPORTED)
         _, generation = self._body(request)
-        body: dict[str, object] = {k: v for k, v in generation.items() if k in ("model", "messages", "tools")}
-        body["add_generation_prompt"] = True
+        if self._tokenize:
+            url, field = self._base.removesuffix("/v1") + "/tokenize", "count"
+            names = ("model", "messages", "tools") if chat else ("model", "prompt")
+            body: dict[str, object] = {k: v for k, v in generation.items() if k in names}
+            body["add_generation_prompt" if chat else "add_special_tokens"] = True
+        else:
+            url, field = self._base + "/responses/input_tokens", "input_tokens"
+            body = responses_count_body(generation)
         key = self._api_key()
         headers = {**self._headers(key), "content-type": "application/json"}
         return await post_for_count(
-            self._client, self._base.removesuffix("/v1") + "/tokenize", body, headers,
-            self._timeouts.after_output, (key,) if key else (), "count",
+            self._client, url, body, headers, self._timeouts.after_output, (key,) if key else (), field,
         )
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
