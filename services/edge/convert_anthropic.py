@@ -7,8 +7,9 @@ travel beside the text, placed by offset (``content.FlatTurn``; a base64 source 
 request flow refuses them for a model whose catalog entry does not take image input.
 
 Extended thinking: ``thinking`` becomes the request's ``ThinkingConfig`` (a budget checked as Anthropic
-checks it: at least 1,024 tokens and less than ``max_tokens``), which only Anthropic deployments take;
-the others refuse it and fallback moves on, else the client gets a 400 naming ``thinking``. Thinking
+checks it: at least 1,024 tokens and less than ``max_tokens``), which Anthropic deployments take as it
+is; an OpenAI-compatible one returns its model's reasoning, if any, as unsigned thinking; Triton
+refuses it and fallback moves on, else the client gets a 400 naming ``thinking``. Thinking
 blocks of earlier assistant turns travel beside the text like images, placed by offset (or by the
 number of tool calls before them), so the provider gets them back unchanged and in order.
 Consecutive turns of one role are merged into one, as Anthropic documents, so backends whose chat

@@ -1,12 +1,12 @@
 """Extended thinking through the official Anthropic SDK: asked for, it reaches an Anthropic provider as
 asked and the answer's thinking comes back whole and streamed; an earlier answer's thinking goes back to
-the provider unchanged and in order; a model that cannot think refuses, and nothing is forwarded. A
-reasoning model behind an OpenAI-compatible server shows its reasoning to Chat Completions clients."""
+the provider unchanged and in order; a model that cannot think refuses. A reasoning model behind an
+OpenAI-compatible server shows its reasoning to Chat Completions clients, and thinks for Messages
+clients."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -18,25 +18,18 @@ from tests.e2e.conftest import TRITON_MODEL, Stack
 THINK: Any = {"type": "enabled", "budget_tokens": 1024}
 
 
-@pytest.fixture
-async def an(stack: Stack) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    async with anthropic.AsyncAnthropic(base_url=stack.base_url.removesuffix("/v1"), api_key=stack.key,
-                                        max_retries=0) as sdk:
-        yield sdk
-
-
 def _sent(stack: Stack, marker: str) -> dict[str, Any]:
     [body] = [r["body"] for r in stack.upstream.requests_for(f"thinking:{stack.model('an-thinking')}")
               if marker in str(r["body"])]
     return body
 
 
-async def test_thinking_comes_back_whole_and_streamed_alike(an: anthropic.AsyncAnthropic, stack: Stack) -> None:
+async def test_thinking_comes_back_whole_and_streamed_alike(claude: anthropic.AsyncAnthropic, stack: Stack) -> None:
     marker = uuid.uuid4().hex
     messages: Any = [{"role": "user", "content": f"GCD of 1071 and 462? {marker}"}]
-    whole = await an.messages.create(model=stack.model("an-thinking"), max_tokens=2048, thinking=THINK,
+    whole = await claude.messages.create(model=stack.model("an-thinking"), max_tokens=2048, thinking=THINK,
                                      messages=messages)
-    async with an.messages.stream(model=stack.model("an-thinking"), max_tokens=2048, thinking=THINK,
+    async with claude.messages.stream(model=stack.model("an-thinking"), max_tokens=2048, thinking=THINK,
                                   messages=messages) as stream:
         thought = "".join([e.thinking async for e in stream if e.type == "thinking"])
         final = await stream.get_final_message()
@@ -53,16 +46,16 @@ async def test_thinking_comes_back_whole_and_streamed_alike(an: anthropic.AsyncA
         assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
 
 
-async def test_an_earlier_answers_thinking_goes_back_unchanged(an: anthropic.AsyncAnthropic, stack: Stack) -> None:
+async def test_an_earlier_answers_thinking_goes_back_unchanged(claude: anthropic.AsyncAnthropic, stack: Stack) -> None:
     """The conversation continues with the answer the SDK rebuilt: the provider gets its thinking and
     redacted blocks back exactly, before the text, as Anthropic requires."""
     marker = uuid.uuid4().hex
     first: Any = [{"role": "user", "content": f"GCD of 1071 and 462? {marker}"}]
-    answer = await an.messages.create(model=stack.model("an-thinking"), max_tokens=2048, thinking=THINK,
+    answer = await claude.messages.create(model=stack.model("an-thinking"), max_tokens=2048, thinking=THINK,
                                       messages=first)
     again = [*first, {"role": "assistant", "content": [b.model_dump() for b in answer.content]},
              {"role": "user", "content": f"And of 462 and 147? {marker}-2"}]
-    await an.messages.create(model=stack.model("an-thinking"), max_tokens=2048, thinking=THINK, messages=again)
+    await claude.messages.create(model=stack.model("an-thinking"), max_tokens=2048, thinking=THINK, messages=again)
     sent = _sent(stack, f"{marker}-2")["messages"]
     assert sent[1] == {"role": "assistant", "content": [
         {"type": "thinking", "thinking": answer.content[0].thinking,  # type: ignore[union-attr]
@@ -72,31 +65,51 @@ async def test_an_earlier_answers_thinking_goes_back_unchanged(an: anthropic.Asy
     ]}
 
 
-async def test_a_model_that_cannot_think_refuses_and_nothing_is_forwarded(
-    an: anthropic.AsyncAnthropic, stack: Stack
-) -> None:
-    before = len(stack.upstream.requests_for(f"ok:{stack.model('oa-ok')}"))
-    for model in (stack.model("oa-ok"), TRITON_MODEL):
-        with pytest.raises(anthropic.BadRequestError) as refused:
-            await an.messages.create(model=model, max_tokens=16, thinking={"type": "adaptive"},
+async def test_a_model_that_cannot_think_refuses(claude: anthropic.AsyncAnthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        await claude.messages.create(model=TRITON_MODEL, max_tokens=16, thinking={"type": "adaptive"},
                                      messages=[{"role": "user", "content": "Hi"}])
-        assert refused.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
-        assert "extended thinking is not supported" in str(refused.value)
-    assert len(stack.upstream.requests_for(f"ok:{stack.model('oa-ok')}")) == before
+    assert refused.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert "extended thinking is not supported" in str(refused.value)
+
+
+async def test_a_reasoning_model_behind_an_openai_compatible_server_thinks_for_a_messages_client(
+    claude: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
+    """Its reasoning comes back as a thinking block without a signature (it is not Anthropic's), whole
+    and streamed alike; sent back to a Claude model it is left out, as Anthropic would refuse it."""
+    model, marker = stack.model("oa-reasoning-text"), uuid.uuid4().hex
+    ask: Any = [{"role": "user", "content": f"Is 97 prime? {marker}"}]
+    adaptive: Any = {"type": "adaptive"}
+    whole = await claude.messages.create(model=model, max_tokens=256, thinking=adaptive, messages=ask)
+    async with claude.messages.stream(model=model, max_tokens=256, thinking=adaptive, messages=ask) as stream:
+        final = await stream.get_final_message()
+    assert [b.type for b in whole.content] == [b.type for b in final.content] == ["thinking", "text"]
+    assert whole.content[0].type == "thinking" and final.content[0].type == "thinking"
+    assert whole.content[0].thinking == final.content[0].thinking and whole.content[0].thinking
+    assert whole.content[0].signature == ""
+    [sent] = [r["body"] for r in stack.upstream.requests_for(f"reasoning-text:{model}") if marker in str(r["body"])][:1]
+    assert "thinking" not in sent  # no budget to give an OpenAI-compatible server
+    again: Any = [*ask, {"role": "assistant", "content": [b.model_dump() for b in whole.content]},
+                  {"role": "user", "content": f"And 91? {marker}"}]
+    await claude.messages.create(model=stack.model("an-ok"), max_tokens=64, messages=again)
+    [back] = [r["body"] for r in stack.upstream.requests_for(f"ok:{stack.model('an-ok')}") if marker in str(r["body"])]
+    answer = back["messages"][1]
+    assert answer["role"] == "assistant" and answer["content"] == whole.content[1].text  # type: ignore[union-attr]
 
 
 async def test_a_budget_that_leaves_no_room_to_answer_is_refused_before_forwarding(
-    an: anthropic.AsyncAnthropic, stack: Stack
+    claude: anthropic.AsyncAnthropic, stack: Stack
 ) -> None:
     before = len(stack.upstream.requests_for(f"thinking:{stack.model('an-thinking')}"))
     with pytest.raises(anthropic.BadRequestError) as refused:
-        await an.messages.create(model=stack.model("an-thinking"), max_tokens=1024, thinking=THINK,
+        await claude.messages.create(model=stack.model("an-thinking"), max_tokens=1024, thinking=THINK,
                                  messages=[{"role": "user", "content": "Hi"}])
     assert "thinking.budget_tokens" in str(refused.value)
     assert len(stack.upstream.requests_for(f"thinking:{stack.model('an-thinking')}")) == before
 
 
-async def test_a_reasoning_models_reasoning_reaches_the_openai_apis_clients(an: anthropic.AsyncAnthropic, stack: Stack) -> None:
+async def test_a_reasoning_models_reasoning_reaches_the_openai_apis_clients(claude: anthropic.AsyncAnthropic, stack: Stack) -> None:
     """vLLM with a reasoning parser: the OpenAI SDK sees the reasoning, whole and streamed, beside the
     answer (Chat Completions) or as a reasoning item (Responses); Messages clients, whose API has no
     place for unsigned reasoning, get the answer alone."""
@@ -112,7 +125,7 @@ async def test_a_reasoning_models_reasoning_reaches_the_openai_apis_clients(an: 
     assert "".join((d.model_extra or {}).get("reasoning") or "" for d in deltas) == reasoning
     assert message.content == "".join(d.content or "" for d in deltas) == "17 × 23 = 391."
     assert whole.usage is not None and whole.usage.completion_tokens == 68  # the reasoning is billed output
-    answer = await an.messages.create(model=model, max_tokens=100, messages=ask)  # type: ignore[arg-type]
+    answer = await claude.messages.create(model=model, max_tokens=100, messages=ask)  # type: ignore[arg-type]
     assert [b.type for b in answer.content] == ["text"] and answer.content[0].text == "17 × 23 = 391."  # type: ignore[union-attr]
     assert [item.type for item in response.output] == ["reasoning", "message"]  # the Responses API's shape
     assert response.output[0].content and response.output[0].content[0].text == reasoning  # type: ignore[union-attr]

@@ -85,6 +85,8 @@ def test_a_tool_loop_without_its_thinking_is_sent_without_thinking() -> None:
     signed = ThinkingBlock(thinking="Use Euclid.", signature="sig")
     kept = (turns[0], ChatTurn("assistant", "", thinking=(signed,)), turns[2])
     assert thinking_for_effort(request("high", turns=kept, calls={"1": CALL})) is not None
+    unsigned = (turns[0], ChatTurn("assistant", "", thinking=(ThinkingBlock("another model's"),)), turns[2])
+    assert thinking_for_effort(request("high", turns=unsigned, calls={"1": CALL})) is None  # not sent back
     # an earlier turn's calls, answered before a later plain answer, are not a loop in progress
     later = (*turns, ChatTurn("assistant", "It is 21."), ChatTurn("user", "And of 10 and 4?"))
     assert thinking_for_effort(request("high", turns=later, calls={"1": CALL})) is not None

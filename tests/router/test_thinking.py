@@ -147,23 +147,42 @@ def test_an_earlier_turns_thinking_goes_back_where_the_model_wrote_it() -> None:
                                       {**use, "id": "toolu_2"}]
 
 
-async def test_backends_without_thinking_refuse_it_and_leave_earlier_blocks_out(upstream, http, tag) -> None:
-    """Refused as unsupported, so fallback tries the next deployment and nothing is sent; an earlier
-    turn's thinking (another provider's signed record) is left out of what an OpenAI-compatible server
-    sees."""
-    openai = OpenAICompatBackend(upstream.openai_base_url, None, http)
+async def test_triton_refuses_thinking_and_a_compatible_server_leaves_earlier_blocks_out(upstream, http, tag) -> None:
+    """Triton refuses thinking as unsupported, so fallback tries the next deployment and nothing is
+    sent; an earlier turn's thinking (another provider's signed record) is left out of what an
+    OpenAI-compatible server sees, and the request's thinking config is not sent (it has no budget)."""
     triton = TritonBackend("127.0.0.1:1", "ensemble")
-    for backend in (openai, triton):
-        _, refused = await drain(backend.generate(chat(f"ok:{tag}"), Outcome()))
-        assert isinstance(refused, UnsupportedByBackend) and refused.param == "thinking"
+    _, refused = await drain(triton.generate(chat(f"ok:{tag}"), Outcome()))
+    assert isinstance(refused, UnsupportedByBackend) and refused.param == "thinking"
     await triton.close()
-    assert upstream.requests_for(f"ok:{tag}") == []
     turns = (ChatTurn("user", "hi"), ChatTurn("assistant", "Hello", thinking=(ThinkingBlock("x", "sig"),)),
              ChatTurn("user", "again"))
-    _, error = await drain(openai.generate(replace(chat(f"ok:{tag}", turns), thinking=None), Outcome()))
+    openai = OpenAICompatBackend(upstream.openai_base_url, None, http)
+    _, error = await drain(openai.generate(chat(f"ok:{tag}", turns), Outcome()))
     assert error is None
     [seen] = upstream.requests_for(f"ok:{tag}")
     assert seen["body"]["messages"][1] == {"role": "assistant", "content": "Hello"}
+    assert "thinking" not in seen["body"] and "reasoning_effort" not in seen["body"]
+
+
+async def test_a_messages_client_asking_for_thinking_gets_a_compatible_servers_reasoning(upstream, http, tag) -> None:
+    """A Messages client's thinking on a vLLM reasoning model: the reasoning, as one unsigned block."""
+    thoughts, texts = recorded_reasoning()
+    outcome = Outcome()
+    got, error = await drain(OpenAICompatBackend(upstream.openai_base_url, None, http).generate(
+        chat(f"reasoning-text:{tag}"), outcome), outcome)
+    assert error is None and got == texts
+    assert outcome.thinking == [ThinkingBlock("".join(thoughts))] and not outcome.thinking[0].signed
+
+
+def test_unsigned_thinking_never_goes_back_to_anthropic() -> None:
+    """Another model's reasoning (no signature) would be refused by Anthropic: only its own blocks go."""
+    turn = ChatTurn("assistant", "Hello", thinking=(ThinkingBlock("theirs"), ThinkingBlock("ours", "sig"),
+                                                    ThinkingBlock(redacted="opaque")))
+    _, messages = to_messages((ChatTurn("user", "hi"), turn, ChatTurn("user", "again")), {})
+    assert messages[1]["content"] == [{"type": "thinking", "thinking": "ours", "signature": "sig"},
+                                      {"type": "redacted_thinking", "data": "opaque"},
+                                      {"type": "text", "text": "Hello"}]
 
 
 REASONING_FIXTURE = Path(__file__).parents[1] / "upstream" / "fixtures" / "openai" / "chat-reasoning-text.sse"

@@ -67,6 +67,12 @@ class ThinkingBlock:
     offset: int = 0
     after_calls: int = 0
 
+    @property
+    def signed(self) -> bool:
+        """Anthropic's own record (signed, or redacted), which Anthropic takes back. An unsigned block
+        is another model's reasoning text (an OpenAI-compatible server's), which it would refuse."""
+        return bool(self.signature or self.redacted)
+
 
 @dataclass(frozen=True)
 class ThinkingDelta:
@@ -134,10 +140,10 @@ class GenerationRequest:
 
 
 def refuse_thinking(request: GenerationRequest) -> None:
-    """For backends without extended thinking: a request that asks for it is refused as unsupported
-    (fallback moves on to a deployment that can). Thinking blocks of earlier turns are another
-    provider's signed record, which a model here cannot read: they are left out, as Anthropic itself
-    leaves out those of earlier turns."""
+    """For backends without extended thinking or reasoning (Triton): a request that asks for it is
+    refused as unsupported (fallback moves on to a deployment that can). Thinking blocks of earlier
+    turns are another provider's signed record, which a model here cannot read: they are left out, as
+    Anthropic itself leaves out those of earlier turns."""
     if request.thinking is not None:
         raise UnsupportedByBackend("extended thinking is not supported by this model", param="thinking")
 

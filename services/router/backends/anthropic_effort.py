@@ -70,9 +70,10 @@ def thinking_for_effort(request: GenerationRequest) -> dict[str, Any] | None:
 
 
 def _tool_loop_without_thinking(request: GenerationRequest) -> bool:
-    """The conversation answers the last assistant turn's tool calls, and that turn has no thinking."""
+    """The conversation answers the last assistant turn's tool calls, and that turn has no thinking
+    Anthropic can take back (unsigned blocks, another model's, are left out)."""
     turns = request.messages or ()
     last = max((i for i, turn in enumerate(turns) if turn.role == "assistant"), default=None)
-    if last is None or turns[last].thinking:
+    if last is None or any(block.signed for block in turns[last].thinking):
         return False
     return bool(assistant_tool_calls(request.provider_options).get(last))

@@ -30,8 +30,8 @@ def to_messages(
             continue
         role, blocks = _blocks(turn, (tool_calls or {}).get(index, []))
         blocks = _with_images(turn) if turn.images and turn.role == "user" else _cached(turn, blocks)
-        if turn.thinking:
-            blocks = _with_thinking(turn.thinking, blocks)
+        if signed := [block for block in turn.thinking if block.signed]:  # unsigned: another model's
+            blocks = _with_thinking(signed, blocks)
         if messages and messages[-1]["role"] == role:
             messages[-1]["content"].extend(blocks)
         else:

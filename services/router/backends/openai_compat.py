@@ -38,9 +38,12 @@ Decisions worth knowing:
 - A reasoning model's reasoning text, which compatible servers stream beside the content (vLLM's
   reasoning parsers and OpenRouter as ``reasoning``, DeepSeek and older vLLM as ``reasoning_content``;
   OpenAI's own API sends none), is passed on as thinking pieces to a caller that shows it
-  (``accepts_reasoning``: Chat Completions clients), one unsigned thinking block per run of reasoning,
-  in a batch of its own when text or a call came before it in the same read. Otherwise it is dropped.
-  It is output the provider counts in ``completion_tokens`` either way.
+  (``accepts_reasoning``: Chat Completions clients; a Messages client that asked for ``thinking``),
+  one unsigned thinking block per run of reasoning, in a batch of its own when text or a call came
+  before it in the same read. Otherwise it is dropped. It is output the provider counts in
+  ``completion_tokens`` either way. A request's ``thinking`` is not refused but not sent either: these
+  servers have no thinking budget, and a reasoning model reasons as its server is set up to
+  (``max_tokens`` still bounds the whole answer).
 - Log probabilities (``logprobs`` / ``top_logprobs``, provider options) go to the server as asked, and
   each chunk's ``logprobs.content`` comes back with its text (``logprobs.content_entries``; a legacy
   completion's four lists, ``completion_entries``), only when the client asked: a recorded or
@@ -70,7 +73,6 @@ from services.router.backends import (
     GenerationRequest,
     Outcome,
     as_count,
-    refuse_thinking,
 )
 from services.router.backends import provider_errors as pe
 from services.router.backends.embeddings import ANSWER_LIMIT_BYTES, read_answer
@@ -188,7 +190,6 @@ class OpenAICompatBackend:
         return headers
 
     def _body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
-        refuse_thinking(request)
         options = dict(request.provider_options)
         if options.get("n") not in (None, 1):
             raise InvalidRequest("n > 1 is not supported for streamed generations", param="n")
@@ -272,7 +273,9 @@ class OpenAICompatBackend:
         # the client asked for them: a chat says true, a completion how many alternatives (0 included)
         asked = request.provider_options.get("logprobs")
         logprobs = bool(asked) if chat else asked is not None and asked is not False
-        reader = self._read(batches, outcome, chat, secrets, request.accepts_reasoning, logprobs)
+        # a Messages client that asked for thinking gets the server's reasoning as thinking blocks
+        shows_reasoning = request.accepts_reasoning or request.thinking is not None
+        reader = self._read(batches, outcome, chat, secrets, shows_reasoning, logprobs)
         async with aclosing(reader) as texts:
             async for pieces in texts:
                 watch.answering()  # text or a tool call's piece: the shorter silence applies from here
