@@ -60,7 +60,8 @@ INPUT_UNKNOWN = Counter(
     "tollgate_router_cancelled_input_unknown_total",
     "calls cancelled by the caller while a deployment worked on them, before it reported the prompt's "
     "tokens (OpenAI-compatible servers without continuous_usage say them only at the end, Triton with "
-    "its first response): their input is billed as zero",
+    "its first response), whose prompt the deployment could not count either: their input is billed "
+    "as zero",
     ["deployment"],
 )
 PROMPT_COUNTED = Counter(

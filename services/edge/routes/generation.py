@@ -76,10 +76,14 @@ class Api:
 
     def for_client(self, exc: TollgateError) -> TollgateError:
         """``exc`` naming the parameter as the client sent it, in its ``param`` and in its message
-        (Anthropic's error format has only the message)."""
+        (Anthropic's error format has only the message): in the message, a name with an underscore
+        wherever it stands alone, a plain word (``messages``) only where it is quoted, so the prose
+        around it is left as it was."""
         if self.client_param is None or not exc.param or (named := self.client_param(exc.param)) == exc.param:
             return exc
-        exc.message = re.sub(rf"(?<![\w.]){re.escape(exc.param)}(?![\w.])", named, exc.message)
+        name = re.escape(exc.param)
+        alone = rf"(?<![\w.]){name}(?![\w.])" if "_" in exc.param else rf"(?<=['\"`]){name}(?=['\"`])"
+        exc.message = re.sub(alone, named, exc.message)
         exc.param = named
         return exc
 

@@ -12,12 +12,18 @@ from services.edge.routes.openai import CHAT, RESPONSES
 
 def test_a_refusal_names_the_parameter_as_the_client_sent_it_in_param_and_message() -> None:
     exc = RESPONSES.for_client(UnsupportedByBackend(
-        "parameters not supported by this self-hosted model: logprobs, top_logprobs", param="logprobs"))
-    assert exc.param == "include"
-    assert exc.message == "parameters not supported by this self-hosted model: include, top_logprobs"
+        "parameters not supported by this self-hosted model: reasoning_effort, top_logprobs", param="reasoning_effort"))
+    assert exc.param == "reasoning.effort"
+    assert exc.message == "parameters not supported by this self-hosted model: reasoning.effort, top_logprobs"
     said = MESSAGES.for_client(UnsupportedByBackend("'response_format' is not supported", param="response_format"))
     assert (said.param, said.to_anthropic()["error"]["message"]) == (
         "output_config.format", "'output_config.format' is not supported")
+    # a plain word is renamed in the message only where it is quoted: the prose around it stays
+    prose = RESPONSES.for_client(UnsupportedByBackend(
+        "images in a tool result are not supported (OpenAI's tool messages take text only)", param="messages"))
+    assert prose.param == "input" and "tool messages take text only" in prose.message
+    quoted = RESPONSES.for_client(UnsupportedByBackend("'logprobs' is not supported", param="logprobs"))
+    assert (quoted.param, quoted.message) == ("include", "'include' is not supported")
 
 
 def test_names_the_apis_share_and_apis_without_a_translation_are_left_alone() -> None:
