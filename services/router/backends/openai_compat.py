@@ -88,8 +88,8 @@ from services.router.backends.http import (
 )
 from services.router.backends.http_client import TransportError
 from services.router.backends.logprobs import completion_entries, content_entries
+from services.router.backends.openai_counting import count_request
 from services.router.backends.openai_deltas import ReasoningRuns, add_tool_call_fragments
-from services.router.backends.openai_input_count import responses_count_body
 from services.router.backends.openai_messages import openai_turn
 from services.router.backends.sse import Event
 from services.router.backends.tool_call_fragments import ToolCallAssembler
@@ -348,34 +348,20 @@ class OpenAICompatBackend:
         outcome.finish_reason = _FINISH.get(finish or "stop", "stop")
 
     async def count_tokens(self, request: GenerationRequest) -> int:
-        """The prompt's tokens as the server counts them, where it can:
-
-        - a prompt of token ids is its own count;
-        - ``tokenize`` (vLLM): ``POST /tokenize`` at the server's root, beside ``/v1``: the chat as
-          the completion would send it (messages, tools), templated with the generation prompt as the
-          server renders it for a generation, or a completion's prompt with its special tokens;
-        - ``input_tokens`` (OpenAI's own API): ``POST /responses/input_tokens`` with the chat as a
-          Responses input (``openai_input_count``); Chat Completions has no counting endpoint.
-
-        Otherwise ``UnsupportedByBackend``: the router asks the model's next deployment."""
+        """The prompt's tokens as the server counts them, where it can (``openai_counting``): a prompt
+        of token ids is its own count; a server with ``tokenize`` (vLLM) counts a chat or a prompt,
+        OpenAI's own API (``input_tokens``) a chat. Otherwise ``UnsupportedByBackend``: the router asks
+        the model's next deployment."""
         if request.prompt_tokens is not None:
             return len(request.prompt_tokens)
-        chat = request.messages is not None
-        if not self._tokenize and not (self._input_tokens and chat):
+        if not self._tokenize and not (self._input_tokens and request.messages is not None):
             raise UnsupportedByBackend(COUNT_UNSUPPORTED)
-        _, generation = self._body(request)
-        if self._tokenize:
-            url, field = self._base.removesuffix("/v1") + "/tokenize", "count"
-            names = ("model", "messages", "tools") if chat else ("model", "prompt")
-            body: dict[str, object] = {k: v for k, v in generation.items() if k in names}
-            body["add_generation_prompt" if chat else "add_special_tokens"] = True
-        else:
-            url, field = self._base + "/responses/input_tokens", "input_tokens"
-            body = responses_count_body(generation)
+        count = count_request(self._base, self._body(request)[1], tokenize=self._tokenize)
         key = self._api_key()
         headers = {**self._headers(key), "content-type": "application/json"}
         return await post_for_count(
-            self._client, url, body, headers, self._timeouts.after_output, (key,) if key else (), field,
+            self._client, count.url, count.body, headers, self._timeouts.after_output, (key,) if key else (),
+            count.field,
         )
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:

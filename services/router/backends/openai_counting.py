@@ -1,16 +1,44 @@
-"""A chat's prompt as OpenAI's own API counts it: ``POST /responses/input_tokens`` takes a Responses
-request's input (Chat Completions has no counting endpoint), so the chat body the router would send is
-written as that input: messages as message items, an assistant turn's calls as ``function_call`` items
-after its text, tool results as ``function_call_output`` items, function tools, ``tool_choice``,
-``reasoning_effort`` and ``response_format`` in the Responses shapes. The same conversation, counted by
-the provider that serves it; Chat Completions' own message framing may make its ``prompt_tokens`` a few
-tokens apart (not measured here: no OpenAI account is reachable from this project's machines).
+"""How an OpenAI-compatible server counts a request's prompt, where it can (``OpenAICompatBackend.
+count_tokens``): the request to send for the chat or prompt the router would send.
+
+- ``tokenize`` (vLLM): ``POST /tokenize`` at the server's root, beside ``/v1``: the chat as the
+  completion would send it (messages, tools), templated with the generation prompt as the server
+  renders it for a generation, or a completion's prompt with its special tokens; answered ``count``.
+- ``input_tokens`` (OpenAI's own API): ``POST /responses/input_tokens``, answered ``input_tokens``.
+  Chat Completions has no counter, so the chat body is written as the Responses input it is:
+  messages as message items, an assistant turn's calls as ``function_call`` items after its text,
+  tool results as ``function_call_output`` items, function tools, ``tool_choice``,
+  ``reasoning_effort`` and ``response_format`` in the Responses shapes. The same conversation,
+  counted by the provider that serves it; Chat Completions' own message framing may make its
+  ``prompt_tokens`` a few tokens apart (not measured here: no OpenAI account is reachable from this
+  project's machines). A legacy completion's prompt is not a Responses input: not counted this way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class CountRequest:
+    url: str
+    body: dict[str, Any]
+    field: str  # the answer's field that holds the count
+
+
+def count_request(base_url: str, generation: dict[str, Any], *, tokenize: bool) -> CountRequest:
+    """The counting request for ``generation`` (the body a generation would send to ``base_url``, the
+    deployment's endpoint): vLLM's when the server has ``tokenize``, else OpenAI's."""
+    if tokenize:
+        chat = "messages" in generation
+        names = ("model", "messages", "tools") if chat else ("model", "prompt")
+        body: dict[str, Any] = {k: v for k, v in generation.items() if k in names}
+        body["add_generation_prompt" if chat else "add_special_tokens"] = True
+        return CountRequest(base_url.removesuffix("/v1") + "/tokenize", body, "count")
+    body = responses_count_body(generation)
+    return CountRequest(base_url + "/responses/input_tokens", body, "input_tokens")
 
 
 def responses_count_body(chat: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.router.backends.openai_input_count import responses_count_body
+from services.router.backends.openai_counting import responses_count_body
 
 
 def test_images_calls_named_choices_and_formats_take_their_responses_shapes() -> None:
