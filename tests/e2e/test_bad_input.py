@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import anthropic
 import httpx
 import openai
 import pytest
 
 from tests.e2e.conftest import Stack
-
-
-@pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as sdk:
-        yield sdk
 
 
 async def test_bad_key_is_401_in_openai_format(stack: Stack) -> None:
@@ -64,16 +56,16 @@ async def test_malformed_json_unknown_model_and_oversized_body(stack: Stack) -> 
     assert huge.status_code == 413
 
 
-async def test_unsupported_parameter_for_a_self_hosted_model_is_400(client: openai.AsyncOpenAI) -> None:
+async def test_unsupported_parameter_for_a_self_hosted_model_is_400(oa: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
-        await client.chat.completions.create(
+        await oa.chat.completions.create(
             model="smollm2", messages=[{"role": "user", "content": "hi"}],
             tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
         )
     # named by the router's backend, carried back over the Session to the client's error
     assert (refused.value.param, refused.value.code) == ("tools", "unsupported_parameter")
     with pytest.raises(openai.BadRequestError) as tool_turn:  # a tool's result, without tools this time
-        await client.chat.completions.create(model="smollm2", messages=[
+        await oa.chat.completions.create(model="smollm2", messages=[
             {"role": "user", "content": "weather?"},
             {"role": "assistant", "tool_calls": [
                 {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]},
@@ -82,36 +74,35 @@ async def test_unsupported_parameter_for_a_self_hosted_model_is_400(client: open
     assert (tool_turn.value.param, tool_turn.value.code) == ("messages", "unsupported_parameter")
 
 
-async def test_provider_context_error_is_400_and_exhausted_backends_are_5xx(client: openai.AsyncOpenAI, stack: Stack) -> None:
+async def test_provider_context_error_is_400_and_exhausted_backends_are_5xx(oa: openai.AsyncOpenAI, stack: Stack) -> None:
     with pytest.raises(openai.BadRequestError):
-        await client.chat.completions.create(model=stack.model("oa-context-too-long"), messages=[{"role": "user", "content": "hi"}])
+        await oa.chat.completions.create(model=stack.model("oa-context-too-long"), messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.InternalServerError) as err:
-        await client.chat.completions.create(model=stack.model("oa-server-error"), messages=[{"role": "user", "content": "hi"}])
+        await oa.chat.completions.create(model=stack.model("oa-server-error"), messages=[{"role": "user", "content": "hi"}])
     assert err.value.status_code == 502
 
 
-async def test_a_tool_result_without_its_call_is_refused_in_anthropic_words(stack: Stack) -> None:
+async def test_a_tool_result_without_its_call_is_refused_in_anthropic_words(
+    claude: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
     model = stack.model("an-tool-use")
     before = stack.upstream.model_stats(f"tool-use:{model}")["requests"]
-    async with anthropic.AsyncAnthropic(base_url=stack.base_url.removesuffix("/v1"), api_key=stack.key,
-                                        max_retries=0) as client:
-        with pytest.raises(anthropic.BadRequestError) as bad:
-            await client.messages.create(model=model, max_tokens=16, messages=[
-                {"role": "user", "content": "weather?"},
-                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "w", "input": {}}]},
-                {"role": "user", "content": "never mind"},
-            ])
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        await claude.messages.create(model=model, max_tokens=16, messages=[
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "w", "input": {}}]},
+            {"role": "user", "content": "never mind"},
+        ])
     assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     assert bad.value.body["error"]["message"].startswith(  # type: ignore[index]
         "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_1.")
     assert stack.upstream.model_stats(f"tool-use:{model}")["requests"] == before
 
 
-async def test_anthropic_errors_use_anthropic_format(stack: Stack) -> None:
+async def test_anthropic_errors_use_anthropic_format(claude: anthropic.AsyncAnthropic, stack: Stack) -> None:
     base = stack.base_url.removesuffix("/v1")
-    async with anthropic.AsyncAnthropic(base_url=base, api_key=stack.key, max_retries=0) as client:
-        with pytest.raises(anthropic.BadRequestError) as bad:
-            await client.messages.create(model="smollm2", max_tokens=0, messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        await claude.messages.create(model="smollm2", max_tokens=0, messages=[{"role": "user", "content": "hi"}])
     assert bad.value.body["type"] == "error" and bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     async with anthropic.AsyncAnthropic(base_url=base, api_key="tg-" + "y" * 43, max_retries=0) as wrong:
         with pytest.raises(anthropic.AuthenticationError):
@@ -119,10 +110,10 @@ async def test_anthropic_errors_use_anthropic_format(stack: Stack) -> None:
 
 
 async def test_an_upstream_rate_limit_reaches_the_client_as_429_with_retry_after(
-    client: openai.AsyncOpenAI, stack: Stack
+    oa: openai.AsyncOpenAI, stack: Stack
 ) -> None:
     with pytest.raises(openai.RateLimitError) as err:
-        await client.chat.completions.create(
+        await oa.chat.completions.create(
             model=stack.model("oa-rate-limited"), messages=[{"role": "user", "content": "hi"}]
         )
     headers = err.value.response.headers
@@ -134,16 +125,16 @@ async def test_an_upstream_rate_limit_reaches_the_client_as_429_with_retry_after
     assert err.value.code == "upstream_rate_limited"
 
 
-async def test_endpoints_not_served_answer_in_each_sdks_own_format(client: openai.AsyncOpenAI, stack: Stack) -> None:
+async def test_endpoints_not_served_answer_in_each_sdks_own_format(
+    oa: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
     """An SDK call to an endpoint the platform does not serve reads as the provider would say it."""
     with pytest.raises(openai.NotFoundError) as moderations:
-        await client.moderations.create(model="smollm2", input="hi")
+        await oa.moderations.create(model="smollm2", input="hi")
     assert moderations.value.code == "unknown_url" and "POST /v1/moderations" in moderations.value.message
     assert moderations.value.response.headers["x-request-id"].startswith("req_")
-    base = stack.base_url.removesuffix("/v1")
-    async with anthropic.AsyncAnthropic(base_url=base, api_key=stack.key, max_retries=0) as sdk:
-        with pytest.raises(anthropic.NotFoundError) as batches:
-            await sdk.messages.batches.list()
+    with pytest.raises(anthropic.NotFoundError) as batches:
+        await claude.messages.batches.list()
     assert batches.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
     async with httpx.AsyncClient() as http:
         wrong = await http.get(f"{stack.base_url}/chat/completions", headers={"authorization": f"Bearer {stack.key}"})

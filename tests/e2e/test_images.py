@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -18,13 +17,6 @@ from tests.e2e.conftest import TRITON_MODEL, Stack
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg=="
 PNG_URL = f"data:image/png;base64,{PNG}"
-
-
-@pytest.fixture
-async def an(stack: Stack) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    async with anthropic.AsyncAnthropic(base_url=stack.base_url.removesuffix("/v1"), api_key=stack.key,
-                                        max_retries=0) as sdk:
-        yield sdk
 
 
 def _sent(stack: Stack, model: str, marker: str) -> dict[str, object]:
@@ -64,13 +56,13 @@ async def test_an_openai_image_part_reaches_either_kind_of_provider_in_its_shape
 
 
 async def test_an_anthropic_image_block_reaches_either_kind_of_provider_in_its_shape(
-    an: anthropic.AsyncAnthropic, stack: Stack
+    claude: anthropic.AsyncAnthropic, stack: Stack
 ) -> None:
     """The image's cache_control reaches Anthropic on the image; an OpenAI-compatible provider caches
     by itself and gets the image as a data: URL."""
     marker = uuid.uuid4().hex
     for model in ("an-vision", "oa-vision"):
-        answer = await an.messages.create(model=stack.model(model), max_tokens=50, messages=[{
+        answer = await claude.messages.create(model=stack.model(model), max_tokens=50, messages=[{
             "role": "user", "content": [
                 {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG},
                  "cache_control": {"type": "ephemeral"}},
@@ -91,7 +83,7 @@ async def test_an_anthropic_image_block_reaches_either_kind_of_provider_in_its_s
 
 @pytest.mark.parametrize("model", ["oa-ok", TRITON_MODEL])
 async def test_a_model_that_takes_no_images_refuses_them_and_forwards_nothing(
-    oa: openai.AsyncOpenAI, an: anthropic.AsyncAnthropic, stack: Stack, model: str
+    oa: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic, stack: Stack, model: str
 ) -> None:
     name = model if model == TRITON_MODEL else stack.model(model)
     before = len(stack.upstream.requests_for(f"ok:{name}"))
@@ -103,7 +95,7 @@ async def test_a_model_that_takes_no_images_refuses_them_and_forwards_nothing(
     assert isinstance(error, dict) and error["type"] == "invalid_request_error"
     assert error["param"] == "messages" and "does not take image input" in error["message"]
     with pytest.raises(anthropic.BadRequestError) as refused_too:
-        await an.messages.create(model=name, max_tokens=10, messages=[{"role": "user", "content": [
+        await claude.messages.create(model=name, max_tokens=10, messages=[{"role": "user", "content": [
             {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
         ]}])
     assert refused_too.value.status_code == 400 and "does not take image input" in str(refused_too.value)
@@ -111,7 +103,7 @@ async def test_a_model_that_takes_no_images_refuses_them_and_forwards_nothing(
 
 
 async def test_a_server_not_told_to_fetch_urls_gets_inline_images_only(
-    oa: openai.AsyncOpenAI, an: anthropic.AsyncAnthropic, stack: Stack
+    oa: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic, stack: Stack
 ) -> None:
     """A self-hosted server without the image_urls feature: an image by URL is refused in the API's
     own format with nothing forwarded (it would fetch it from inside the operator's network); the same
@@ -124,11 +116,11 @@ async def test_a_server_not_told_to_fetch_urls_gets_inline_images_only(
         await oa.chat.completions.create(model=name, max_tokens=10, messages=by_url)
     assert refused.value.param == "messages" and "send the image inline" in refused.value.message
     with pytest.raises(anthropic.BadRequestError) as refused_too:
-        await an.messages.create(model=name, max_tokens=10, messages=[{"role": "user", "content": [
+        await claude.messages.create(model=name, max_tokens=10, messages=[{"role": "user", "content": [
             {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}]}])
     assert "send the image inline" in str(refused_too.value)
     assert len(stack.upstream.requests_for(f"ok:{name}")) == before
-    answer = await an.messages.create(model=name, max_tokens=10, messages=[{"role": "user", "content": [
+    answer = await claude.messages.create(model=name, max_tokens=10, messages=[{"role": "user", "content": [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}]}])
     assert answer.content and len(stack.upstream.requests_for(f"ok:{name}")) == before + 1
 
@@ -141,7 +133,7 @@ async def test_the_model_list_says_which_models_take_images(oa: openai.AsyncOpen
 
 
 async def test_a_screenshot_a_tool_returned_reaches_anthropic_inside_its_tool_result(
-    an: anthropic.AsyncAnthropic, stack: Stack
+    claude: anthropic.AsyncAnthropic, stack: Stack
 ) -> None:
     """A computer-use style turn: the tool's result is a screenshot. Anthropic gets it inside the
     tool_result; an OpenAI-compatible provider cannot (its tool messages take text only), so a model
@@ -158,7 +150,7 @@ async def test_a_screenshot_a_tool_returned_reaches_anthropic_inside_its_tool_re
     tools: list[anthropic.types.ToolParam] = [
         {"name": "screenshot", "description": "Take a screenshot.", "input_schema": {"type": "object"}},
     ]
-    answer = await an.messages.create(model=stack.model("an-vision"), max_tokens=50, messages=messages, tools=tools)
+    answer = await claude.messages.create(model=stack.model("an-vision"), max_tokens=50, messages=messages, tools=tools)
     assert answer.content
     assert _sent(stack, "an-vision", marker)["messages"][2] == {"role": "user", "content": [{
         "type": "tool_result", "tool_use_id": "toolu_1", "content": [
@@ -168,6 +160,6 @@ async def test_a_screenshot_a_tool_returned_reaches_anthropic_inside_its_tool_re
     }]}
     before = len(stack.upstream.requests_for(f"ok:{stack.model('oa-vision')}"))
     with pytest.raises(anthropic.BadRequestError) as refused:
-        await an.messages.create(model=stack.model("oa-vision"), max_tokens=50, messages=messages, tools=tools)
+        await claude.messages.create(model=stack.model("oa-vision"), max_tokens=50, messages=messages, tools=tools)
     assert "images in a tool result are not supported" in str(refused.value)
     assert len(stack.upstream.requests_for(f"ok:{stack.model('oa-vision')}")) == before

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import openai
@@ -14,14 +13,8 @@ from services.edge.end_user import end_user_id
 from tests.e2e.conftest import KEY_EXAMPLE, TRITON_MODEL, Stack
 
 
-@pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as sdk:
-        yield sdk
-
-
-async def test_chat_non_stream_on_triton(client: openai.AsyncOpenAI) -> None:
-    raw = await client.chat.completions.with_raw_response.create(
+async def test_chat_non_stream_on_triton(oa: openai.AsyncOpenAI) -> None:
+    raw = await oa.chat.completions.with_raw_response.create(
         model=TRITON_MODEL, messages=[{"role": "user", "content": "Say hi"}], max_tokens=6, temperature=0
     )
     completion = raw.parse()
@@ -32,8 +25,8 @@ async def test_chat_non_stream_on_triton(client: openai.AsyncOpenAI) -> None:
     assert completion.usage.prompt_tokens > 0
 
 
-async def test_chat_stream_with_usage_on_triton(client: openai.AsyncOpenAI) -> None:
-    stream = await client.chat.completions.create(
+async def test_chat_stream_with_usage_on_triton(oa: openai.AsyncOpenAI) -> None:
+    stream = await oa.chat.completions.create(
         model="smollm2", messages=[{"role": "user", "content": "Count"}], max_tokens=5, temperature=0,
         stream=True, stream_options={"include_usage": True},
     )
@@ -48,11 +41,11 @@ async def test_chat_stream_with_usage_on_triton(client: openai.AsyncOpenAI) -> N
     assert usage is not None and usage.completion_tokens == 5
 
 
-async def test_usage_equals_what_the_provider_reported(client: openai.AsyncOpenAI, stack: Stack) -> None:
-    completion = await client.chat.completions.create(
+async def test_usage_equals_what_the_provider_reported(oa: openai.AsyncOpenAI, stack: Stack) -> None:
+    completion = await oa.chat.completions.create(
         model=stack.model("oa-ok"), messages=[{"role": "user", "content": "Hello"}], max_tokens=50
     )
-    stream = await client.chat.completions.create(
+    stream = await oa.chat.completions.create(
         model=stack.model("oa-ok"), messages=[{"role": "user", "content": "Hello"}], max_tokens=50,
         stream=True, stream_options={"include_usage": True},
     )
@@ -66,12 +59,12 @@ async def test_usage_equals_what_the_provider_reported(client: openai.AsyncOpenA
     assert sent and all(r["stream_options"] == {"include_usage": True} for r in sent)
 
 
-async def test_completions_and_models(client: openai.AsyncOpenAI, stack: Stack) -> None:
-    completion = await client.completions.create(model=TRITON_MODEL, prompt="Once upon", max_tokens=4)
+async def test_completions_and_models(oa: openai.AsyncOpenAI, stack: Stack) -> None:
+    completion = await oa.completions.create(model=TRITON_MODEL, prompt="Once upon", max_tokens=4)
     assert completion.choices[0].text and completion.usage is not None
-    stream = await client.completions.create(model=TRITON_MODEL, prompt="Once", max_tokens=3, stream=True)
+    stream = await oa.completions.create(model=TRITON_MODEL, prompt="Once", max_tokens=3, stream=True)
     assert "".join([c.choices[0].text async for c in stream if c.choices])
-    models = {m.id: m for m in (await client.models.list()).data}
+    models = {m.id: m for m in (await oa.models.list()).data}
     assert {TRITON_MODEL, "smollm2", stack.model("oa-ok")} <= set(models)
     assert models[TRITON_MODEL].created > 1_700_000_000  # when the catalog first held it (the seed's run)
     pricing = (models[TRITON_MODEL].model_extra or {})["pricing"]
@@ -92,8 +85,8 @@ async def test_provider_identity_headers_never_reach_the_client(stack: Stack) ->
     assert reply.headers["x-request-id"].startswith("req_")
 
 
-async def test_failure_after_first_byte_ends_the_stream_with_an_error(client: openai.AsyncOpenAI, stack: Stack) -> None:
-    stream = await client.chat.completions.create(
+async def test_failure_after_first_byte_ends_the_stream_with_an_error(oa: openai.AsyncOpenAI, stack: Stack) -> None:
+    stream = await oa.chat.completions.create(
         model=stack.model("oa-cut-mid-stream"), messages=[{"role": "user", "content": "hi"}], stream=True
     )
     received = []
@@ -103,9 +96,9 @@ async def test_failure_after_first_byte_ends_the_stream_with_an_error(client: op
     assert received  # it had started: an error event, not a clean finish
 
 
-async def test_client_disconnect_cancels_the_upstream_request(client: openai.AsyncOpenAI, stack: Stack) -> None:
+async def test_client_disconnect_cancels_the_upstream_request(oa: openai.AsyncOpenAI, stack: Stack) -> None:
     model = stack.model("oa-slow-stream")
-    stream = await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], stream=True)
+    stream = await oa.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], stream=True)
     seen = 0
     async for _ in stream:
         seen += 1
@@ -134,7 +127,7 @@ async def _upstream_gave_up(stack: Stack, upstream_model: str, before: dict[str,
 
 @pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream-before-its-first-token"])
 async def test_a_client_that_times_out_before_the_answer_cancels_the_upstream_request(
-    client: openai.AsyncOpenAI, stack: Stack, stream: bool
+    oa: openai.AsyncOpenAI, stack: Stack, stream: bool
 ) -> None:
     """The SDK gives up after 0.5 s on a model that answers after 5 s. Nothing of the answer has been
     sent (a non-stream request, or a stream still waiting for its first token, well within the edge's
@@ -142,7 +135,7 @@ async def test_a_client_that_times_out_before_the_answer_cancels_the_upstream_re
     model = stack.model("oa-slow")
     before = stack.upstream.model_stats(f"slow:{model}")
     with pytest.raises(openai.APITimeoutError):
-        await client.with_options(timeout=0.5).chat.completions.create(
+        await oa.with_options(timeout=0.5).chat.completions.create(
             model=model, messages=[{"role": "user", "content": "hi"}], stream=stream
         )
     stats = await _upstream_gave_up(stack, f"slow:{model}", before)
@@ -170,15 +163,15 @@ async def test_deprecated_model_works_with_a_notice_and_a_sunset_one_is_gone(sta
 
 
 async def test_the_end_user_reaches_providers_hashed_and_scoped_to_the_account(
-    client: openai.AsyncOpenAI, stack: Stack
+    oa: openai.AsyncOpenAI, stack: Stack
 ) -> None:
     """OpenAI's `user` goes to the provider (its abuse attribution then points at one end user, not
     at the platform's whole account) as a per-account hash: never the customer's own id."""
     model = stack.model("oa-ok")
-    await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], user="alice")
-    await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}],
+    await oa.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], user="alice")
+    await oa.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}],
                                          safety_identifier="alice")
-    await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    await oa.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
     *_, alice, by_safety_identifier, nobody = stack.upstream.requests_for(f"ok:{model}")
     expected = end_user_id(KeyEventV1.from_bytes(KEY_EXAMPLE.read_bytes()).account_id, "alice")
     assert alice["body"]["user"] == by_safety_identifier["body"]["user"] == expected != "alice"

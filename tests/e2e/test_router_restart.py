@@ -5,29 +5,21 @@ without being restarted itself. Real processes: SIGTERM, the router's drain, a n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import openai
-import pytest
 
 from tests.e2e.conftest import Stack
 
 HI = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as sdk:
-        yield sdk
-
-
 async def test_a_router_restart_finishes_its_streams_and_the_edge_reconnects(
-    client: openai.AsyncOpenAI, stack: Stack
+    oa: openai.AsyncOpenAI, stack: Stack
 ) -> None:
     router = stack.platform.services["router"]
     model = stack.model("oa-slow-stream")  # 166 chunks 50 ms apart: about 8 s, within the 10 s grace
-    stream = await client.chat.completions.create(model=model, messages=HI, stream=True)
+    stream = await oa.chat.completions.create(model=model, messages=HI, stream=True)
     chunks = [await anext(stream)]
     stopping = asyncio.create_task(asyncio.to_thread(router.stop))  # SIGTERM: the router drains
     async for chunk in stream:
@@ -50,7 +42,7 @@ async def test_a_router_restart_finishes_its_streams_and_the_edge_reconnects(
     answer = None
     for _ in range(20):  # the edge's channel retries the router at least every second (backoff cap)
         try:
-            answer = await client.chat.completions.create(model=stack.model("oa-ok"), messages=HI)
+            answer = await oa.chat.completions.create(model=stack.model("oa-ok"), messages=HI)
             break
         except openai.InternalServerError:
             await asyncio.sleep(0.1)

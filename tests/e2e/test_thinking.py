@@ -109,16 +109,17 @@ async def test_a_budget_that_leaves_no_room_to_answer_is_refused_before_forwardi
     assert len(stack.upstream.requests_for(f"thinking:{stack.model('an-thinking')}")) == before
 
 
-async def test_a_reasoning_models_reasoning_reaches_the_openai_apis_clients(claude: anthropic.AsyncAnthropic, stack: Stack) -> None:
+async def test_a_reasoning_models_reasoning_reaches_the_openai_apis_clients(
+    oa: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic, stack: Stack
+) -> None:
     """vLLM with a reasoning parser: the OpenAI SDK sees the reasoning, whole and streamed, beside the
-    answer (Chat Completions) or as a reasoning item (Responses); Messages clients, whose API has no
-    place for unsigned reasoning, get the answer alone."""
+    answer (Chat Completions) or as a reasoning item (Responses); a Messages client that did not ask for
+    thinking gets the answer alone."""
     model, ask = stack.model("oa-reasoning-text"), [{"role": "user", "content": "17 × 23?"}]
-    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as oa:
-        whole = await oa.chat.completions.create(model=model, messages=ask)  # type: ignore[arg-type]
-        stream = await oa.chat.completions.create(model=model, messages=ask, stream=True)  # type: ignore[arg-type]
-        deltas = [c.choices[0].delta async for c in stream if c.choices]
-        response = await oa.responses.create(model=model, input="17 × 23?")
+    whole = await oa.chat.completions.create(model=model, messages=ask)  # type: ignore[arg-type]
+    stream = await oa.chat.completions.create(model=model, messages=ask, stream=True)  # type: ignore[arg-type]
+    deltas = [c.choices[0].delta async for c in stream if c.choices]
+    response = await oa.responses.create(model=model, input="17 × 23?")
     message = whole.choices[0].message
     reasoning = (message.model_extra or {}).get("reasoning")
     assert reasoning == "Okay, the user asks for 17 × 23. 17 × 20 = 340, 17 × 3 = 51, so 391."
@@ -132,16 +133,15 @@ async def test_a_reasoning_models_reasoning_reaches_the_openai_apis_clients(clau
     assert response.output_text == "17 × 23 = 391."
 
 
-async def test_reasoning_effort_makes_a_claude_model_think_for_openai_clients(stack: Stack) -> None:
+async def test_reasoning_effort_makes_a_claude_model_think_for_openai_clients(oa: openai.AsyncOpenAI, stack: Stack) -> None:
     """A Chat Completions client's reasoning_effort on a Claude model: a thinking budget out of the
     output limit (80 % for high), the thinking shown as reasoning and kept whole, signatures included,
     as reasoning_details; streamed pieces join to the same blocks."""
     model, marker = stack.model("an-thinking"), uuid.uuid4().hex
     ask: Any = [{"role": "user", "content": f"GCD of 1071 and 462? {marker}"}]
-    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as oa:
-        whole = await oa.chat.completions.create(model=model, messages=ask, reasoning_effort="high")
-        stream = await oa.chat.completions.create(model=model, messages=ask, reasoning_effort="high", stream=True)
-        deltas = [c.choices[0].delta async for c in stream if c.choices]
+    whole = await oa.chat.completions.create(model=model, messages=ask, reasoning_effort="high")
+    stream = await oa.chat.completions.create(model=model, messages=ask, reasoning_effort="high", stream=True)
+    deltas = [c.choices[0].delta async for c in stream if c.choices]
     message = whole.choices[0].message
     extra = message.model_extra or {}
     assert message.content == "The greatest common divisor of 1071 and 462 is **21**."
@@ -162,16 +162,15 @@ async def test_reasoning_effort_makes_a_claude_model_think_for_openai_clients(st
         assert "reasoning_effort" not in body
 
 
-async def test_reasoning_details_sent_back_reach_claude_as_its_blocks(stack: Stack) -> None:
+async def test_reasoning_details_sent_back_reach_claude_as_its_blocks(oa: openai.AsyncOpenAI, stack: Stack) -> None:
     """The answer's message, sent back as the SDK returned it: its signed and redacted blocks go to
     the provider ahead of its text, unchanged, as Anthropic requires in a tool loop."""
     model, marker = stack.model("an-thinking"), uuid.uuid4().hex
     first: Any = [{"role": "user", "content": f"GCD of 1071 and 462? {marker}"}]
-    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as oa:
-        answer = await oa.chat.completions.create(model=model, messages=first, reasoning_effort="low")
-        kept = answer.choices[0].message.model_dump(exclude_none=True)
-        again = [*first, kept, {"role": "user", "content": f"And of 462 and 147? {marker}-2"}]
-        await oa.chat.completions.create(model=model, messages=again, reasoning_effort="low")
+    answer = await oa.chat.completions.create(model=model, messages=first, reasoning_effort="low")
+    kept = answer.choices[0].message.model_dump(exclude_none=True)
+    again = [*first, kept, {"role": "user", "content": f"And of 462 and 147? {marker}-2"}]
+    await oa.chat.completions.create(model=model, messages=again, reasoning_effort="low")
     details = kept["reasoning_details"]
     sent = _sent(stack, f"{marker}-2")["messages"]
     assert sent[1] == {"role": "assistant", "content": [
@@ -181,34 +180,32 @@ async def test_reasoning_details_sent_back_reach_claude_as_its_blocks(stack: Sta
     ]}
 
 
-async def test_sampling_a_thinking_claude_cannot_take_is_refused_before_forwarding(stack: Stack) -> None:
+async def test_sampling_a_thinking_claude_cannot_take_is_refused_before_forwarding(oa: openai.AsyncOpenAI, stack: Stack) -> None:
     model = stack.model("an-thinking")
     before = len(stack.upstream.requests_for(f"thinking:{model}"))
-    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as oa:
-        with pytest.raises(openai.BadRequestError) as refused:
-            await oa.chat.completions.create(model=model, reasoning_effort="medium", temperature=0.2,
-                                             messages=[{"role": "user", "content": "Hi"}])
+    with pytest.raises(openai.BadRequestError) as refused:
+        await oa.chat.completions.create(model=model, reasoning_effort="medium", temperature=0.2,
+                                         messages=[{"role": "user", "content": "Hi"}])
     assert refused.value.body["param"] == "temperature"  # type: ignore[index]
     assert "thinking runs at temperature 1" in refused.value.message
     assert len(stack.upstream.requests_for(f"thinking:{model}")) == before
 
 
-async def test_a_responses_client_keeps_claudes_thinking_in_encrypted_content(stack: Stack) -> None:
+async def test_a_responses_client_keeps_claudes_thinking_in_encrypted_content(oa: openai.AsyncOpenAI, stack: Stack) -> None:
     """A stateless Responses client (store false, include reasoning.encrypted_content) gets each of a
     Claude model's blocks whole in its reasoning item, streamed or not, and sending the output back
     hands the provider the blocks unchanged, ahead of the text."""
     model, marker = stack.model("an-thinking"), uuid.uuid4().hex
     ask = f"GCD of 1071 and 462? {marker}"
     include: Any = ["reasoning.encrypted_content"]
-    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as oa:
-        whole = await oa.responses.create(model=model, input=ask, reasoning={"effort": "low"}, store=False,
-                                          include=include)
-        async with oa.responses.stream(model=model, input=ask, reasoning={"effort": "low"}, include=include) as s:
-            streamed = await s.get_final_response()
-        plain = await oa.responses.create(model=model, input=ask, reasoning={"effort": "low"})
-        again: Any = [{"role": "user", "content": ask}, *[i.model_dump(exclude_none=True) for i in whole.output],
-                      {"role": "user", "content": f"And of 462 and 147? {marker}-2"}]
-        await oa.responses.create(model=model, input=again, reasoning={"effort": "low"}, include=include)
+    whole = await oa.responses.create(model=model, input=ask, reasoning={"effort": "low"}, store=False,
+                                      include=include)
+    async with oa.responses.stream(model=model, input=ask, reasoning={"effort": "low"}, include=include) as s:
+        streamed = await s.get_final_response()
+    plain = await oa.responses.create(model=model, input=ask, reasoning={"effort": "low"})
+    again: Any = [{"role": "user", "content": ask}, *[i.model_dump(exclude_none=True) for i in whole.output],
+                  {"role": "user", "content": f"And of 462 and 147? {marker}-2"}]
+    await oa.responses.create(model=model, input=again, reasoning={"effort": "low"}, include=include)
     assert [i.type for i in whole.output] == ["reasoning", "reasoning", "message"]
     sealed = [i.encrypted_content for i in whole.output if i.type == "reasoning"]
     assert all(s and s.startswith("tg1.") for s in sealed)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -25,19 +24,6 @@ OPENAI_TOOL: Any = {"type": "function", "function": {
 ANTHROPIC_TOOL: Any = {"name": "get_weather", "description": "Current weather",
                        "input_schema": OPENAI_TOOL["function"]["parameters"]}
 ASK: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
-
-
-@pytest.fixture
-async def oa(stack: Stack) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=stack.base_url, api_key=stack.key, max_retries=0) as sdk:
-        yield sdk
-
-
-@pytest.fixture
-async def an(stack: Stack) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    base = stack.base_url.removesuffix("/v1")
-    async with anthropic.AsyncAnthropic(base_url=base, api_key=stack.key, max_retries=0) as sdk:
-        yield sdk
 
 
 @pytest.mark.parametrize(("model", "call_id", "text"), [
@@ -66,10 +52,10 @@ async def test_openai_sdk_gets_the_providers_tool_calls(
     ("oa-tool-calls", "call_Jx4Pq7ZbN2mW8vR1tY6sK3dL", None),
 ])
 async def test_anthropic_sdk_gets_the_providers_tool_use(
-    an: anthropic.AsyncAnthropic, stack: Stack, model: str, call_id: str, text: str | None
+    claude: anthropic.AsyncAnthropic, stack: Stack, model: str, call_id: str, text: str | None
 ) -> None:
-    whole = await an.messages.create(model=stack.model(model), max_tokens=200, messages=ASK, tools=[ANTHROPIC_TOOL])
-    async with an.messages.stream(
+    whole = await claude.messages.create(model=stack.model(model), max_tokens=200, messages=ASK, tools=[ANTHROPIC_TOOL])
+    async with claude.messages.stream(
         model=stack.model(model), max_tokens=200, messages=ASK, tools=[ANTHROPIC_TOOL]
     ) as stream:
         pieces = [e async for e in stream if e.type == "input_json"]
@@ -104,10 +90,10 @@ async def test_an_openai_tool_conversation_reaches_an_anthropic_provider_in_its_
 
 
 async def test_an_anthropic_tool_conversation_reaches_an_openai_provider_in_its_shape(
-    an: anthropic.AsyncAnthropic, stack: Stack
+    claude: anthropic.AsyncAnthropic, stack: Stack
 ) -> None:
     marker = uuid.uuid4().hex
-    await an.messages.create(model=stack.model("oa-ok"), max_tokens=200, tools=[ANTHROPIC_TOOL], messages=[
+    await claude.messages.create(model=stack.model("oa-ok"), max_tokens=200, tools=[ANTHROPIC_TOOL], messages=[
         {"role": "user", "content": f"Weather in Paris? {marker}"},
         {"role": "assistant", "content": [
             {"type": "text", "text": "Checking."},
