@@ -4,11 +4,16 @@
 the admission ticket against what was really used and emits the request's usage.v1 event. It is
 synchronous, so it is safe in a ``finally`` inside a cancelled scope; the I/O it starts (the settle
 script, the spool write) runs in tasks of its own.
+
+An answer of several choices (``choices.py``) keeps one record per choice, each fed by its own
+generation (``choice``), and settles and bills them as one request (``usage.record.ChoicesSettlement``,
+``choices_event``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncGenerator
 
 from starlette.types import Receive, Scope, Send
@@ -18,29 +23,31 @@ from services.edge.admission.limiter import Admission
 from services.edge.admission.ticket import Ticket
 from services.edge.disconnect import DisconnectWatch
 from services.edge.usage.emitter import UsageEmitter
-from services.edge.usage.record import RequestRecord
+from services.edge.usage.record import ChoicesSettlement, RequestRecord, choices_event
 from tollgate.router.v1 import router_pb2
 
 
 class Admitted:
     def __init__(
-        self, ticket: Ticket, record: RequestRecord, admission: Admission, usage: UsageEmitter
+        self, ticket: Ticket, record: RequestRecord, admission: Admission, usage: UsageEmitter,
+        choices: int = 1,
     ) -> None:
         self.ticket = ticket
-        self.record = record
+        self.record = record  # the first choice's: the request's, when it has one
+        self.records = [record] + [dataclasses.replace(record) for _ in range(choices - 1)]
         self._admission = admission
         self._usage = usage
         self.closed = False
 
-    def observe(self, message: router_pb2.GenerateResponse) -> None:
-        self.record.observe(message)
+    def observe(self, message: router_pb2.GenerateResponse, choice: int = 0) -> None:
+        self.records[choice].observe(message)
 
-    def observe_whole(self, finish: router_pb2.Finish) -> None:
-        self.record.observe_whole(finish)
+    def observe_whole(self, finish: router_pb2.Finish, choice: int = 0) -> None:
+        self.records[choice].observe_whole(finish)
 
-    def observe_stopped(self, account: router_pb2.Finish) -> None:
+    def observe_stopped(self, account: router_pb2.Finish, choice: int = 0) -> None:
         """The router's account of the call the edge stopped: what its generation used."""
-        self.record.observe_stopped(account)
+        self.records[choice].observe_stopped(account)
 
     def fail(self, exc: TollgateError) -> None:
         self.record.fail(exc)
@@ -50,6 +57,13 @@ class Admitted:
             return
         self.closed = True
         record, ticket = self.record, self.ticket
+        if len(self.records) > 1:
+            settlement = ChoicesSettlement.of(self.records)
+            ticket.output_started, ticket.usage = settlement.output_started, settlement.usage
+            ticket.running = settlement.running
+            self._admission.release(ticket)
+            self._usage.emit(choices_event(self.records))
+            return
         ticket.output_started = record.output_started or record.used_anything
         ticket.usage = record.settled_usage()
         ticket.running = record.running_usage()

@@ -18,7 +18,9 @@ from services.edge.convert_anthropic import messages_to_generate, parse_messages
 from services.edge.convert_completions import (
     build_completion,
     completion_to_generate,
+    for_prompt,
     parse_completion_request,
+    prompt_inputs,
 )
 from services.edge.convert_openai import build_chat_completion, chat_to_generate, parse_chat_request
 from services.edge.convert_responses_api import ResponsesChat
@@ -44,6 +46,7 @@ __all__ = [
     "parse_messages_request",
     "requested_max_tokens",
     "to_generate_request",
+    "to_generate_requests",
 ]
 
 PublicRequest = ChatCompletionRequest | CompletionRequest | MessagesRequest
@@ -115,3 +118,31 @@ def to_generate_request(
     # reasoning items; the Messages API has no place for unsigned thinking
     generate.accepts_reasoning = isinstance(req, ChatCompletionRequest)
     return generate
+
+
+def to_generate_requests(
+    req: PublicRequest, request_id: str, account_id: str, model_id: str, *, default_max_tokens: int
+) -> list[router_pb2.GenerateRequest]:
+    """The router's requests for a parsed public one, one per choice of the answer (``choices.py``):
+    ``n`` for each of its prompts (a completion's batch), in the answer's order. Choice ``i`` of a prompt
+    is seeded ``seed + i`` when the client set a seed, so the choices differ, and each is the answer a
+    request with that seed alone would get; without a seed each samples on its own."""
+    first = to_generate_request(req, request_id, account_id, model_id, default_max_tokens=default_max_tokens)
+    if isinstance(req, CompletionRequest):
+        prompts = [first] + [for_prompt(first, prompt) for prompt in prompt_inputs(req.prompt)[1:]]
+    elif isinstance(req, ChatCompletionRequest):
+        prompts = [first]
+    else:
+        return [first]  # the Messages API has no choices
+    n = req.n or 1
+    return [_seeded(generate, i) for generate in prompts for i in range(n)]
+
+
+def _seeded(generate: router_pb2.GenerateRequest, choice: int) -> router_pb2.GenerateRequest:
+    if choice == 0:
+        return generate
+    other = router_pb2.GenerateRequest()
+    other.CopyFrom(generate)
+    if other.sampling.HasField("seed"):
+        other.sampling.seed = (other.sampling.seed + choice) & 0xFFFF_FFFF_FFFF_FFFF
+    return other

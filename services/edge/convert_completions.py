@@ -2,12 +2,12 @@
 the router's ``GenerateRequest``, and the router's answer written back in the legacy format.
 
 What evaluation harnesses send is served (lm-evaluation-harness scores a text by
-``echo: true, logprobs: 1``, usually with the prompt as token ids): the prompt is one string or one
-array of token ids (also as a one-item array), ``echo`` and ``logprobs`` (0–20 alternatives per token;
-OpenAI's own limit is 5, and its 400 says so) go to the backend as provider options, so a deployment
-that cannot honour them (Triton, Anthropic) refuses them by name and the next one is asked. A batch of
-prompts (``n`` choices in one answer), ``suffix`` and ``best_of`` > 1 are refused with a 400 naming
-them.
+``echo: true, logprobs: 1``, usually with the prompt as token ids, and sends its batches as arrays of
+prompts): the prompt is a string, an array of token ids, or an array of either (a batch: one choice per
+prompt, times ``n``, in the prompts' order; ``choices.py``). ``echo`` and ``logprobs`` (0–20
+alternatives per token; OpenAI's own limit is 5, and its 400 says so) go to the backend as provider
+options, so a deployment that cannot honour them (Triton, Anthropic) refuses them by name and the next
+one is asked. ``suffix`` and ``best_of`` > 1 are refused with a 400 naming them.
 
 The router carries log probabilities per token (``{token, logprob, top_logprobs, text_offset}``,
 ``Delta.logprobs_json``); ``legacy_logprobs`` turns them back into the four parallel lists OpenAI
@@ -21,7 +21,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from services.common.errors import InvalidRequest
 from services.edge.convert_openai import (
+    MAX_CHOICES,
     check_common,
     completion_finish_reason,
     openai_usage,
@@ -50,29 +52,39 @@ def parse_completion_request(body: bytes) -> w.CompletionRequest:
         raise refuse("best_of", "Invalid 'best_of': only best_of=1 is supported.")
     if req.suffix:
         raise refuse("suffix", "suffix (insertion) is not supported by the models served here.")
-    prompt_input(req.prompt)  # the prompt's problems are the client's, found before anything is admitted
+    # the prompt's problems are the client's, found before anything is admitted
+    prompts, n = len(prompt_inputs(req.prompt)), req.n or 1
+    if prompts * n > MAX_CHOICES:
+        raise InvalidRequest(
+            f"Invalid 'prompt': {prompts} prompts with n={n} ask for {prompts * n} choices; one request "
+            f"may ask for at most {MAX_CHOICES}.", param="prompt", code="invalid_value",
+        )
     return req
 
 
-def prompt_input(prompt: str | list[Any]) -> str | router_pb2.TokenIds:
-    """The one prompt of a request: its text, or its token ids; a 400 for a batch of prompts (an
-    answer of several choices), an empty array, or a bad token id (named by its place)."""
+def prompt_inputs(prompt: str | list[Any]) -> list[str | router_pb2.TokenIds]:
+    """The request's prompts, each its text or its token ids: one, or a batch (an array of strings or
+    of token-id arrays); a 400 for an empty array, a batch of mixed kinds, or a bad token id (named by
+    its place)."""
     if isinstance(prompt, str):
-        return prompt
+        return [prompt]
     if not prompt:
-        raise refuse("prompt", "Invalid 'prompt': an empty array is not supported; send one prompt.")
+        raise refuse("prompt", "Invalid 'prompt': an empty array is not supported; send at least one prompt.")
     first = prompt[0]
     if isinstance(first, int) and not isinstance(first, bool):
-        return token_ids(prompt, "prompt")  # one prompt, as token ids
-    if len(prompt) != 1 or not isinstance(first, str | list):
-        raise refuse("prompt", "Invalid 'prompt': prompt batches are not supported; send one prompt per "
-                               "request (a string, or an array of token ids).")
-    return first if isinstance(first, str) else token_ids(first, "prompt[0]")
+        return [token_ids(prompt, "prompt")]  # one prompt, as token ids
+    if isinstance(first, str) and all(isinstance(item, str) for item in prompt):
+        return list(prompt)
+    if isinstance(first, list) and all(isinstance(item, list) for item in prompt):
+        return [token_ids(item, f"prompt[{i}]") for i, item in enumerate(prompt)]
+    raise InvalidRequest("Invalid 'prompt': expected a string, an array of token ids, or an array of "
+                         "either (all strings or all token-id arrays).", param="prompt", code="invalid_value")
 
 
 def completion_to_generate(
     req: w.CompletionRequest, request_id: str, account_id: str, model_id: str, *, default_max_tokens: int
 ) -> router_pb2.GenerateRequest:
+    """The router's request for the request's (first) prompt; ``for_prompt`` makes the others'."""
     opts: dict[str, Any] = {k: v for k in _PASSED_ON if (v := getattr(req, k)) is not None}
     if req.echo:
         opts["echo"] = True
@@ -84,12 +96,25 @@ def completion_to_generate(
         provider_options_json=orjson.dumps(opts).decode() if opts else "",
         end_user=end_user_id(account_id, req.user),
     )
-    prompt = prompt_input(req.prompt)
+    _set_prompt(generate, prompt_inputs(req.prompt)[0])
+    return generate
+
+
+def for_prompt(
+    generate: router_pb2.GenerateRequest, prompt: str | router_pb2.TokenIds
+) -> router_pb2.GenerateRequest:
+    """``generate`` (one prompt of a batch) for another prompt of the same batch."""
+    other = router_pb2.GenerateRequest()
+    other.CopyFrom(generate)
+    _set_prompt(other, prompt)
+    return other
+
+
+def _set_prompt(generate: router_pb2.GenerateRequest, prompt: str | router_pb2.TokenIds) -> None:
     if isinstance(prompt, str):
         generate.prompt = prompt
     else:
         generate.prompt_tokens.CopyFrom(prompt)
-    return generate
 
 
 def legacy_logprobs(entries_json: str) -> dict[str, list[Any]]:

@@ -1,9 +1,10 @@
 """OpenAI wire ⇄ router: parse a body, refuse what we cannot serve, build the GenerateRequest and the
 non-streamed responses. Streaming encoders: ``streams_openai``.
 
-Accepted but refused with a clear 400 (valid OpenAI, not served here yet): ``n`` ≠ 1,
-audio and file parts, ``audio`` answers and the deprecated ``function_call``, ``modalities`` with
-audio (legacy completions: ``convert_completions``). Accepted and not sent on: ``store``,
+``n`` (1–128) is served by the request flow as that many generations (``choices.py``). Accepted
+but refused with a clear 400 (valid OpenAI, not served here yet): audio and file parts, ``audio``
+answers and the deprecated ``function_call``, ``modalities`` with audio (legacy completions:
+``convert_completions``). Accepted and not sent on: ``store``,
 ``service_tier`` and ``metadata``. ``user`` / ``safety_identifier`` and ``prompt_cache_key`` go on as
 per-account hashes (``end_user.py``), never as the client sent them.
 
@@ -57,9 +58,18 @@ def refuse(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(message, param=param, code="unsupported_value")
 
 
+# OpenAI's own bounds of ``n``; also the most choices one request may ask for (a completion's prompts
+# times ``n``), each its own generation
+MAX_CHOICES = 128
+
+
 def check_common(n: int | None, stream: bool | None, stream_options: object) -> None:
-    if n is not None and n != 1:
-        raise refuse("n", "Invalid 'n': only n=1 is supported; send one request per choice.")
+    if n is not None and n < 1:
+        raise InvalidRequest(f"Invalid 'n': integer below minimum value. Expected a value >= 1, but got {n} "
+                             "instead.", param="n", code="integer_below_min_value")
+    if n is not None and n > MAX_CHOICES:
+        raise InvalidRequest(f"Invalid 'n': integer above maximum value. Expected a value <= {MAX_CHOICES}, "
+                             f"but got {n} instead.", param="n", code="integer_above_max_value")
     if stream_options is not None and not stream:
         raise InvalidRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                              param="stream_options", code="invalid_value")

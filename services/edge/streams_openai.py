@@ -8,6 +8,10 @@ A stream opens lazily: the first ``delta`` (or ``finish``) emits the opening chu
 the client before the router's first delta and a failure before it can still be a plain HTTP error.
 It closes either cleanly (final chunk, usage chunk when ``stream_options.include_usage``, ``[DONE]``)
 or with one ``data: {"error": ...}`` event and no ``[DONE]`` (DESIGN promise 7): the SDKs raise on it.
+
+An answer of several choices (``n``, a batch of completion prompts: ``choices.py``) has one encoder
+per choice (``for_choice``: the same id and ``created``, its own ``index`` in every chunk); each ends
+its choice (``end_choice``), and the first one closes the stream (``close``) once every choice has ended.
 """
 
 from __future__ import annotations
@@ -39,15 +43,18 @@ class _OpenAIStream:
 
     _object: bytes  # the chunk's "object"
     _prefix: str  # the response id's prefix
-    _delta_open: bytes  # a content chunk's choices, up to the text
+    _delta_open: bytes  # a content chunk's choices, up to the text (``{index}``: the choice's index)
     _delta_close: bytes  # ... and after it
 
     def __init__(
-        self, request_id: str, model: str, *, include_usage: bool, created: int | None = None
+        self, request_id: str, model: str, *, include_usage: bool, created: int | None = None, index: int = 0
     ) -> None:
+        self.request_id, self.model = request_id, model
         self.id = response_id(self._prefix, request_id)
         self.created = int(time.time()) if created is None else created
         self.include_usage = include_usage
+        self.index = index
+        self._index = str(index).encode()
         self.started = False
         self.done = False
         self._head = (
@@ -55,8 +62,13 @@ class _OpenAIStream:
             + str(self.created).encode() + b',"model":' + orjson.dumps(model) + b',"choices":'
         )
         self._tail = (b',"usage":null' if include_usage else b"") + b"}\n\n"
-        self._delta_head = self._head + self._delta_open
-        self._delta_tail = self._delta_close + self._tail
+        self._delta_head = self._head + self._delta_open.replace(b"{index}", self._index)
+        self._delta_tail = self._delta_close.replace(b"{index}", self._index) + self._tail
+
+    def for_choice(self, index: int) -> _OpenAIStream:
+        """The encoder of another choice of the same answer."""
+        return type(self)(self.request_id, self.model, include_usage=self.include_usage, created=self.created,
+                          index=index)
 
     def _opening(self) -> bytes:
         return b""
@@ -87,11 +99,18 @@ class _OpenAIStream:
         """The end of the stream: clean (with usage when asked) or, for a failed Finish, an error event."""
         if (error := finish_error(finish)) is not None:
             return self.error(error)
+        return self.end_choice(finish) + self.close(finish.usage)
+
+    def end_choice(self, finish: router_pb2.Finish) -> bytes:
+        """This choice's last chunks (a clean Finish): the calls the fragments did not send, the reason."""
         out = self.start() + self._tool_calls(finish)
-        out += self._head + self._final_choice(finish.finish_reason) + self._tail
+        return out + self._head + self._final_choice(finish.finish_reason) + self._tail
+
+    def close(self, usage: router_pb2.Usage) -> bytes:
+        """The stream's end once every choice has ended: the usage chunk when asked for, ``[DONE]``."""
+        out = b""
         if self.include_usage:
-            usage = orjson.dumps(openai_usage(finish.usage).model_dump())
-            out += self._head + b'[],"usage":' + usage + b"}\n\n"
+            out = self._head + b'[],"usage":' + orjson.dumps(openai_usage(usage).model_dump()) + b"}\n\n"
         self.done = True
         return out + sse.DONE
 
@@ -112,18 +131,18 @@ class OpenAIChatStream(_OpenAIStream):
     _object = b"chat.completion.chunk"
     _prefix = "chatcmpl-"
 
-    _delta_open = b'[{"index":0,"delta":{"content":'
+    _delta_open = b'[{"index":{index},"delta":{"content":'
     _delta_close = b'},"logprobs":null,"finish_reason":null}]'
 
     def __init__(
-        self, request_id: str, model: str, *, include_usage: bool, created: int | None = None
+        self, request_id: str, model: str, *, include_usage: bool, created: int | None = None, index: int = 0
     ) -> None:
-        super().__init__(request_id, model, include_usage=include_usage, created=created)
+        super().__init__(request_id, model, include_usage=include_usage, created=created, index=index)
         self._streamed: dict[int, str] = {}  # each call's arguments sent so far, by index
 
     def _opening(self) -> bytes:
-        return (self._head + b'[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,'
-                b'"finish_reason":null}]' + self._tail)
+        return (self._head + b'[{"index":' + self._index + b',"delta":{"role":"assistant","content":""},'
+                b'"logprobs":null,"finish_reason":null}]' + self._tail)
 
     def tool_calls(self, fragments: Sequence[router_pb2.ToolCallDelta]) -> bytes:
         """One chunk per fragment, as OpenAI streams a call: the first with the id, the type, the name
@@ -153,17 +172,19 @@ class OpenAIChatStream(_OpenAIStream):
         for piece in pieces:
             details = b'"reasoning_details":[' + orjson.dumps(piece_detail(piece)) + b"]"
             text = b'"reasoning":' + orjson.dumps(piece.thinking) + b"," if piece.thinking else b""
-            out += self._head + b'[{"index":0,"delta":{' + text + details + self._delta_close + self._tail
+            out += self._head + b'[{"index":' + self._index + b',"delta":{' + text + details
+            out += self._delta_tail
         return out
 
     def logprobs(self, content_json: str) -> bytes:
         """The log probabilities of the tokens just written, in a chunk of their own (an empty delta),
         as the router has them: the SDKs' stream helpers add each chunk's ``logprobs.content``."""
-        return (self._head + b'[{"index":0,"delta":{},"logprobs":{"content":' + content_json.encode()
+        return (self._head + b'[{"index":' + self._index + b',"delta":{},"logprobs":{"content":'
+                + content_json.encode()
                 + b',"refusal":null},"finish_reason":null}]' + self._tail)
 
     def _call_chunk(self, entry: dict[str, Any]) -> bytes:
-        return (self._head + b'[{"index":0,"delta":{"tool_calls":[' + orjson.dumps(entry)
+        return (self._head + b'[{"index":' + self._index + b',"delta":{"tool_calls":[' + orjson.dumps(entry)
                 + b']},"logprobs":null,"finish_reason":null}]' + self._tail)
 
     def delta(self, text: str) -> bytes:
@@ -173,7 +194,7 @@ class OpenAIChatStream(_OpenAIStream):
         return opening + self._delta_head + orjson.dumps(text) + self._delta_tail
 
     def _final_choice(self, reason: str) -> bytes:
-        return (b'[{"index":0,"delta":{},"logprobs":null,"finish_reason":"'
+        return (b'[{"index":' + self._index + b',"delta":{},"logprobs":null,"finish_reason":"'
                 + chat_finish_reason(reason).encode() + b'"}]')
 
     def _tool_calls(self, finish: router_pb2.Finish) -> bytes:
@@ -198,7 +219,7 @@ class OpenAICompletionStream(_OpenAIStream):
     _prefix = "cmpl-"
 
     _delta_open = b'[{"text":'
-    _delta_close = b',"index":0,"logprobs":null,"finish_reason":null}]'
+    _delta_close = b',"index":{index},"logprobs":null,"finish_reason":null}]'
 
     def delta(self, text: str) -> bytes:
         self.started = True  # completions have no opening chunk
@@ -211,9 +232,9 @@ class OpenAICompletionStream(_OpenAIStream):
         own (empty text): clients join each chunk's lists, as they join its text."""
         self.started = True
         legacy = orjson.dumps(legacy_logprobs(content_json))
-        return (self._head + b'[{"text":"","index":0,"logprobs":' + legacy + b',"finish_reason":null}]'
-                + self._tail)
+        return (self._head + b'[{"text":"","index":' + self._index + b',"logprobs":' + legacy
+                + b',"finish_reason":null}]' + self._tail)
 
     def _final_choice(self, reason: str) -> bytes:
-        return (b'[{"text":"","index":0,"logprobs":null,"finish_reason":"'
+        return (b'[{"text":"","index":' + self._index + b',"logprobs":null,"finish_reason":"'
                 + completion_finish_reason(reason).encode() + b'"}]')

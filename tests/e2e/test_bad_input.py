@@ -26,7 +26,7 @@ async def test_bad_key_is_401_in_openai_format(stack: Stack) -> None:
          "max_completion_tokens"),
         ({"messages": []}, 400, "messages"),
         ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature"),
-        ({"messages": [{"role": "user", "content": "hi"}], "n": 3}, 400, "n"),
+        ({"messages": [{"role": "user", "content": "hi"}], "n": 129}, 400, "n"),
         ({"messages": [{"role": "user", "content": "hi"}], "bogus": 1}, 400, "bogus"),
         ({"messages": [{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "call_1", "content": "4"}]},
          400, "messages[1].role"),  # a tool's answer with no call before it

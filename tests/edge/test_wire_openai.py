@@ -109,6 +109,8 @@ CHAT_BAD: list[tuple[str, bytes, str | None, str]] = [
      "Missing required parameter"),
     ("metadata too long", chat(metadata={"k": "v" * 513}), "metadata", "values up to 512"),
     ("top_logprobs out of range", chat(top_logprobs=21), "top_logprobs", "<= 20"),
+    ("n zero", chat(n=0), "n", "Expected a value >= 1, but got 0 instead."),
+    ("n over OpenAI's limit", chat(n=129), "n", "Expected a value <= 128, but got 129 instead."),
     ("top_logprobs without logprobs", chat(top_logprobs=3), "top_logprobs", "'logprobs' must be true"),
     ("logit_bias out of range", chat(logit_bias={"42": 101}), "logit_bias.42", "<= 100"),
     ("huge integer in a tool schema", chat(tools=[{"type": "function", "function": {
@@ -145,7 +147,6 @@ def test_image_parts_become_images_of_the_user_message_where_they_were() -> None
 
 
 UNSUPPORTED_CHAT: list[tuple[str, bytes, str, str]] = [
-    ("n above one", chat(n=2), "n", "only n=1"),
     ("audio part", chat(messages=[{"role": "user", "content": [
         {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}]),
      "messages[0].content[0]", "'input_audio' are not supported"),
@@ -217,11 +218,13 @@ def test_tool_turns_that_answer_every_call_in_any_order_parse() -> None:
 COMPLETION_BAD: list[tuple[str, bytes, str | None, str]] = [
     ("missing prompt", orjson.dumps({"model": "m"}), "prompt", "Missing required parameter: 'prompt'."),
     ("prompt wrong type", completion(prompt=5), "prompt", "expected a string, an array of strings, or an array"),
-    ("mixed prompt list", completion(prompt=["a", 1]), "prompt", "prompt batches are not supported"),
-    ("prompt batch", completion(prompt=["a", "b"]), "prompt", "prompt batches are not supported"),
-    ("token array batch", completion(prompt=[[1, 2], [3]]), "prompt", "prompt batches are not supported"),
-    ("prompt of another kind", completion(prompt=[{"a": 1}]), "prompt", "prompt batches are not supported"),
+    ("mixed prompt list", completion(prompt=["a", 1]), "prompt", "all strings or all token-id arrays"),
+    ("batch of strings and token arrays", completion(prompt=["a", [3]]), "prompt", "all strings or all"),
+    ("prompt of another kind", completion(prompt=[{"a": 1}]), "prompt", "all strings or all token-id arrays"),
     ("empty prompt list", completion(prompt=[]), "prompt", "an empty array is not supported"),
+    ("bad token id in a batch", completion(prompt=[[1, 2], [3, -1]]), "prompt[1][1]", "token ids are integers"),
+    ("batch times n over 128", completion(prompt=["a"] * 65, n=2), "prompt",
+     "65 prompts with n=2 ask for 130 choices; one request may ask for at most 128"),
     ("empty token array", completion(prompt=[[]]), "prompt[0]", "must not be empty"),
     ("negative token id", completion(prompt=[1, -2]), "prompt[1]", "token ids are integers from 0"),
     ("token id over int32", completion(prompt=[2**31]), "prompt[0]", "token ids are integers from 0"),
@@ -230,7 +233,7 @@ COMPLETION_BAD: list[tuple[str, bytes, str | None, str]] = [
     ("suffix", completion(suffix="end"), "suffix", "suffix"),
     ("logprobs over 20", completion(logprobs=21), "logprobs", "expected a value <= 20"),
     ("negative logprobs", completion(logprobs=-1), "logprobs", "expected a value >= 0"),
-    ("n", completion(n=3), "n", "only n=1"),
+    ("n zero", completion(n=0), "n", "Expected a value >= 1"),
     ("best_of", completion(best_of=2), "best_of", "only best_of=1"),
     ("unknown field", completion(messages=USER), "messages", "Unrecognized request argument supplied: messages"),
     ("max_tokens zero", completion(max_tokens=0), "max_tokens", ">= 1"),
@@ -317,3 +320,9 @@ def test_what_the_official_sdk_sends_parses() -> None:
 
 def test_single_string_prompt_list_is_accepted() -> None:
     assert parse_completion_request(completion(prompt=["just one"])).prompt == ["just one"]
+
+
+def test_prompt_batches_and_n_within_the_limit_parse() -> None:
+    assert parse_completion_request(completion(prompt=["a", "b"], n=64)).prompt == ["a", "b"]
+    assert parse_completion_request(completion(prompt=[[1, 2], [3]])).prompt == [[1, 2], [3]]
+    assert parse_chat_request(chat(n=128)).n == 128

@@ -10,6 +10,7 @@ is what makes budgets hold under concurrency: the real, smaller figures are sett
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.common.events.catalog import PriceEntry
@@ -75,6 +76,18 @@ def reserve_for(request: router_pb2.GenerateRequest, price: PriceEntry | None) -
     input_tokens = input_token_bound(request)
     output_tokens = max(request.sampling.max_tokens, 0)
     return Reservation(input_tokens, output_tokens, worst_case_cost(price, input_tokens, output_tokens))
+
+
+def reserve_for_choices(
+    requests: Sequence[router_pb2.GenerateRequest], price: PriceEntry | None
+) -> Reservation:
+    """The worst case of an answer of several choices (``n``, a completion's batch of prompts): each
+    choice's, since each is its own generation, prompt and all (``choices.py``)."""
+    if len(requests) == 1:
+        return reserve_for(requests[0], price)
+    parts = [reserve_for(request, price) for request in requests]
+    return Reservation(sum(p.input_tokens for p in parts), sum(p.output_tokens for p in parts),
+                       sum(p.cost_micros for p in parts))
 
 
 def usage_tokens(usage: router_pb2.Usage) -> TokenCounts:

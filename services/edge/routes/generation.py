@@ -4,7 +4,8 @@
     (catalog.v1 view: alias, access, sunset, output limit) → admit (one Redis round trip: every limit
     of the key checked and the worst case reserved) → stream: start the router's Generate call and
     wait for its first message, then SSE; otherwise one Complete call, then JSON → settle the
-    reservation.
+    reservation. An answer of several choices (``n``, a completion's batch of prompts) makes one call
+    per choice, read together (``choices.py``).
 
 Everything before the first router message can still fail with a proper HTTP status; after it, a
 failure is an error event at the end of the stream. A stream whose first message takes longer than
@@ -35,18 +36,27 @@ from services.common.errors import DependencyUnavailable, InvalidRequest, Tollga
 from services.common.events.catalog import ModelEntry, PriceEntry
 from services.common.events.keys import KeyEventV1
 from services.common.events.usage import Api as ApiName
-from services.edge.admission.reservation import Reservation, reserve_for
+from services.edge.admission.reservation import Reservation, reserve_for_choices
 from services.edge.admitted import Admitted, AdmittedStream
 from services.edge.auth import presented_key
 from services.edge.capabilities import check_generates
 from services.edge.catalog_view import deprecation_headers
+from services.edge.choices import (
+    ENDED_WITHOUT_FINISH,
+    ChoiceStream,
+    choice_encoders,
+    choice_events,
+    complete_choices,
+    encode_delta,
+    merged_answer,
+)
 from services.edge.content import check_image_input
 from services.edge.convert import (
     EventStream,
     PublicRequest,
     max_tokens_param,
     requested_max_tokens,
-    to_generate_request,
+    to_generate_requests,
 )
 from services.edge.cors import check_browser_opt_in
 from services.edge.dependencies import EdgeDeps
@@ -97,17 +107,7 @@ async def _events(
         while message is not None:
             if message.WhichOneof("event") == "delta":
                 admitted.observe(message)
-                delta = message.delta
-                # each piece is its own chunk to the client, all written at once
-                # thinking first: it came before the text it travels with, and its block opens first
-                out = encoder.thinking(delta.thinking) if delta.thinking else b""
-                if delta.pieces:
-                    out += b"".join(encoder.delta(piece) for piece in delta.pieces)
-                else:
-                    out += encoder.delta(delta.text)
-                if delta.logprobs_json:  # the client asked for them (Chat Completions, legacy completions)
-                    out += encoder.logprobs(delta.logprobs_json)
-                yield out + encoder.tool_calls(delta.tool_calls) if delta.tool_calls else out
+                yield encode_delta(encoder, message.delta)
             elif message is QUIET:
                 yield encoder.keep_alive()
             else:
@@ -115,7 +115,7 @@ async def _events(
                 yield encoder.finish(message.finish)
                 return
             message = await anext(messages, None)
-        raise UpstreamError("The backend stream ended without a final message.")
+        raise UpstreamError(ENDED_WITHOUT_FINISH)
     except TollgateError as exc:
         admitted.fail(exc)
         yield encoder.error(exc)
@@ -135,6 +135,7 @@ def require_usage_recording(deps: EdgeDeps) -> None:
 async def admit(
     deps: EdgeDeps, key: KeyEventV1, request_id: str, api: ApiName, requested: str, model: ModelEntry,
     price: PriceEntry | None, reservation: Reservation, streamed: bool, received_at: datetime,
+    choices: int = 1,
 ) -> Admitted:
     """Take ``reservation`` from the key's limits (raising their refusal), then the request is
     admitted: the ``Admitted`` that settles it and emits its usage, and its requests.v1 record. Shared
@@ -144,7 +145,7 @@ async def admit(
         request_id=request_id, account_id=key.account_id, key_id=key.key_id, api=api,
         model_requested=requested, model_id=model.id, price_version=price.id if price else None,
         streamed=streamed, edge_id=deps.settings.instance_id,
-    ), deps.admission, deps.usage)
+    ), deps.admission, deps.usage, choices)
     deps.request_events.emit(request_event(
         request_id, api, key, requested, streamed, received_at, deps.settings.instance_id, reservation, None,
     ))
@@ -155,6 +156,9 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
     request_id: str = request.scope["state"]["request_id"]
     received_at = datetime.now(UTC)
     call: StreamCall | None = None
+    choices: ChoiceStream | None = None  # the streams of an answer of several choices
+    running: StreamCall | ChoiceStream | None = None  # whichever of the two is open: stopped on a failure
+    quiet_start = False
     admitted: Admitted | None = None
     key: KeyEventV1 | None = None
     parsed: PublicRequest | None = None
@@ -174,30 +178,38 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
                 f"max_tokens is too large: {limit}. This model supports at most "
                 f"{model.max_output_tokens} output tokens.", param=max_tokens_param(parsed),
             )
-        generate = to_generate_request(
+        requests = to_generate_requests(
             parsed, request_id, key.account_id, model.id, default_max_tokens=model.max_output_tokens
         )
+        generate = requests[0]
         check_image_input(generate, model)
         require_usage_recording(deps)
         price = deps.catalog_view.current_price(model.id)
-        reservation = reserve_for(generate, price)
+        reservation = reserve_for_choices(requests, price)
         admitted = await admit(deps, key, request_id, api.name, parsed.model, model, price, reservation,
-                               bool(parsed.stream), received_at)
+                               bool(parsed.stream), received_at, len(requests))
         watch = DisconnectWatch(request.receive)  # the body is read: what comes next is the disconnect
         timeout = deps.settings.router_timeout_seconds
-        if parsed.stream:
-            call = await deps.router.stream(generate, timeout, deps.settings.stream_keepalive_seconds or None)
+        keepalive = deps.settings.stream_keepalive_seconds or None
+        if parsed.stream and len(requests) > 1:
+            running = choices = await ChoiceStream.open(deps.router, requests, timeout, admitted, keepalive)
+            quiet_start = not await choices.first()
+        elif parsed.stream:
+            running = call = await deps.router.stream(generate, timeout, keepalive)
             first = await call.first()
             if first is not QUIET:
                 admitted.observe(first)
-        else:
-            whole = await deps.router.complete(generate, timeout, admitted.observe_stopped)
+        elif len(requests) > 1:
+            wholes = await complete_choices(deps.router, requests, timeout, admitted)
             watch.stop()
-            admitted.observe_whole(whole.finish)
+        else:
+            wholes = [await deps.router.complete(generate, timeout, admitted.observe_stopped)]
+            watch.stop()
+            admitted.observe_whole(wholes[0].finish)
     except TollgateError as exc:
         if watch is not None:
             watch.stop()
-        if call is not None and admitted is not None and (account := await call.stop()) is not None:
+        if running is not None and admitted is not None and (account := await running.stop()) is not None:
             admitted.observe_stopped(account)
         going = deprecation_headers(model) if model is not None else {}
         if admitted is None:
@@ -215,7 +227,7 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
         if watch is not None:
             watch.stop()  # absorbing stopped it already
         try:
-            if call is not None and (account := await call.stop()) is not None and admitted is not None:
+            if running is not None and (account := await running.stop()) is not None and admitted is not None:
                 admitted.observe_stopped(account)
         finally:
             if admitted is not None:
@@ -224,21 +236,27 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
             return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody left to read it
         raise
     headers = {**admitted.ticket.headers, **deprecation_headers(model)}
+    if choices is not None:
+        encoders = choice_encoders(api.stream(request_id, parsed.model, parsed), len(requests))
+        events = choice_events(choices, encoders, admitted, quiet_start)
+        return AdmittedStream(events, admitted, {**SSE_HEADERS, **headers}, watch)
     if call is not None:
         encoder = api.stream(request_id, parsed.model, parsed)
         return AdmittedStream(
             _events(call, first, encoder, admitted), admitted, {**SSE_HEADERS, **headers}, watch
         )
-    return _answer(whole, api, request_id, parsed, headers, admitted)
+    return _answer(wholes, api, request_id, parsed, headers, admitted)
 
 
 def _answer(
-    whole: router_pb2.CompleteResponse, api: Api, request_id: str, parsed: PublicRequest,
+    wholes: list[router_pb2.CompleteResponse], api: Api, request_id: str, parsed: PublicRequest,
     headers: dict[str, str], admitted: Admitted,
 ) -> Response:
-    """The non-streamed body, or the error its Finish carries (generation failed part-way)."""
+    """The non-streamed body (of every choice), or the error a Finish carries (generation failed
+    part-way)."""
     try:
-        body = api.build(request_id, parsed.model, whole, parsed)
+        bodies = [api.build(request_id, parsed.model, whole, parsed) for whole in wholes]
+        body = bodies[0] if len(bodies) == 1 else merged_answer(bodies, wholes)
     except TollgateError as exc:
         admitted.fail(exc)
         return error_response(api.for_client(exc), api.flavor, headers)

@@ -113,7 +113,7 @@ class RequestRecord:
         running = self.running
         return router_pb2.Usage(input_tokens=running.input_tokens, output_tokens=running.output_tokens)
 
-    def _status(self) -> tuple[UsageStatus, str | None]:
+    def status(self) -> tuple[UsageStatus, str | None]:
         if self.finish is not None:
             if self.finish.finish_reason == "error":
                 return "error", self.finish.error_code or "upstream_error"
@@ -122,16 +122,14 @@ class RequestRecord:
             return "error", self.error.code or type(self.error).__name__
         return "client_disconnected", None
 
+    def billed_usage(self) -> router_pb2.Usage | None:
+        """What the usage event bills: the Finish's, else the running usage."""
+        return self.finish.usage if self.finish is not None else self.running_usage()
+
     def to_event(self) -> UsageEventV1:
-        status, error_type = self._status()
-        usage = self.finish.usage if self.finish is not None else self.running_usage()
-        tokens = TokenCounts()
-        if usage is not None:
-            tokens = TokenCounts(
-                input=usage.input_tokens, cached_input=usage.cached_input_tokens,
-                cache_write=usage.cache_write_tokens, output=usage.output_tokens,
-                reasoning=min(usage.reasoning_tokens, usage.output_tokens),
-            )
+        status, error_type = self.status()
+        usage = self.billed_usage()
+        tokens = token_counts(usage) if usage is not None else TokenCounts()
         finish = self.finish if self.finish is not None else self.stopped
         now = time.monotonic()
         return UsageEventV1(
@@ -146,3 +144,75 @@ class RequestRecord:
             duration_ms=int((now - self.started) * 1000), edge_id=self.edge_id,
             attempts=max(1, min(finish.attempts if finish else 1, 16)),
         )
+
+
+def token_counts(usage: router_pb2.Usage) -> TokenCounts:
+    return TokenCounts(
+        input=usage.input_tokens, cached_input=usage.cached_input_tokens,
+        cache_write=usage.cache_write_tokens, output=usage.output_tokens,
+        reasoning=min(usage.reasoning_tokens, usage.output_tokens),
+    )
+
+
+_USAGE_FIELDS = (
+    "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
+)
+
+
+def added(usages: list[router_pb2.Usage]) -> router_pb2.Usage:
+    """The usages of several generations (an answer's choices) as one."""
+    return router_pb2.Usage(**{name: sum(getattr(u, name) for u in usages) for name in _USAGE_FIELDS})
+
+
+@dataclass(frozen=True)
+class ChoicesSettlement:
+    """What the admission ticket settles for an answer of several choices, each one's own record
+    (``choices.py``), by the rules of one (``admission/ticket.py``): every choice's usage known → their
+    sum; otherwise the running figures, with the input left to the reserved bound while any choice that
+    produced something has not said its prompt, and the whole reservation kept while one has no count
+    at all. What is unknown stays at its worst case."""
+
+    output_started: bool
+    usage: router_pb2.Usage | None
+    running: router_pb2.Usage | None
+
+    @classmethod
+    def of(cls, records: list[RequestRecord]) -> ChoicesSettlement:
+        settled = [record.settled_usage() for record in records]
+        started = any(record.output_started or record.used_anything for record in records)
+        if all(usage is not None for usage in settled):
+            return cls(started, added([u for u in settled if u is not None]), None)
+        input_tokens, output_tokens, input_known = 0, 0, True
+        for record, usage in zip(records, settled, strict=True):
+            if usage is not None:
+                input_tokens += usage.input_tokens + usage.cached_input_tokens + usage.cache_write_tokens
+                output_tokens += usage.output_tokens
+            elif record.output_started or record.used_anything:
+                if (running := record.running_usage()) is None:
+                    return cls(started, None, None)  # no count at all: the whole reservation stays
+                input_tokens += running.input_tokens
+                output_tokens += running.output_tokens
+                input_known = input_known and running.input_tokens > 0
+        if not input_known:
+            input_tokens = 0  # the ticket then keeps the reserved bound of the input
+        return cls(started, None, router_pb2.Usage(input_tokens=input_tokens, output_tokens=output_tokens))
+
+
+_STATUS_RANK: dict[UsageStatus, int] = {"error": 2, "client_disconnected": 1, "ok": 0}
+
+
+def choices_event(records: list[RequestRecord]) -> UsageEventV1:
+    """The one usage.v1 event of an answer of several choices: the first choice's, with every
+    choice's tokens added up, the earliest first byte, the most attempts, and the worst status any
+    choice ended with (an error, else the client leaving, else ok)."""
+    events = [record.to_event() for record in records]
+    worst = max(events, key=lambda event: _STATUS_RANK[event.status])
+    firsts = [event.ttft_ms for event in events if event.ttft_ms is not None]
+    return events[0].model_copy(update={
+        "tokens": TokenCounts(**{
+            name: sum(getattr(event.tokens, name) for event in events) for name in TokenCounts.model_fields
+        }),
+        "status": worst.status, "error_type": worst.error_type, "ttft_ms": min(firsts) if firsts else None,
+        "duration_ms": max(event.duration_ms for event in events),
+        "attempts": max(event.attempts for event in events),
+    })

@@ -276,8 +276,8 @@ Prompt = Annotated[
 
 
 class CompletionRequest(RequestModel):
-    """``POST /v1/completions`` (legacy). Prompt arrays: the parse step takes one prompt only (a string
-    or token ids, ``convert_completions.prompt_input``)."""
+    """``POST /v1/completions`` (legacy). The prompt's kinds (one prompt or a batch) are told apart by
+    the parse step (``convert_completions.prompt_inputs``)."""
 
     model: Annotated[str, Field(min_length=1, max_length=256)]
     prompt: Prompt

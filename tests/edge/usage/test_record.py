@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.common.errors import UpstreamError
-from services.edge.usage.record import RequestRecord
+from services.edge.usage.record import ChoicesSettlement, RequestRecord, choices_event
 from tollgate.router.v1 import router_pb2
 
 
@@ -112,3 +112,49 @@ def test_an_account_without_the_prompt_leaves_the_budget_on_the_reserved_prompt(
     assert record.used_anything
     record.observe_stopped(_account(0, 0, "dep-oa", provider="openai"))
     assert not record.used_anything  # nothing done: the whole reservation goes back
+
+
+def _finished(inp: int, out: int, reason: str = "stop") -> RequestRecord:
+    record = _record()
+    record.observe(_delta("x", 1, inp, "dep-1"))
+    record.observe(router_pb2.GenerateResponse(finish=router_pb2.Finish(
+        finish_reason=reason, deployment_id="dep-1", provider="triton", attempts=1,
+        usage=router_pb2.Usage(input_tokens=inp, cached_input_tokens=2, output_tokens=out),
+    )))
+    return record
+
+
+def test_choices_settle_the_sum_of_their_usages_when_every_one_is_known() -> None:
+    settlement = ChoicesSettlement.of([_finished(10, 3), _finished(10, 5)])
+    assert settlement.output_started and settlement.running is None and settlement.usage is not None
+    usage = settlement.usage
+    assert (usage.input_tokens, usage.cached_input_tokens, usage.output_tokens) == (20, 4, 8)
+
+
+def test_a_choice_cut_short_without_its_prompt_leaves_the_input_to_the_reserved_bound() -> None:
+    cut = _record()
+    cut.observe(_delta("x", 4, 0, "dep-1"))  # an OpenAI-compatible provider says its prompt only at the end
+    settlement = ChoicesSettlement.of([_finished(10, 3), cut, _record()])  # the third never started
+    assert settlement.usage is None and settlement.running is not None
+    assert (settlement.running.input_tokens, settlement.running.output_tokens) == (0, 7)
+    counted = _record()
+    counted.observe(_delta("x", 4, 9, "dep-1"))  # Triton says its prompt with the first delta
+    running = ChoicesSettlement.of([_finished(10, 3), counted]).running
+    assert running is not None and (running.input_tokens, running.output_tokens) == (21, 7)  # 10 + 2 cached + 9
+
+
+def test_no_choice_started_returns_the_whole_reservation() -> None:
+    settlement = ChoicesSettlement.of([_record(), _record()])
+    assert not settlement.output_started and settlement.usage is None
+
+
+def test_one_event_adds_up_every_choice_with_the_worst_status() -> None:
+    cut = _record()
+    cut.observe(_delta("x", 4, 0, "dep-1"))
+    event = choices_event([_finished(10, 3), cut])
+    assert event.status == "client_disconnected"
+    assert (event.tokens.input, event.tokens.cached_input, event.tokens.output) == (10, 2, 7)
+    failed = choices_event([_finished(10, 3), _finished(10, 0, "error")])
+    assert failed.status == "error" and failed.error_type == "upstream_error"
+    ok = choices_event([_finished(10, 3), _finished(12, 4)])
+    assert ok.status == "ok" and (ok.tokens.input, ok.tokens.output) == (22, 7) and ok.request_id == "req_1"
