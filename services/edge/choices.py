@@ -25,6 +25,7 @@ choice's worst case), one concurrency slot, one usage event with every choice's 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -103,7 +104,9 @@ class ChoiceStream:
     quiet_after: float | None
 
     def __post_init__(self) -> None:
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        self._items: deque[_Item] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._readers = [asyncio.ensure_future(self._read(i, call)) for i, call in enumerate(self.calls)]
         self._early: list[_Item] = []  # what came before the first byte, sent first
 
@@ -126,22 +129,39 @@ class ChoiceStream:
             message: router_pb2.GenerateResponse | None = await call.first()
             rest = call.rest()
             while message is not None:
-                self._queue.put_nowait((index, message))
+                self._put((index, message))
                 if message.WhichOneof("event") == "finish":
                     return
                 message = await anext(rest, None)
-            self._queue.put_nowait((index, UpstreamError(ENDED_WITHOUT_FINISH)))
+            self._put((index, UpstreamError(ENDED_WITHOUT_FINISH)))
         except TollgateError as exc:
-            self._queue.put_nowait((index, exc))
+            self._put((index, exc))
+
+    def _put(self, item: _Item) -> None:
+        self._items.append(item)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def _next(self) -> _Item | None:
-        """The next message of any choice; None when the keep-alive interval passed without one."""
-        if self.quiet_after is None:
-            return await self._queue.get()
-        try:
-            return await asyncio.wait_for(self._queue.get(), self.quiet_after)
-        except TimeoutError:
-            return None
+        """The next message of any choice; None when the keep-alive interval passed without one.
+
+        A plain future and a timer, not ``asyncio.wait_for``: before Python 3.12 ``wait_for`` can
+        swallow the task's cancellation when its inner wait completes in the same loop iteration,
+        and a client that left while a chunk arrived would then never stop the generations."""
+        if not self._items:
+            self._waiter = self._loop.create_future()
+            timer = None if self.quiet_after is None else self._loop.call_later(self.quiet_after, self._wake)
+            try:
+                await self._waiter
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            if not self._items:
+                return None
+        return self._items.popleft()
 
     async def first(self) -> bool:
         """Wait until every choice has its first message (True), or the keep-alive interval passed

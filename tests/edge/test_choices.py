@@ -192,3 +192,17 @@ async def test_quiet_choices_start_the_stream_with_keep_alives() -> None:
     encoders = choice_encoders(OpenAIChatStream("req_1", "m", include_usage=False), 2)
     body = b"".join([chunk async for chunk in choice_events(stream, encoders, admitted, quiet_start)])
     assert body.startswith(b": keep-alive") and body.endswith(b"data: [DONE]\n\n")
+
+
+async def test_a_cancel_that_comes_with_a_chunk_is_never_swallowed() -> None:
+    """The client leaving in the same loop iteration as a chunk arriving still cancels the stream
+    (``asyncio.wait_for`` before 3.12 would return the chunk and drop the cancellation, and the
+    generations would run on for a client long gone)."""
+    stream = ChoiceStream(cast(Any, [_Call([_text("a", 1), _finish(1)], 30.0)]), _admitted(1), 60.0)
+    reading = asyncio.ensure_future(stream._next())
+    await asyncio.sleep(0.01)
+    stream._put((0, _text("b", 1)))  # the chunk arrives ...
+    reading.cancel()  # ... as the client leaves
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    await stream.stop()
