@@ -51,6 +51,8 @@ class TollgateError(Exception):
         self.param = param
         self.retry_after = retry_after
         self.headers: dict[str, str] = {}  # extra response headers (e.g. x-ratelimit-* on a refusal)
+        # False: retrying will not help soon (the SDKs read it as x-should-retry); None: the status says
+        self.should_retry: bool | None = None
 
     def to_openai(self) -> dict[str, Any]:
         """OpenAI's error body: ``{"error": {"message", "type", "param", "code"}}``."""

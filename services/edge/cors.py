@@ -21,10 +21,14 @@ from starlette.types import Receive, Scope, Send
 from services.common.errors import AuthenticationFailed
 
 EXPOSED_HEADERS = (
-    "x-request-id", "retry-after",
+    "x-request-id", "retry-after", "x-should-retry",
     "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
     "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
     "deprecation", "sunset", "x-tollgate-replacement",
+    # what the Anthropic SDK reads in a browser (dangerouslyAllowBrowser)
+    "request-id", "anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-limit",
+    "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset",
 )
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 PREFLIGHT_MAX_AGE_SECONDS = 7200  # the most Chromium keeps a preflight answer

@@ -41,6 +41,7 @@ async def test_rpm_50_admits_exactly_50_of_300_concurrent_requests_across_three_
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert refused.headers["x-ratelimit-limit-requests"] == "50"
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert "x-should-retry" not in refused.headers  # the SDKs wait the Retry-After and retry
     served_by = {r.headers["x-ratelimit-remaining-requests"] for r in replies if r.status_code == 200}
     assert len(served_by) == 50  # one shared count: every admitted request saw a different remainder
 
@@ -88,6 +89,7 @@ async def test_budget_of_one_cent_is_never_exceeded_whatever_the_concurrency(edg
                                                         output=usage["completion_tokens"]))
             else:
                 assert reply.status_code == 429 and reply.json()["error"]["type"] == "insufficient_quota"
+                assert reply.headers["x-should-retry"] == "false"  # the window resets in hours, not seconds
         assert 0 < spent <= 10_000
     assert spent == 2 * 2705  # a third request's worst case no longer fits: 5410 + 5400 > 10000
     client = redis.from_url(platform.redis.url)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import anthropic
@@ -229,3 +231,33 @@ async def test_counting_tokens_refused_and_failing_in_anthropics_format(
     async with anthropic.AsyncAnthropic(base_url=base, api_key="sk-wrong", max_retries=0) as stranger:
         with pytest.raises(anthropic.AuthenticationError):
             await stranger.messages.count_tokens(model=stack.model("an-ok"), messages=hi)  # type: ignore[arg-type]
+
+
+async def test_the_sdk_reads_the_request_id_and_rate_limits_in_anthropics_headers(
+    claude: anthropic.AsyncAnthropic, oa: Any
+) -> None:
+    """Anthropic's ``request-id`` (the SDK's ``_request_id``, an error's ``request_id``) and its
+    ``anthropic-ratelimit-*`` headers for the stack key's limits (600 RPM, 200k TPM), never OpenAI's;
+    OpenAI clients keep OpenAI's headers only."""
+    raw = await claude.messages.with_raw_response.create(
+        model=TRITON_MODEL, max_tokens=3, messages=[{"role": "user", "content": "Hi"}]
+    )
+    message = await raw.parse()
+    assert message._request_id == raw.headers["request-id"] == raw.headers["x-request-id"]
+    assert raw.headers["anthropic-ratelimit-requests-limit"] == "600"
+    assert raw.headers["anthropic-ratelimit-tokens-limit"] == "200000"
+    assert 0 <= int(raw.headers["anthropic-ratelimit-requests-remaining"]) < 600
+    reset = datetime.strptime(raw.headers["anthropic-ratelimit-requests-reset"], "%Y-%m-%dT%H:%M:%SZ")
+    assert 0 < reset.replace(tzinfo=UTC).timestamp() - time.time() <= 61  # the 60 s window, rounded up
+    assert not [h for h in raw.headers if h.startswith("x-ratelimit-")]
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        await claude.messages.create(model=TRITON_MODEL, max_tokens=0, messages=[{"role": "user", "content": "Hi"}])
+    assert bad.value.request_id is not None and bad.value.request_id.startswith("req_")
+    models = await claude.models.with_raw_response.list()
+    assert models.headers["request-id"] == models.headers["x-request-id"]  # anthropic-version: its dialect
+
+    chat = await oa.chat.completions.with_raw_response.create(
+        model=TRITON_MODEL, max_tokens=3, messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert chat.headers["x-ratelimit-limit-requests"] == "600" and "request-id" not in chat.headers
+    assert not [h for h in chat.headers if h.startswith("anthropic-")]

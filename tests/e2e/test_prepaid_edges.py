@@ -59,6 +59,7 @@ async def test_a_prepaid_account_with_five_cents_never_goes_below_zero_under_100
         assert refused.status_code == 429, refused.text
         assert refused.json()["error"]["type"] == "insufficient_quota"
         assert "prepaid balance" in refused.json()["error"]["message"]
+        assert refused.headers["x-should-retry"] == "false"  # the SDKs do not retry what credit must fix
         credit = await admin.post(f"/v1/manage/accounts/{account['id']}/credits",
                                   json={"amount": "0.05", "reason": "welcome credit", "idempotency_key": "w1"})
         assert credit.status_code == 201, credit.text

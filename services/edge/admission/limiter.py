@@ -31,7 +31,7 @@ from services.common.errors import DependencyUnavailable, InsufficientQuota, Ove
 from services.common.events.catalog import PriceEntry
 from services.common.events.keys import KeyEventV1
 from services.common.money import format_micros
-from services.edge.admission.headers import duration, rate_limit_headers
+from services.edge.admission.headers import Dialect, duration, rate_limit_headers
 from services.edge.admission.reservation import Reservation
 from services.edge.admission.script_batch import ScriptBatch, run_pipelined
 from services.edge.admission.ticket import Ticket
@@ -74,6 +74,12 @@ def needs_redis(key: KeyEventV1) -> bool:
     return spends_money(key) or any(v is not None for v in counted)
 
 
+# The longest Retry-After the OpenAI and Anthropic SDKs wait for; past it they retry after their own
+# backoff of at most 8 s, which a refusal that lasts longer (a spent budget, a request over the TPM
+# limit, an empty prepaid balance) would refuse again: those refusals say x-should-retry: false.
+SDK_RETRY_AFTER_MAX_SECONDS = 60
+
+
 class Admission:
     def __init__(
         self, client: redis.Redis, prefix: str, lease_ttl_seconds: float, policy: OutagePolicy,
@@ -110,10 +116,11 @@ class Admission:
 
     async def admit(
         self, key: KeyEventV1, reservation: Reservation, price: PriceEntry | None,
-        request_id: str | None = None,
+        request_id: str | None = None, dialect: Dialect = "openai",
     ) -> Ticket:
         """Reserve ``reservation`` against every limit of ``key`` (and its account's prepaid balance,
-        held under ``request_id`` until billing charges the request), or raise the refusal (429/503)."""
+        held under ``request_id`` until billing charges the request), or raise the refusal (429/503).
+        Its rate-limit headers, on the ticket or the refusal, are in the client's API's ``dialect``."""
         limits = key.limits
         ticket = Ticket(key.key_id, reservation, price, account_id=key.account_id)
         if not needs_redis(key):
@@ -144,6 +151,7 @@ class Admission:
          budget_left, available) = (int(v) for v in reply)
         headers = rate_limit_headers(
             limits.requests_per_minute, rpm_left, rpm_reset, limits.tokens_per_minute, tpm_left, tpm_reset,
+            dialect,
         )
         if not admitted:
             DECISIONS.labels(REASONS.get(reason, "unknown")).inc()
@@ -231,6 +239,8 @@ class Admission:
             )
         exc.retry_after = retry
         exc.headers = headers
+        if retry is None or retry > SDK_RETRY_AFTER_MAX_SECONDS:
+            exc.should_retry = False  # an SDK's own retries (within seconds) would all be refused too
         return exc
 
     def release(self, ticket: Ticket) -> None:

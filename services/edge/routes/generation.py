@@ -135,12 +135,13 @@ def require_usage_recording(deps: EdgeDeps) -> None:
 async def admit(
     deps: EdgeDeps, key: KeyEventV1, request_id: str, api: ApiName, requested: str, model: ModelEntry,
     price: PriceEntry | None, reservation: Reservation, streamed: bool, received_at: datetime,
-    choices: int = 1,
+    choices: int = 1, flavor: Flavor = "openai",
 ) -> Admitted:
     """Take ``reservation`` from the key's limits (raising their refusal), then the request is
     admitted: the ``Admitted`` that settles it and emits its usage, and its requests.v1 record. Shared
-    by every endpoint that generates or embeds."""
-    ticket = await deps.admission.admit(key, reservation, price, request_id)
+    by every endpoint that generates or embeds; the rate-limit headers are in the ``flavor`` of the
+    client's API."""
+    ticket = await deps.admission.admit(key, reservation, price, request_id, flavor)
     admitted = Admitted(ticket, RequestRecord(
         request_id=request_id, account_id=key.account_id, key_id=key.key_id, api=api,
         model_requested=requested, model_id=model.id, price_version=price.id if price else None,
@@ -187,7 +188,7 @@ async def serve(request: Request, deps: EdgeDeps, api: Api) -> Response | Admitt
         price = deps.catalog_view.current_price(model.id)
         reservation = reserve_for_choices(requests, price)
         admitted = await admit(deps, key, request_id, api.name, parsed.model, model, price, reservation,
-                               bool(parsed.stream), received_at, len(requests))
+                               bool(parsed.stream), received_at, len(requests), api.flavor)
         watch = DisconnectWatch(request.receive)  # the body is read: what comes next is the disconnect
         timeout = deps.settings.router_timeout_seconds
         keepalive = deps.settings.stream_keepalive_seconds or None

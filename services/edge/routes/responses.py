@@ -1,5 +1,5 @@
-"""Responses in each API's own format: errors (OpenAI or Anthropic body, right status, Retry-After),
-JSON bodies via orjson, and the request body read with a size limit."""
+"""Responses in each API's own format: errors (OpenAI or Anthropic body, right status, Retry-After,
+``x-should-retry``), JSON bodies via orjson, and the request body read with a size limit."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ def error_response(exc: TollgateError, flavor: Flavor, headers: dict[str, str] |
     headers = {**(headers or {}), **exc.headers}
     if exc.retry_after is not None:
         headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+    if exc.should_retry is not None:  # the OpenAI and Anthropic SDKs obey it before their own rules
+        headers["x-should-retry"] = "true" if exc.should_retry else "false"
     return json_response(body, exc.http_status, headers)
 
 

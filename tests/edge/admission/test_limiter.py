@@ -57,10 +57,21 @@ async def test_requests_per_minute_admits_exactly_the_limit_under_concurrency(ad
     refused = [r for r in results if isinstance(r, RateLimited)]
     assert len(admitted) == 50 and len(refused) == 250
     assert all(r.code == "rate_limit_exceeded" and r.retry_after and 0 < r.retry_after <= 60 for r in refused)
+    assert all(r.should_retry is None for r in refused)  # worth the SDK's wait for the Retry-After
     assert refused[0].headers["x-ratelimit-remaining-requests"] == "0"
     assert refused[0].headers["x-ratelimit-limit-requests"] == "50"
     remaining = sorted(int(t.headers["x-ratelimit-remaining-requests"]) for t in admitted)
     assert remaining == list(range(50))  # each admission saw the count of the ones before it
+
+
+async def test_an_anthropic_client_gets_the_headers_in_anthropics_dialect(admission: Admission) -> None:
+    key = key_with(requests_per_minute=1, tokens_per_minute=1000)
+    ticket = await admission.admit(key, SMALL, None, "req_a", "anthropic")
+    assert ticket.headers["anthropic-ratelimit-requests-remaining"] == "0"
+    assert ticket.headers["anthropic-ratelimit-tokens-remaining"] == str(1000 - SMALL.tokens)
+    assert not [h for h in ticket.headers if h.startswith("x-ratelimit-")]
+    refused = await _try(admission, key, SMALL, None, "req_b", "anthropic")
+    assert isinstance(refused, RateLimited) and refused.headers["anthropic-ratelimit-requests-limit"] == "1"
 
 
 async def test_tokens_per_minute_reserves_the_worst_case_and_settles_to_the_real_count(
@@ -86,6 +97,7 @@ async def test_a_request_larger_than_the_tpm_limit_is_refused_as_never_fitting(a
     with pytest.raises(RateLimited, match="Request too large") as err:
         await admission.admit(key, SMALL, None)
     assert err.value.retry_after is None
+    assert err.value.should_retry is False  # the SDKs' own retries would be refused the same way
 
 
 async def test_concurrency_leases_are_released_and_reclaimed(admission: Admission, redis_client: redis.Redis,
