@@ -209,7 +209,8 @@ class RouterSession:
                 self._stream = None
             call: SessionStream = self._stub.Session()  # type: ignore[call-arg]  # none: call.write
             try:
-                hello = await asyncio.wait_for(call.read(), OPEN_TIMEOUT_SECONDS)
+                async with asyncio.timeout(OPEN_TIMEOUT_SECONDS):  # not wait_for: it can swallow a cancel
+                    hello = await call.read()
             except grpc.aio.AioRpcError as err:
                 call.cancel()
                 if err.code() == grpc.StatusCode.UNIMPLEMENTED:

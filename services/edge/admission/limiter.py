@@ -174,7 +174,10 @@ class Admission:
             await self._slots.acquire()  # free: returns without suspending
             return
         try:
-            await asyncio.wait_for(self._slots.acquire(), self._queue_seconds)
+            # not asyncio.wait_for: before Python 3.12 it swallows a cancellation (the client gone)
+            # that comes as the slot frees, and would admit a request nobody waits for
+            async with asyncio.timeout(self._queue_seconds):
+                await self._slots.acquire()
         except TimeoutError:
             DECISIONS.labels("queue_full").inc()
             raise Overloaded(

@@ -243,3 +243,18 @@ async def test_a_request_that_cannot_get_its_turn_in_time_is_refused_as_overload
         busy.release()
     assert refused.value.http_status == 503 and refused.value.retry_after == 1.0
     assert isinstance(await admission.admit(key_with(requests_per_minute=10), SMALL, None), Ticket)
+
+
+async def test_a_client_that_leaves_as_its_turn_comes_is_not_admitted(redis_client: redis.Redis, prefix: str) -> None:
+    """Cancelled in the loop iteration its slot frees: the request stops there (``asyncio.wait_for``
+    before 3.12 would swallow that cancellation and admit it for nobody), and the slot is free again."""
+    admission = Admission(redis_client, prefix, 30, OutagePolicy(), 600, checks_at_once=1, queue_seconds=10)
+    busy = admission._slots
+    await busy.acquire()
+    waiting = asyncio.ensure_future(admission.admit(key_with(requests_per_minute=10), SMALL, None))
+    await asyncio.sleep(0.01)
+    busy.release()  # its turn comes ...
+    waiting.cancel()  # ... as the client leaves
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert not busy.locked()
