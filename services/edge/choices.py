@@ -228,7 +228,8 @@ async def choice_events(
             yield first.keep_alive()
         # every choice opens in index order: the SDKs' stream helpers add a choice the first time its
         # index comes, and take it to be the next one
-        yield b"".join(encoder.start() for encoder in encoders)
+        if opening := b"".join(encoder.start() for encoder in encoders):  # completions have none
+            yield opening
         async for item in stream.items():
             if item is None:
                 yield first.keep_alive()
