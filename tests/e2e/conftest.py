@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
@@ -91,6 +92,24 @@ async def usage_events(stack: Stack, request_ids: set[str], timeout: float = 30.
         if set(found) == request_ids or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.5)
+
+
+async def read_then_leave(stream: openai.AsyncStream[Any], chunks: int) -> None:
+    """Read ``chunks`` chunks of a stream, then close it: a client that leaves mid-answer."""
+    seen = 0
+    async for _ in stream:
+        seen += 1
+        if seen == chunks:
+            break
+    await stream.close()
+
+
+async def upstream_disconnects(stack: Stack, upstream_model: str, count: int, timeout: float = 5.0) -> dict[str, int]:
+    """The upstream's counts for one model once it has seen ``count`` disconnects (or after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while (stats := stack.upstream.model_stats(upstream_model))["disconnects"] < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return stats
 
 
 @pytest.fixture

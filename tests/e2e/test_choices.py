@@ -5,14 +5,13 @@ one usage event with every choice's tokens; a client that leaves stops every cho
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
 import openai
 import pytest
 
-from tests.e2e.conftest import TRITON_MODEL, Stack, usage_events
+from tests.e2e.conftest import TRITON_MODEL, Stack, read_then_leave, upstream_disconnects, usage_events
 from tests.upstream.harness import recorded_completion_logprobs
 
 ASK: Any = [{"role": "user", "content": "Name a colour."}]
@@ -113,18 +112,8 @@ async def test_a_batch_of_prompts_is_scored_as_evaluation_harnesses_send_it(oa: 
 async def test_a_client_that_leaves_stops_every_choice(oa: openai.AsyncOpenAI, stack: Stack) -> None:
     model = stack.model("oa-slow-stream")
     before = stack.upstream.model_stats(f"slow-stream:{model}")
-    stream = await oa.chat.completions.create(model=model, messages=ASK, n=2, stream=True)
-    seen = 0
-    async for _ in stream:
-        seen += 1
-        if seen == 4:
-            break
-    await stream.close()
-    for _ in range(50):
-        if stack.upstream.model_stats(f"slow-stream:{model}")["disconnects"] == before["disconnects"] + 2:
-            break
-        await asyncio.sleep(0.1)
-    stats = stack.upstream.model_stats(f"slow-stream:{model}")
+    await read_then_leave(await oa.chat.completions.create(model=model, messages=ASK, n=2, stream=True), 4)
+    stats = await upstream_disconnects(stack, f"slow-stream:{model}", before["disconnects"] + 2)
     assert stats["disconnects"] == before["disconnects"] + 2 and stats["completed"] == before["completed"]
 
 

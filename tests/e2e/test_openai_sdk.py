@@ -10,7 +10,7 @@ import pytest
 
 from services.common.events.keys import KeyEventV1
 from services.edge.end_user import end_user_id
-from tests.e2e.conftest import KEY_EXAMPLE, TRITON_MODEL, Stack
+from tests.e2e.conftest import KEY_EXAMPLE, TRITON_MODEL, Stack, read_then_leave, upstream_disconnects
 
 
 async def test_chat_non_stream_on_triton(oa: openai.AsyncOpenAI) -> None:
@@ -99,17 +99,8 @@ async def test_failure_after_first_byte_ends_the_stream_with_an_error(oa: openai
 async def test_client_disconnect_cancels_the_upstream_request(oa: openai.AsyncOpenAI, stack: Stack) -> None:
     model = stack.model("oa-slow-stream")
     stream = await oa.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], stream=True)
-    seen = 0
-    async for _ in stream:
-        seen += 1
-        if seen == 3:
-            break
-    await stream.close()
-    for _ in range(50):
-        if stack.upstream.model_stats(f"slow-stream:{model}")["disconnects"] == 1:
-            break
-        await asyncio.sleep(0.1)
-    stats = stack.upstream.model_stats(f"slow-stream:{model}")
+    await read_then_leave(stream, 3)
+    stats = await upstream_disconnects(stack, f"slow-stream:{model}", 1)
     assert stats["disconnects"] == 1 and stats["completed"] == 0
 
 
