@@ -30,21 +30,23 @@ ASK: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
     ("oa-tool-calls", "call_Jx4Pq7ZbN2mW8vR1tY6sK3dL", None),  # an OpenAI provider's call
     ("an-tool-use", "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "I'll check the weather in Paris for you."),  # Anthropic's
 ])
+@pytest.mark.parametrize("n", [1, 2])  # with n = 2, each choice's calls are its own, streamed by its index
 async def test_openai_sdk_gets_the_providers_tool_calls(
-    oa: openai.AsyncOpenAI, stack: Stack, model: str, call_id: str, text: str | None
+    oa: openai.AsyncOpenAI, stack: Stack, model: str, call_id: str, text: str | None, n: int
 ) -> None:
-    whole = await oa.chat.completions.create(model=stack.model(model), messages=ASK, tools=[OPENAI_TOOL])
-    async with oa.chat.completions.stream(model=stack.model(model), messages=ASK, tools=[OPENAI_TOOL]) as stream:
+    whole = await oa.chat.completions.create(model=stack.model(model), messages=ASK, tools=[OPENAI_TOOL], n=n)
+    async with oa.chat.completions.stream(model=stack.model(model), messages=ASK, tools=[OPENAI_TOOL], n=n) as stream:
         pieces = [e async for e in stream if e.type == "tool_calls.function.arguments.delta"]
         streamed = await stream.get_final_completion()
-    assert len(pieces) > 2  # the arguments as the model wrote them, not whole at the end
+    assert len(pieces) > 2 * n  # the arguments as the model wrote them, not whole at the end
     for completion in (whole, streamed):
-        choice = completion.choices[0]
-        assert choice.finish_reason == "tool_calls"
-        assert (choice.message.content or None) == text
-        [call] = choice.message.tool_calls or []
-        assert (call.id, call.type, call.function.name) == (call_id, "function", "get_weather")
-        assert json.loads(call.function.arguments) == WEATHER_ARGS
+        assert [choice.index for choice in completion.choices] == list(range(n))
+        for choice in completion.choices:
+            assert choice.finish_reason == "tool_calls"
+            assert (choice.message.content or None) == text
+            [call] = choice.message.tool_calls or []
+            assert (call.id, call.type, call.function.name) == (call_id, "function", "get_weather")
+            assert json.loads(call.function.arguments) == WEATHER_ARGS
 
 
 @pytest.mark.parametrize(("model", "call_id", "text"), [
