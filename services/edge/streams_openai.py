@@ -53,7 +53,6 @@ class _OpenAIStream:
         self.id = response_id(self._prefix, request_id)
         self.created = int(time.time()) if created is None else created
         self.include_usage = include_usage
-        self.index = index
         self._index = str(index).encode()
         self.started = False
         self.done = False

@@ -113,7 +113,7 @@ class RequestRecord:
         running = self.running
         return router_pb2.Usage(input_tokens=running.input_tokens, output_tokens=running.output_tokens)
 
-    def status(self) -> tuple[UsageStatus, str | None]:
+    def _status(self) -> tuple[UsageStatus, str | None]:
         if self.finish is not None:
             if self.finish.finish_reason == "error":
                 return "error", self.finish.error_code or "upstream_error"
@@ -127,7 +127,7 @@ class RequestRecord:
         return self.finish.usage if self.finish is not None else self.running_usage()
 
     def to_event(self) -> UsageEventV1:
-        status, error_type = self.status()
+        status, error_type = self._status()
         usage = self.billed_usage()
         tokens = token_counts(usage) if usage is not None else TokenCounts()
         finish = self.finish if self.finish is not None else self.stopped
