@@ -57,18 +57,18 @@ class Admitted:
             return
         self.closed = True
         record, ticket = self.record, self.ticket
-        if len(self.records) > 1:
+        if len(self.records) == 1:
+            ticket.output_started = record.output_started or record.used_anything
+            ticket.usage = record.settled_usage()
+            ticket.running = record.running_usage()
+            event = record.to_event()
+        else:
             settlement = ChoicesSettlement.of(self.records)
             ticket.output_started, ticket.usage = settlement.output_started, settlement.usage
             ticket.running = settlement.running
-            self._admission.release(ticket)
-            self._usage.emit(choices_event(self.records))
-            return
-        ticket.output_started = record.output_started or record.used_anything
-        ticket.usage = record.settled_usage()
-        ticket.running = record.running_usage()
+            event = choices_event(self.records)
         self._admission.release(ticket)
-        self._usage.emit(record.to_event())
+        self._usage.emit(event)
 
 
 class AdmittedStream:

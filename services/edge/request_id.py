@@ -1,7 +1,7 @@
 """Every response carries ``x-request-id``: the one id of that request in events, logs and traces.
 A request in Anthropic's API (``/v1/messages``, or any carrying ``anthropic-version``, as every
-Anthropic SDK sends it) also gets it as ``request-id``, the header Anthropic sends and its SDKs read
-(``message._request_id``, an error's ``request_id``).
+Anthropic SDK sends it: ``routes.fallbacks.scope_flavor``) also gets it as ``request-id``, the header
+Anthropic sends and its SDKs read (``message._request_id``, an error's ``request_id``).
 
 Pure ASGI (not BaseHTTPMiddleware) so that streaming responses are not buffered.
 """
@@ -12,6 +12,8 @@ import secrets
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.edge.routes.fallbacks import scope_flavor
 
 
 def new_request_id() -> str:
@@ -30,7 +32,7 @@ class RequestIdMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         ids = [(b"x-request-id", request_id.encode())]
-        if _speaks_anthropic(scope):
+        if scope_flavor(scope) == "anthropic":
             ids.append((b"request-id", ids[0][1]))
 
         async def send_with_id(message: Message) -> None:
@@ -42,10 +44,3 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
-
-
-def _speaks_anthropic(scope: Scope) -> bool:
-    path: str = scope["path"]
-    if path.startswith("/v1/messages"):
-        return True
-    return any(name == b"anthropic-version" for name, _ in scope["headers"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ExceptionHandler
+from starlette.types import ExceptionHandler, Scope
 
 from services.common.errors import MethodNotAllowed, TollgateError, UnknownURL
 from services.edge.routes.responses import Flavor, error_response
@@ -23,9 +23,16 @@ ANTHROPIC_PATH = "/v1/messages"
 
 
 def flavor_of(request: Request) -> Flavor:
-    path = request.url.path
-    anthropic_path = path == ANTHROPIC_PATH or path.startswith(ANTHROPIC_PATH + "/")
-    return "anthropic" if anthropic_path or "anthropic-version" in request.headers else "openai"
+    return scope_flavor(request.scope)
+
+
+def scope_flavor(scope: Scope) -> Flavor:
+    """The API a request speaks, from its ASGI scope (the request-id middleware has no ``Request``):
+    ASGI gives header names in lower case."""
+    path: str = scope["path"]
+    if path == ANTHROPIC_PATH or path.startswith(ANTHROPIC_PATH + "/"):
+        return "anthropic"
+    return "anthropic" if any(name == b"anthropic-version" for name, _ in scope["headers"]) else "openai"
 
 
 def _described(request: Request) -> str:
